@@ -1,0 +1,9 @@
+// The whole public C++ API of eigengru.
+#pragma once
+
+#include "eigengru/layer.hpp"
+#include "eigengru/packed_matrix.hpp"
+#include "eigengru/threads.hpp"
+#include "eigengru/training_cache.hpp"
+#include "eigengru/types.hpp"
+#include "eigengru/weights.hpp"

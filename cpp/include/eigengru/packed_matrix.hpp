@@ -1,0 +1,42 @@
+// A matrix packed once for many products with a few rows on its left: the per-step recurrent
+// product of a GRU, C (m x N) = A (m x K) * B (K x N), where B is a weight matrix and m is a batch.
+#pragma once
+
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "eigengru/types.hpp"
+
+namespace eigengru {
+
+/// B (K x N) stored as column panels of kPanelWidth columns, each panel K consecutive rows of
+/// kPanelWidth values (the last panel zero-padded). A product then streams every panel once from
+/// memory and keeps it in cache while all rows of A go past it; nothing is allocated per product.
+template <typename Scalar>
+class PackedMatrix {
+ public:
+  /// Two 64-byte vectors: 32 floats or 16 doubles.
+  static constexpr Index kPanelWidth = 2 * 64 / static_cast<Index>(sizeof(Scalar));
+
+  PackedMatrix() = default;
+
+  /// Packs B with B(k, j) = source[k * row_stride + j * col_stride]; a transposed or
+  /// sub-matrix view is a matter of strides. Allocates.
+  void pack(const Scalar* source, Index rows, Index cols, Index row_stride, Index col_stride);
+
+  Index rows() const { return rows_; }
+  Index cols() const { return cols_; }
+
+  /// C = A * B, or C += A * B when accumulate. A is m x rows() with rows lda apart, C is
+  /// m x cols() with rows ldc apart. Allocates nothing; C must not overlap A.
+  void multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+                bool accumulate) const noexcept;
+
+ private:
+  Index rows_ = 0;
+  Index cols_ = 0;
+  std::vector<Scalar, Eigen::aligned_allocator<Scalar>> panels_;
+};
+
+}  // namespace eigengru

@@ -1,0 +1,57 @@
+// What a training forward pass keeps for backward.
+#pragma once
+
+#include <cstddef>
+
+#include "eigengru/types.hpp"
+#include "eigengru/weights.hpp"
+
+namespace eigengru {
+
+namespace detail {
+template <typename Scalar>
+struct LayerPasses;
+}
+
+/// Filled by forward_training(), consumed by backward(): the gate activations of every step and
+/// row (r, z, n and the factor of W_hn, 4H values), the hidden states h_0 ... h_T, and copies of
+/// the input and of the weights, so that backward differentiates exactly the forward that ran
+/// even if the caller reuses its buffers in between. backward() overwrites the gate activations
+/// with gate gradients, so one forward allows one backward.
+///
+/// Thread safety: one cache belongs to one forward/backward pair at a time; distinct caches may
+/// be used from different threads at once.
+template <typename Scalar>
+class TrainingCache {
+ public:
+  /// True between a forward_training() and the backward() that consumes it.
+  bool ready() const { return ready_; }
+  Index steps() const { return steps_; }
+  Index batch() const { return batch_; }
+  Index input_size() const { return input_size_; }
+  Index hidden_size() const { return hidden_size_; }
+  bool reset_after() const { return reset_after_; }
+  bool has_bias() const { return has_bias_; }
+  /// Bytes of memory held.
+  std::size_t bytes() const {
+    return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
+                                                     weight_hh_.size() + states_.size() +
+                                                     gates_.size());
+  }
+  /// Releases the memory; ready() becomes false.
+  void clear() { *this = TrainingCache(); }
+
+ private:
+  friend struct detail::LayerPasses<Scalar>;
+
+  bool ready_ = false;
+  Index steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
+  bool reset_after_ = true, has_bias_ = true;
+  RowMatrix<Scalar> inputs_;     // (T*B, I)
+  RowMatrix<Scalar> weight_ih_;  // (3H, I)
+  RowMatrix<Scalar> weight_hh_;  // (3H, H)
+  RowMatrix<Scalar> states_;     // ((T+1)*B, H): rows [t*B, (t+1)*B) hold h_t, h_0 first
+  RowMatrix<Scalar> gates_;      // (T*B, 4H): the gate records of cell.hpp
+};
+
+}  // namespace eigengru

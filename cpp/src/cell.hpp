@@ -1,0 +1,164 @@
+// The fused per-step gate passes of one batch row: everything between the recurrent products.
+//
+// Each row's gate record holds four blocks of H values:
+//   forward:  [r, z, n, m]   m = W_hn h + b_hn  (reset_after)   or  m = r * h  (reset before)
+//   backward: [da_r, da_z, da_n, m']  with da_* = dL/d(pre-activation of gate *), and
+//             m' = dL/d(W_hn h + b_hn) (reset_after), or m kept as r * h (reset before).
+// The fourth block is whatever multiplies W_hn, so the weight gradient of the candidate's
+// recurrent part is always a whole-sequence product with it after the time loop.
+//
+// A row is processed in chunks of one 64-byte vector held in fixed-size Eigen arrays, the last
+// chunk zero-padded. Every element thus takes the same vectorised path wherever it lies in
+// memory, which keeps results bitwise independent of buffer alignment (Eigen would otherwise
+// peel unaligned heads into scalar code, whose sigmoid and tanh round differently). The
+// nonlinearities are Eigen's: for float, vectorised rational approximations within a few ulp of
+// the exact functions that saturate cleanly at large |x|.
+#pragma once
+
+#include <algorithm>
+
+#include <Eigen/Core>
+
+#include "eigengru/types.hpp"
+
+namespace eigengru::detail {
+
+template <typename Scalar>
+constexpr Index kChunk = 64 / static_cast<Index>(sizeof(Scalar));
+
+template <typename Scalar>
+using Chunk = Eigen::Array<Scalar, kChunk<Scalar>, 1>;
+
+/// Elements [j, j + len) of p, len <= kChunk, zero-padded.
+template <typename Scalar>
+inline Chunk<Scalar> load(const Scalar* p, Index j, Index len) {
+  if (len == kChunk<Scalar>) return Eigen::Map<const Chunk<Scalar>>(p + j);
+  Chunk<Scalar> c = Chunk<Scalar>::Zero();
+  std::copy(p + j, p + j + len, c.data());
+  return c;
+}
+
+template <typename Scalar>
+inline void store(Scalar* p, Index j, Index len, const Chunk<Scalar>& c) {
+  if (len == kChunk<Scalar>)
+    Eigen::Map<Chunk<Scalar>>(p + j) = c;
+  else
+    std::copy(c.data(), c.data() + len, p + j);
+}
+
+/// Calls step(j, len) for consecutive chunks covering [0, n).
+template <typename Scalar, typename Step>
+inline void for_each_chunk(Index n, Step step) {
+  for (Index j = 0; j < n; j += kChunk<Scalar>) step(j, std::min(kChunk<Scalar>, n - j));
+}
+
+/// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
+template <typename Scalar>
+inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
+                                const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
+                                Scalar* h_next) {
+  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+    const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
+    const Chunk<Scalar> z = (load(gx + H, j, len) + load(gh + H, j, len)).logistic();
+    Chunk<Scalar> m = load(gh + 2 * H, j, len);
+    if (bias_hn != nullptr) m += load(bias_hn, j, len);
+    const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + r * m).tanh();
+    store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));  // (1-z) n + z h
+    store(rec, j, len, r);
+    store(rec + H, j, len, z);
+    store(rec + 2 * H, j, len, n);
+    store(rec + 3 * H, j, len, m);
+  });
+}
+
+/// Forward, reset before the product, first half: r, z and m = r * h (the product's input).
+template <typename Scalar>
+inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
+                             Scalar* rec) {
+  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+    const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
+    store(rec, j, len, r);
+    store(rec + H, j, len, Chunk<Scalar>((load(gx + H, j, len) + load(gh + H, j, len)).logistic()));
+    store(rec + 3 * H, j, len, Chunk<Scalar>(r * load(h_prev, j, len)));
+  });
+}
+
+/// Forward, reset before the product, second half: gh_n = W_hn (r * h); gx holds b_in + b_hn.
+template <typename Scalar>
+inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, const Scalar* h_prev,
+                              Scalar* rec, Scalar* h_next) {
+  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+    const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + load(gh_n, j, len)).tanh();
+    const Chunk<Scalar> z = load(rec + H, j, len);
+    store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));
+    store(rec + 2 * H, j, len, n);
+  });
+}
+
+// Backward. dh holds dL/dh_t on entry (output gradient plus what flowed back from step t+1).
+// Derivation (numbers as in the README):
+//   (1) dn   = dh * (1 - z)                 from h' = (1 - z) n + z h
+//   (2) dz   = dh * (h - n)
+//   (3) dh  <- dh * z                       the direct path to h_{t-1}
+//   (4) da_n = dn * (1 - n^2)               n = tanh(a_n)
+//   (5) da_z = dz * z (1 - z)               z = sigmoid(a_z)
+//   (6) da_r = dr * r (1 - r)               r = sigmoid(a_r)
+
+/// reset_after: a_n = x_n + r * m, so (7) dr = da_n * m and (8) dm = da_n * r.
+/// Writes [da_r, da_z, da_n, dm] over the record and [da_r, da_z, dm] into dgh (the left factor of
+/// the product with W_hh that completes dh_{t-1}).
+template <typename Scalar>
+inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
+                                 Scalar* dgh) {
+  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+    const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
+    const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
+    const Chunk<Scalar> d = load(dh, j, len);
+    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                    // (1), (4)
+    const Chunk<Scalar> da_r = da_n * m * r * (1 - r);                       // (7), (6)
+    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z); // (2), (5)
+    const Chunk<Scalar> dm = da_n * r;                                       // (8)
+    store(dh, j, len, Chunk<Scalar>(d * z));                                 // (3)
+    store(rec, j, len, da_r);
+    store(rec + H, j, len, da_z);
+    store(rec + 2 * H, j, len, da_n);
+    store(rec + 3 * H, j, len, dm);
+    store(dgh, j, len, da_r);
+    store(dgh + H, j, len, da_z);
+    store(dgh + 2 * H, j, len, dm);
+  });
+}
+
+/// Reset before the product, first half: (1)-(5). Writes da_z and da_n into the record and into
+/// dgh (whose n block is the left factor of dq = da_n W_hn); keeps r and m = r * h.
+template <typename Scalar>
+inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
+                                      Scalar* dgh) {
+  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+    const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
+    const Chunk<Scalar> d = load(dh, j, len);
+    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                    // (1), (4)
+    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z); // (2), (5)
+    store(dh, j, len, Chunk<Scalar>(d * z));                                 // (3)
+    store(rec + H, j, len, da_z);
+    store(rec + 2 * H, j, len, da_n);
+    store(dgh + H, j, len, da_z);
+    store(dgh + 2 * H, j, len, da_n);
+  });
+}
+
+/// Reset before the product, second half, given dq = dL/d(r * h) = da_n W_hn:
+/// (9) dr = dq * h and (10) dh += dq * r; writes da_r into the record and dgh.
+template <typename Scalar>
+inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec,
+                           Scalar* dh, Scalar* dgh) {
+  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+    const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
+    const Chunk<Scalar> da_r = q * load(h_prev, j, len) * r * (1 - r);  // (9), (6)
+    store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));         // (10)
+    store(rec, j, len, da_r);
+    store(dgh, j, len, da_r);
+  });
+}
+
+}  // namespace eigengru::detail

@@ -1,0 +1,294 @@
+#include "eigengru/layer.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "cell.hpp"
+#include "eigengru/packed_matrix.hpp"
+#include "eigengru/threads.hpp"
+
+namespace eigengru {
+namespace detail {
+namespace {
+
+/// The rows [begin, end) of the batch that the calling OpenMP thread owns for the whole sequence.
+struct RowSlice {
+  Index begin, end;
+  Index size() const { return end - begin; }
+};
+
+RowSlice my_rows(Index batch) {
+  const Index t = omp_get_thread_num(), n = omp_get_num_threads();
+  return {batch * t / n, batch * (t + 1) / n};
+}
+
+int threads_for(Index batch) {
+  return static_cast<int>(std::clamp<Index>(batch, 1, get_num_threads()));
+}
+
+template <typename Scalar>
+void check_arguments(const char* fn, const LayerWeights<Scalar>& w, Index steps, Index batch,
+                     const Scalar* x) {
+  const std::string where(fn);
+  if (w.input_size < 1 || w.hidden_size < 1)
+    throw std::invalid_argument(where + ": input_size and hidden_size must be positive, got " +
+                                std::to_string(w.input_size) + " and " +
+                                std::to_string(w.hidden_size));
+  if (w.weight_ih == nullptr || w.weight_hh == nullptr)
+    throw std::invalid_argument(where + ": weight_ih and weight_hh must not be null");
+  if ((w.bias_ih == nullptr) != (w.bias_hh == nullptr))
+    throw std::invalid_argument(where + ": bias_ih and bias_hh must both be given or both be null");
+  if (steps < 0 || batch < 0)
+    throw std::invalid_argument(where + ": steps and batch must not be negative, got " +
+                                std::to_string(steps) + " and " + std::to_string(batch));
+  if (steps * batch > 0 && x == nullptr) throw std::invalid_argument(where + ": x must not be null");
+}
+
+/// gx = x W_ihᵀ + b_ih for all T*B rows in one product, with every bias that is added outside the
+/// reset gate folded in: b_hr and b_hz always, b_hn too when the reset comes before the product.
+template <typename Scalar>
+RowMatrix<Scalar> project_inputs(const LayerWeights<Scalar>& w, Index rows, const Scalar* x) {
+  const Index H = w.hidden_size, I = w.input_size;
+  ConstMatrixMap<Scalar> X(x, rows, I, Eigen::OuterStride<>(I));
+  ConstMatrixMap<Scalar> W(w.weight_ih, 3 * H, I, Eigen::OuterStride<>(I));
+  RowMatrix<Scalar> gx(rows, 3 * H);
+  gx.noalias() = X * W.transpose();
+  if (w.has_bias()) {
+    Vector<Scalar> bias = Eigen::Map<const Vector<Scalar>>(w.bias_ih, 3 * H);
+    const Index folded = w.reset_after ? 2 * H : 3 * H;
+    bias.head(folded) += Eigen::Map<const Vector<Scalar>>(w.bias_hh, folded);
+    gx.rowwise() += bias.transpose();
+  }
+  return gx;
+}
+
+/// W_hh packed for the per-step products. Forward multiplies h by W_hhᵀ; backward multiplies
+/// gate gradients by W_hh. With the reset before the product, the r|z block and the n block are
+/// separate products, since r must be known before W_hn can be applied.
+template <typename Scalar>
+struct RecurrentWeights {
+  PackedMatrix<Scalar> rz_or_all;  // reset_after: all three gates; else r and z
+  PackedMatrix<Scalar> n;          // reset before the product only
+
+  static RecurrentWeights for_forward(const Scalar* w_hh, Index H, bool reset_after) {
+    RecurrentWeights r;  // B(k, j) = W_hh(j, k): row stride 1, column stride H
+    if (reset_after) {
+      r.rz_or_all.pack(w_hh, H, 3 * H, 1, H);
+    } else {
+      r.rz_or_all.pack(w_hh, H, 2 * H, 1, H);
+      r.n.pack(w_hh + 2 * H * H, H, H, 1, H);
+    }
+    return r;
+  }
+
+  static RecurrentWeights for_backward(const Scalar* w_hh, Index H, bool reset_after) {
+    RecurrentWeights r;  // B = W_hh itself
+    if (reset_after) {
+      r.rz_or_all.pack(w_hh, 3 * H, H, H, 1);
+    } else {
+      r.rz_or_all.pack(w_hh, 2 * H, H, H, 1);
+      r.n.pack(w_hh + 2 * H * H, H, H, H, 1);
+    }
+    return r;
+  }
+};
+
+}  // namespace
+
+template <typename Scalar>
+struct LayerPasses {
+  /// The forward recurrence. With a cache, h_0..h_T and the gate records of every step are kept
+  /// there; without, each thread reuses one gate record per row and the states live in `out`.
+  static void forward(const LayerWeights<Scalar>& w, Index T, Index B, const Scalar* x,
+                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>* cache) {
+    const Index H = w.hidden_size, I = w.input_size, G = 3 * H, R = 4 * H;
+    const bool training = cache != nullptr;
+
+    // Everything is allocated here, before the time loop, so that a failure leaves the
+    // caller's buffers and cache untouched.
+    RowMatrix<Scalar> gx = project_inputs(w, T * B, x);
+    const auto rec = RecurrentWeights<Scalar>::for_forward(w.weight_hh, H, w.reset_after);
+    RowMatrix<Scalar> initial = RowMatrix<Scalar>::Zero(B, H);
+    if (h0 != nullptr) initial = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
+    RowMatrix<Scalar> states, own_out;  // training: (T+1)B x H; inference without `out`: TB x H
+    if (training) {
+      states.resize((T + 1) * B, H);
+      states.topRows(B) = initial;
+    } else if (out == nullptr) {
+      own_out.resize(T * B, H);
+    }
+    RowMatrix<Scalar> gates(training ? T * B : B, R);
+    RowMatrix<Scalar> gh(B, G);
+    const Scalar* first = training ? states.data() : initial.data();
+    Scalar* seq = training ? states.data() + B * H : (out != nullptr ? out : own_out.data());
+    const Scalar* bias_hn = w.has_bias() && w.reset_after ? w.bias_hh + 2 * H : nullptr;
+
+#pragma omp parallel num_threads(threads_for(B))
+    {
+      const RowSlice rows = my_rows(B);
+      const Index b0 = rows.begin, n = rows.size();
+      Scalar* ghs = gh.data() + b0 * G;
+      for (Index t = 0; t < T && n > 0; ++t) {
+        const Scalar* hp = (t == 0 ? first : seq + (t - 1) * B * H) + b0 * H;
+        Scalar* hn = seq + t * B * H + b0 * H;
+        const Scalar* gxt = gx.data() + (t * B + b0) * G;
+        Scalar* recs = gates.data() + ((training ? t * B : 0) + b0) * R;
+        if (w.reset_after) {
+          rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
+          for (Index i = 0; i < n; ++i)
+            forward_reset_after(H, gxt + i * G, ghs + i * G, bias_hn, hp + i * H, recs + i * R,
+                                hn + i * H);
+        } else {
+          rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
+          for (Index i = 0; i < n; ++i)
+            forward_gates_rz(H, gxt + i * G, ghs + i * G, hp + i * H, recs + i * R);
+          rec.n.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false);  // W_hn (r * h)
+          for (Index i = 0; i < n; ++i)
+            forward_candidate(H, gxt + i * G, ghs + i * G + 2 * H, hp + i * H, recs + i * R,
+                              hn + i * H);
+        }
+      }
+    }
+
+    const Scalar* last = T > 0 ? seq + (T - 1) * B * H : initial.data();
+    if (h_n != nullptr) std::copy(last, last + B * H, h_n);
+    if (!training) return;
+    if (out != nullptr) std::copy(seq, seq + T * B * H, out);
+
+    TrainingCache<Scalar> filled;
+    filled.inputs_ = Eigen::Map<const RowMatrix<Scalar>>(x, T * B, I);
+    filled.weight_ih_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_ih, G, I);
+    filled.weight_hh_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_hh, G, H);
+    filled.states_.swap(states);
+    filled.gates_.swap(gates);
+    filled.steps_ = T;
+    filled.batch_ = B;
+    filled.input_size_ = I;
+    filled.hidden_size_ = H;
+    filled.reset_after_ = w.reset_after;
+    filled.has_bias_ = w.has_bias();
+    filled.ready_ = true;
+    *cache = std::move(filled);
+  }
+
+  static void backward(TrainingCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
+                       Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads) {
+    if (!c.ready_)
+      throw std::logic_error(
+          "backward: no training forward to differentiate (run forward_training first; each "
+          "backward consumes the forward it differentiates)");
+    const Index T = c.steps_, B = c.batch_, H = c.hidden_size_, I = c.input_size_;
+    const Index G = 3 * H, R = 4 * H;
+    const bool reset_after = c.reset_after_;
+
+    const auto rec = RecurrentWeights<Scalar>::for_backward(c.weight_hh_.data(), H, reset_after);
+    RowMatrix<Scalar> dh = RowMatrix<Scalar>::Zero(B, H);  // dL/dh_t, carried backwards in time
+    if (grad_h_n != nullptr) dh = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B, H);
+    RowMatrix<Scalar> dgh(B, G);                      // left factor of the product with W_hh
+    RowMatrix<Scalar> dq(reset_after ? 0 : B, H);     // dL/d(r * h), reset before the product
+    const Scalar* states = c.states_.data();
+    Scalar* gates = c.gates_.data();
+
+#pragma omp parallel num_threads(threads_for(B))
+    {
+      const RowSlice rows = my_rows(B);
+      const Index b0 = rows.begin, n = rows.size();
+      Scalar* dhs = dh.data() + b0 * H;
+      Scalar* dghs = dgh.data() + b0 * G;
+      for (Index t = T - 1; t >= 0 && n > 0; --t) {
+        if (grad_out != nullptr) {
+          const Scalar* go = grad_out + (t * B + b0) * H;
+          for (Index k = 0; k < n * H; ++k) dhs[k] += go[k];
+        }
+        const Scalar* hp = states + (t * B + b0) * H;
+        Scalar* recs = gates + (t * B + b0) * R;
+        if (reset_after) {
+          for (Index i = 0; i < n; ++i)
+            backward_reset_after(H, hp + i * H, recs + i * R, dhs + i * H, dghs + i * G);
+          rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z dm] W_hh
+        } else {
+          Scalar* dqs = dq.data() + b0 * H;
+          for (Index i = 0; i < n; ++i)
+            backward_update_candidate(H, hp + i * H, recs + i * R, dhs + i * H, dghs + i * G);
+          rec.n.multiply(dghs + 2 * H, G, n, dqs, H, false);  // dq = da_n W_hn
+          for (Index i = 0; i < n; ++i)
+            backward_reset(H, hp + i * H, dqs + i * H, recs + i * R, dhs + i * H, dghs + i * G);
+          rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z] W_h{r,z}
+        }
+      }
+    }
+    if (grad_h0 != nullptr) std::copy(dh.data(), dh.data() + B * H, grad_h0);
+
+    // Whole-sequence products: the gate gradients of all steps against the inputs and states.
+    const Index rows = T * B;
+    ConstMatrixMap<Scalar> records(gates, rows, R, Eigen::OuterStride<>(R));
+    const auto d_input = records.leftCols(G);  // [da_r, da_z, da_n] = dL/d(x W_ihᵀ + b_ih)
+    const auto d_recurrent_n = records.middleCols(reset_after ? 3 * H : 2 * H, H);
+    const auto h_prev = c.states_.topRows(rows);
+    if (grad_x != nullptr)
+      MatrixMap<Scalar>(grad_x, rows, I, Eigen::OuterStride<>(I)).noalias() =
+          d_input * c.weight_ih_;
+    if (grads.weight_ih != nullptr)
+      MatrixMap<Scalar>(grads.weight_ih, G, I, Eigen::OuterStride<>(I)).noalias() +=
+          d_input.transpose() * c.inputs_;
+    if (grads.weight_hh != nullptr) {
+      MatrixMap<Scalar> dw(grads.weight_hh, G, H, Eigen::OuterStride<>(H));
+      dw.topRows(2 * H).noalias() += records.leftCols(2 * H).transpose() * h_prev;
+      if (reset_after)
+        dw.bottomRows(H).noalias() += d_recurrent_n.transpose() * h_prev;
+      else
+        dw.bottomRows(H).noalias() += records.middleCols(2 * H, H).transpose() *
+                                      records.middleCols(3 * H, H);  // da_nᵀ (r * h)
+    }
+    if (c.has_bias_) {
+      if (grads.bias_ih != nullptr)
+        Eigen::Map<Vector<Scalar>>(grads.bias_ih, G) += d_input.colwise().sum().transpose();
+      if (grads.bias_hh != nullptr) {
+        Eigen::Map<Vector<Scalar>> db(grads.bias_hh, G);
+        db.head(2 * H) += records.leftCols(2 * H).colwise().sum().transpose();
+        db.tail(H) += d_recurrent_n.colwise().sum().transpose();
+      }
+    }
+    c.clear();
+  }
+};
+
+}  // namespace detail
+
+template <typename Scalar>
+void forward(const LayerWeights<Scalar>& weights, Index steps, Index batch, const Scalar* x,
+             const Scalar* h0, Scalar* out, Scalar* h_n) {
+  detail::check_arguments("forward", weights, steps, batch, x);
+  detail::LayerPasses<Scalar>::forward(weights, steps, batch, x, h0, out, h_n, nullptr);
+}
+
+template <typename Scalar>
+void forward_training(const LayerWeights<Scalar>& weights, Index steps, Index batch,
+                      const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
+                      TrainingCache<Scalar>& cache) {
+  detail::check_arguments("forward_training", weights, steps, batch, x);
+  detail::LayerPasses<Scalar>::forward(weights, steps, batch, x, h0, out, h_n, &cache);
+}
+
+template <typename Scalar>
+void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads) {
+  detail::LayerPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads);
+}
+
+#define EIGENGRU_INSTANTIATE(Scalar)                                                           \
+  template void forward<Scalar>(const LayerWeights<Scalar>&, Index, Index, const Scalar*,       \
+                                const Scalar*, Scalar*, Scalar*);                              \
+  template void forward_training<Scalar>(const LayerWeights<Scalar>&, Index, Index,             \
+                                         const Scalar*, const Scalar*, Scalar*, Scalar*,        \
+                                         TrainingCache<Scalar>&);                               \
+  template void backward<Scalar>(TrainingCache<Scalar>&, const Scalar*, const Scalar*, Scalar*, \
+                                 Scalar*, const LayerGradients<Scalar>&);
+EIGENGRU_INSTANTIATE(float)
+EIGENGRU_INSTANTIATE(double)
+#undef EIGENGRU_INSTANTIATE
+
+}  // namespace eigengru

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eigengru
+
+from . import reference
+
+# Tolerance on the norm-wise relative error max|actual - expected| / max|expected|.
+TOLERANCE = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
+
+GRAD_NAMES = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
+
+
+def assert_close(actual, expected, dtype, what, factor=1.0):
+    """Compare to a float64 reference with the dtype's tolerance, relative to the largest value."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert np.all(np.isfinite(actual)), f"{what}: non-finite values"
+    scale = max(np.abs(expected).max(initial=0.0), 1e-30)
+    error = np.abs(actual - expected).max(initial=0.0) / scale
+    assert error <= TOLERANCE[np.dtype(dtype)] * factor, f"{what}: relative error {error:.3g}"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def random_case(rng, steps, batch, input_size, hidden_size, *, bias=True, reset_after=True,
+                dtype=np.float64, seed=0, with_h0=True):
+    """A GRU with random weights (biases random too, not PyTorch's zero-free init only) and inputs."""
+    gru = eigengru.GRU(input_size, hidden_size, bias=bias, reset_after=reset_after, dtype=dtype,
+                       seed=seed)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-0.6, 0.6, p.shape))
+    x = rng.standard_normal((steps, batch, input_size)).astype(dtype)
+    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden_size)).astype(dtype) if with_h0 else None
+    return gru, x, h0
+
+
+def reference_run(gru, x, h0, grad_out, grad_h_n):
+    """Forward and backward of the NumPy reference in float64 on the model's (rounded) weights."""
+    w = reference.weights_of(dict(gru.parameters()), gru.hidden_size)
+    x64 = x.astype(np.float64)
+    batch = x.shape[1]
+    h0_64 = np.zeros((batch, gru.hidden_size)) if h0 is None else h0[0].astype(np.float64)
+    out, h_n, saved = reference.forward(w, x64, h0_64, gru.reset_after)
+    dx, dh0, g = reference.backward(w, saved, grad_out.astype(np.float64),
+                                    grad_h_n.astype(np.float64), gru.reset_after)
+    return out, h_n, dx, dh0, g

@@ -1,0 +1,105 @@
+"""A plain NumPy GRU, forward and hand-written backward, written for clarity, not speed.
+
+It shares nothing with the library but the conventions: PyTorch's gate order (r, z, n) and
+weight layout, W_ih (3H, I), W_hh (3H, H), b_ih and b_hh (3H,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+@dataclass
+class Weights:
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: np.ndarray
+    b_hh: np.ndarray
+
+    def gates(self, name):
+        """(W_i*, W_h*, b_i*, b_h*) of gate r, z or n."""
+        k = "rzn".index(name)
+        hidden = self.w_hh.shape[1]
+        rows = slice(k * hidden, (k + 1) * hidden)
+        return self.w_ih[rows], self.w_hh[rows], self.b_ih[rows], self.b_hh[rows]
+
+
+def weights_of(params, hidden_size):
+    """Reference weights from a dict of PyTorch-named arrays (biases default to zero)."""
+    zeros = np.zeros(3 * hidden_size)
+    return Weights(
+        params["weight_ih_l0"].astype(np.float64),
+        params["weight_hh_l0"].astype(np.float64),
+        params.get("bias_ih_l0", zeros).astype(np.float64),
+        params.get("bias_hh_l0", zeros).astype(np.float64),
+    )
+
+
+def forward(w: Weights, x, h0, reset_after):
+    """Returns out (T, B, H), h_n (B, H) and the per-step values backward needs."""
+    W_ir, W_hr, b_ir, b_hr = w.gates("r")
+    W_iz, W_hz, b_iz, b_hz = w.gates("z")
+    W_in, W_hn, b_in, b_hn = w.gates("n")
+    h = h0
+    outs, saved = [], []
+    for x_t in x:
+        r = sigmoid(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)
+        z = sigmoid(x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz)
+        if reset_after:
+            m = h @ W_hn.T + b_hn
+            n = np.tanh(x_t @ W_in.T + b_in + r * m)
+        else:
+            m = r * h
+            n = np.tanh(x_t @ W_in.T + b_in + m @ W_hn.T + b_hn)
+        saved.append((x_t, h, r, z, n, m))
+        h = (1 - z) * n + z * h
+        outs.append(h)
+    return np.stack(outs), h, saved
+
+
+def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
+    """Gradients of sum(out * grad_out) + sum(h_n * grad_h_n): dx, dh0 and a dict of weight grads."""
+    H = w.w_hh.shape[1]
+    W_ir, W_hr, _, _ = w.gates("r")
+    W_iz, W_hz, _, _ = w.gates("z")
+    W_in, W_hn, _, _ = w.gates("n")
+    g = {name: np.zeros_like(getattr(w, name)) for name in ("w_ih", "w_hh", "b_ih", "b_hh")}
+    dx = []
+    dh = grad_h_n.copy()
+    for t in reversed(range(len(saved))):
+        x_t, h, r, z, n, m = saved[t]
+        dh = dh + grad_out[t]
+        dn = dh * (1 - z)
+        dz = dh * (h - n)
+        dh_prev = dh * z
+        da_n = dn * (1 - n**2)
+        da_z = dz * z * (1 - z)
+        if reset_after:
+            dm = da_n * r  # m = W_hn h + b_hn
+            dr = da_n * m
+            dh_prev += dm @ W_hn
+            g["w_hh"][2 * H :] += dm.T @ h
+            g["b_hh"][2 * H :] += dm.sum(0)
+        else:
+            dm = da_n @ W_hn  # m = r * h
+            dr = dm * h
+            dh_prev += dm * r
+            g["w_hh"][2 * H :] += da_n.T @ m
+            g["b_hh"][2 * H :] += da_n.sum(0)
+        da_r = dr * r * (1 - r)
+        dh_prev += da_r @ W_hr + da_z @ W_hz
+        g["w_hh"][:H] += da_r.T @ h
+        g["w_hh"][H : 2 * H] += da_z.T @ h
+        g["b_hh"][: 2 * H] += np.concatenate([da_r.sum(0), da_z.sum(0)])
+        da_x = np.concatenate([da_r, da_z, da_n], axis=1)
+        g["w_ih"] += da_x.T @ x_t
+        g["b_ih"] += da_x.sum(0)
+        dx.append(da_x @ np.concatenate([W_ir, W_iz, W_in]))
+        dh = dh_prev
+    return np.stack(dx[::-1]), dh, g
