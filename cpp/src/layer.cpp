@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cell.hpp"
 #include "eigengru/packed_matrix.hpp"
@@ -25,13 +26,15 @@ RowSlice my_rows(Index batch) {
   return {batch * t / n, batch * (t + 1) / n};
 }
 
-int threads_for(Index batch) {
-  return static_cast<int>(std::clamp<Index>(batch, 1, get_num_threads()));
+int threads_for(const Sequence& seq, Index batch) {
+  const Index wanted = seq.threads > 0 ? seq.threads : get_num_threads();
+  return static_cast<int>(std::clamp<Index>(batch, 1, wanted));
 }
 
 template <typename Scalar>
-void check_arguments(const char* fn, const LayerWeights<Scalar>& w, Index steps, Index batch,
+void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequence& seq,
                      const Scalar* x) {
+  const Index steps = seq.steps, batch = seq.batch;
   const std::string where(fn);
   if (w.input_size < 1 || w.hidden_size < 1)
     throw std::invalid_argument(where + ": input_size and hidden_size must be positive, got " +
@@ -45,6 +48,14 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, Index steps,
     throw std::invalid_argument(where + ": steps and batch must not be negative, got " +
                                 std::to_string(steps) + " and " + std::to_string(batch));
   if (steps * batch > 0 && x == nullptr) throw std::invalid_argument(where + ": x must not be null");
+  if (seq.out_stride != 0 && seq.out_stride < w.hidden_size)
+    throw std::invalid_argument(where + ": out_stride must be 0 or at least hidden_size");
+  if (seq.lengths != nullptr)
+    for (Index b = 0; b < batch; ++b)
+      if (seq.lengths[b] < 1 || seq.lengths[b] > steps)
+        throw std::invalid_argument(where + ": lengths[" + std::to_string(b) + "] = " +
+                                    std::to_string(seq.lengths[b]) + " is outside [1, " +
+                                    std::to_string(steps) + "]");
 }
 
 /// gx = x W_ihᵀ + b_ih for all T*B rows in one product, with every bias that is added outside the
@@ -98,124 +109,177 @@ struct RecurrentWeights {
 
 }  // namespace
 
+/// Where row b is at step s of a run: its time index, or -1 once past its length.
+struct StepClock {
+  const Index* lengths;  // nullptr: every row has T steps
+  Index steps;
+  bool reverse;
+  Index length(Index b) const { return lengths != nullptr ? lengths[b] : steps; }
+  Index time(Index b, Index s) const {
+    const Index len = length(b);
+    if (s >= len) return -1;
+    return reverse ? len - 1 - s : s;
+  }
+};
+
 template <typename Scalar>
 struct LayerPasses {
-  /// The forward recurrence. With a cache, h_0..h_T and the gate records of every step are kept
-  /// there; without, each thread reuses one gate record per row and the states live in `out`.
-  static void forward(const LayerWeights<Scalar>& w, Index T, Index B, const Scalar* x,
+  /// The forward recurrence over steps s = 0..T-1. Each step works on contiguous per-step
+  /// buffers (the state, the recurrent product, the gate records), so that the products see
+  /// contiguous rows even when rows are at different times (reverse runs, unequal lengths);
+  /// with a cache, each row's gate record and starting state are then kept at its time index.
+  static void forward(const LayerWeights<Scalar>& w, const Sequence& seq, const Scalar* x,
                       const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>* cache) {
+    const Index T = seq.steps, B = seq.batch;
     const Index H = w.hidden_size, I = w.input_size, G = 3 * H, R = 4 * H;
+    const Index ldo = seq.out_stride > 0 ? seq.out_stride : H;
     const bool training = cache != nullptr;
+    std::vector<Index> lengths;
+    if (seq.lengths != nullptr) lengths.assign(seq.lengths, seq.lengths + B);
+    const StepClock clock{seq.lengths != nullptr ? lengths.data() : nullptr, T, seq.reverse};
 
     // Everything is allocated here, before the time loop, so that a failure leaves the
     // caller's buffers and cache untouched.
-    RowMatrix<Scalar> gx = project_inputs(w, T * B, x);
+    RowMatrix<Scalar> gx = project_inputs(w, T * B, x);  // row t*B + b
     const auto rec = RecurrentWeights<Scalar>::for_forward(w.weight_hh, H, w.reset_after);
-    RowMatrix<Scalar> initial = RowMatrix<Scalar>::Zero(B, H);
-    if (h0 != nullptr) initial = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
-    RowMatrix<Scalar> states, own_out;  // training: (T+1)B x H; inference without `out`: TB x H
-    if (training) {
-      states.resize((T + 1) * B, H);
-      states.topRows(B) = initial;
-    } else if (out == nullptr) {
-      own_out.resize(T * B, H);
-    }
-    RowMatrix<Scalar> gates(training ? T * B : B, R);
+    RowMatrix<Scalar> state[2] = {RowMatrix<Scalar>::Zero(B, H), RowMatrix<Scalar>(B, H)};
+    if (h0 != nullptr) state[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
+    RowMatrix<Scalar> gates = RowMatrix<Scalar>::Zero(B, R);  // this step's records
     RowMatrix<Scalar> gh(B, G);
-    const Scalar* first = training ? states.data() : initial.data();
-    Scalar* seq = training ? states.data() + B * H : (out != nullptr ? out : own_out.data());
+    RowMatrix<Scalar> kept_gates, kept_states;  // training: by time, zero at padded steps
+    if (training) {
+      kept_gates.setZero(T * B, R);
+      kept_states.setZero(T * B, H);
+    }
     const Scalar* bias_hn = w.has_bias() && w.reset_after ? w.bias_hh + 2 * H : nullptr;
 
-#pragma omp parallel num_threads(threads_for(B))
+    if (out != nullptr && seq.lengths != nullptr)
+      for (Index b = 0; b < B; ++b)
+        for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
+
+#pragma omp parallel num_threads(threads_for(seq, B))
     {
       const RowSlice rows = my_rows(B);
       const Index b0 = rows.begin, n = rows.size();
       Scalar* ghs = gh.data() + b0 * G;
-      for (Index t = 0; t < T && n > 0; ++t) {
-        const Scalar* hp = (t == 0 ? first : seq + (t - 1) * B * H) + b0 * H;
-        Scalar* hn = seq + t * B * H + b0 * H;
-        const Scalar* gxt = gx.data() + (t * B + b0) * G;
-        Scalar* recs = gates.data() + ((training ? t * B : 0) + b0) * R;
+      Scalar* recs = gates.data() + b0 * R;
+      for (Index s = 0; s < T && n > 0; ++s) {
+        const Scalar* hp = state[s % 2].data() + b0 * H;
+        Scalar* hn = state[(s + 1) % 2].data() + b0 * H;
+        auto gx_row = [&](Index i) { return gx.data() + (clock.time(b0 + i, s) * B + b0 + i) * G; };
+        auto active = [&](Index i) { return clock.time(b0 + i, s) >= 0; };
+        rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
         if (w.reset_after) {
-          rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
           for (Index i = 0; i < n; ++i)
-            forward_reset_after(H, gxt + i * G, ghs + i * G, bias_hn, hp + i * H, recs + i * R,
-                                hn + i * H);
+            if (active(i))
+              forward_reset_after(H, gx_row(i), ghs + i * G, bias_hn, hp + i * H, recs + i * R,
+                                  hn + i * H);
         } else {
-          rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
           for (Index i = 0; i < n; ++i)
-            forward_gates_rz(H, gxt + i * G, ghs + i * G, hp + i * H, recs + i * R);
+            if (active(i)) forward_gates_rz(H, gx_row(i), ghs + i * G, hp + i * H, recs + i * R);
           rec.n.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false);  // W_hn (r * h)
           for (Index i = 0; i < n; ++i)
-            forward_candidate(H, gxt + i * G, ghs + i * G + 2 * H, hp + i * H, recs + i * R,
-                              hn + i * H);
+            if (active(i))
+              forward_candidate(H, gx_row(i), ghs + i * G + 2 * H, hp + i * H, recs + i * R,
+                                hn + i * H);
+        }
+        for (Index i = 0; i < n; ++i) {
+          const Index b = b0 + i, t = clock.time(b, s);
+          if (t < 0) {  // past this row's length: its state stays
+            std::copy(hp + i * H, hp + (i + 1) * H, hn + i * H);
+            continue;
+          }
+          if (out != nullptr) std::copy(hn + i * H, hn + (i + 1) * H, out + (t * B + b) * ldo);
+          if (training) {
+            std::copy(recs + i * R, recs + (i + 1) * R, kept_gates.data() + (t * B + b) * R);
+            std::copy(hp + i * H, hp + (i + 1) * H, kept_states.data() + (t * B + b) * H);
+          }
         }
       }
     }
 
-    const Scalar* last = T > 0 ? seq + (T - 1) * B * H : initial.data();
-    if (h_n != nullptr) std::copy(last, last + B * H, h_n);
+    const RowMatrix<Scalar>& last = state[T % 2];
+    if (h_n != nullptr) std::copy(last.data(), last.data() + B * H, h_n);
     if (!training) return;
-    if (out != nullptr) std::copy(seq, seq + T * B * H, out);
 
     TrainingCache<Scalar> filled;
     filled.inputs_ = Eigen::Map<const RowMatrix<Scalar>>(x, T * B, I);
     filled.weight_ih_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_ih, G, I);
     filled.weight_hh_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_hh, G, H);
-    filled.states_.swap(states);
-    filled.gates_.swap(gates);
+    filled.prev_states_.swap(kept_states);
+    filled.gates_.swap(kept_gates);
+    filled.lengths_.swap(lengths);
     filled.steps_ = T;
     filled.batch_ = B;
     filled.input_size_ = I;
     filled.hidden_size_ = H;
+    filled.out_stride_ = ldo;
+    filled.threads_ = seq.threads;
     filled.reset_after_ = w.reset_after;
     filled.has_bias_ = w.has_bias();
+    filled.reverse_ = seq.reverse;
     filled.ready_ = true;
     *cache = std::move(filled);
   }
 
   static void backward(TrainingCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
-                       Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads) {
+                       Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
+                       bool accumulate_grad_x) {
     if (!c.ready_)
       throw std::logic_error(
           "backward: no training forward to differentiate (run forward_training first; each "
           "backward consumes the forward it differentiates)");
     const Index T = c.steps_, B = c.batch_, H = c.hidden_size_, I = c.input_size_;
-    const Index G = 3 * H, R = 4 * H;
+    const Index G = 3 * H, R = 4 * H, ldo = c.out_stride_;
     const bool reset_after = c.reset_after_;
+    const StepClock clock{c.lengths_.empty() ? nullptr : c.lengths_.data(), T, c.reverse_};
+    Sequence seq;
+    seq.threads = c.threads_;
 
     const auto rec = RecurrentWeights<Scalar>::for_backward(c.weight_hh_.data(), H, reset_after);
-    RowMatrix<Scalar> dh = RowMatrix<Scalar>::Zero(B, H);  // dL/dh_t, carried backwards in time
+    RowMatrix<Scalar> dh = RowMatrix<Scalar>::Zero(B, H);  // dL/dh, carried backwards in time
     if (grad_h_n != nullptr) dh = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B, H);
-    RowMatrix<Scalar> dgh(B, G);                      // left factor of the product with W_hh
-    RowMatrix<Scalar> dq(reset_after ? 0 : B, H);     // dL/d(r * h), reset before the product
-    const Scalar* states = c.states_.data();
+    RowMatrix<Scalar> dgh(B, G);                   // left factor of the product with W_hh
+    RowMatrix<Scalar> dq(reset_after ? 0 : B, H);  // dL/d(r * h), reset before the product
+    const Scalar* states = c.prev_states_.data();
     Scalar* gates = c.gates_.data();
 
-#pragma omp parallel num_threads(threads_for(B))
+#pragma omp parallel num_threads(threads_for(seq, B))
     {
       const RowSlice rows = my_rows(B);
       const Index b0 = rows.begin, n = rows.size();
       Scalar* dhs = dh.data() + b0 * H;
       Scalar* dghs = dgh.data() + b0 * G;
-      for (Index t = T - 1; t >= 0 && n > 0; --t) {
-        if (grad_out != nullptr) {
-          const Scalar* go = grad_out + (t * B + b0) * H;
-          for (Index k = 0; k < n * H; ++k) dhs[k] += go[k];
+      for (Index s = T - 1; s >= 0 && n > 0; --s) {
+        for (Index i = 0; i < n; ++i) {
+          const Index b = b0 + i, t = clock.time(b, s);
+          Scalar* dh_i = dhs + i * H;
+          if (t < 0) {  // a padded step: the gradient passes through, the products add nothing
+            std::fill_n(dghs + i * G, G, 0);
+            continue;
+          }
+          if (grad_out != nullptr) {
+            const Scalar* go = grad_out + (t * B + b) * ldo;
+            for (Index k = 0; k < H; ++k) dh_i[k] += go[k];
+          }
+          const Index at = t * B + b;
+          if (reset_after)
+            backward_reset_after(H, states + at * H, gates + at * R, dh_i, dghs + i * G);
+          else
+            backward_update_candidate(H, states + at * H, gates + at * R, dh_i, dghs + i * G);
         }
-        const Scalar* hp = states + (t * B + b0) * H;
-        Scalar* recs = gates + (t * B + b0) * R;
         if (reset_after) {
-          for (Index i = 0; i < n; ++i)
-            backward_reset_after(H, hp + i * H, recs + i * R, dhs + i * H, dghs + i * G);
           rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z dm] W_hh
         } else {
           Scalar* dqs = dq.data() + b0 * H;
-          for (Index i = 0; i < n; ++i)
-            backward_update_candidate(H, hp + i * H, recs + i * R, dhs + i * H, dghs + i * G);
           rec.n.multiply(dghs + 2 * H, G, n, dqs, H, false);  // dq = da_n W_hn
-          for (Index i = 0; i < n; ++i)
-            backward_reset(H, hp + i * H, dqs + i * H, recs + i * R, dhs + i * H, dghs + i * G);
+          for (Index i = 0; i < n; ++i) {
+            const Index b = b0 + i, t = clock.time(b, s);
+            if (t < 0) continue;
+            const Index at = t * B + b;
+            backward_reset(H, states + at * H, dqs + i * H, gates + at * R, dhs + i * H,
+                           dghs + i * G);
+          }
           rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z] W_h{r,z}
         }
       }
@@ -227,10 +291,14 @@ struct LayerPasses {
     ConstMatrixMap<Scalar> records(gates, rows, R, Eigen::OuterStride<>(R));
     const auto d_input = records.leftCols(G);  // [da_r, da_z, da_n] = dL/d(x W_ihᵀ + b_ih)
     const auto d_recurrent_n = records.middleCols(reset_after ? 3 * H : 2 * H, H);
-    const auto h_prev = c.states_.topRows(rows);
-    if (grad_x != nullptr)
-      MatrixMap<Scalar>(grad_x, rows, I, Eigen::OuterStride<>(I)).noalias() =
-          d_input * c.weight_ih_;
+    const auto& h_prev = c.prev_states_;
+    if (grad_x != nullptr) {
+      MatrixMap<Scalar> dx(grad_x, rows, I, Eigen::OuterStride<>(I));
+      if (accumulate_grad_x)
+        dx.noalias() += d_input * c.weight_ih_;
+      else
+        dx.noalias() = d_input * c.weight_ih_;
+    }
     if (grads.weight_ih != nullptr)
       MatrixMap<Scalar>(grads.weight_ih, G, I, Eigen::OuterStride<>(I)).noalias() +=
           d_input.transpose() * c.inputs_;
@@ -259,34 +327,35 @@ struct LayerPasses {
 }  // namespace detail
 
 template <typename Scalar>
-void forward(const LayerWeights<Scalar>& weights, Index steps, Index batch, const Scalar* x,
+void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
              const Scalar* h0, Scalar* out, Scalar* h_n) {
-  detail::check_arguments("forward", weights, steps, batch, x);
-  detail::LayerPasses<Scalar>::forward(weights, steps, batch, x, h0, out, h_n, nullptr);
+  detail::check_arguments("forward", weights, seq, x);
+  detail::LayerPasses<Scalar>::forward(weights, seq, x, h0, out, h_n, nullptr);
 }
 
 template <typename Scalar>
-void forward_training(const LayerWeights<Scalar>& weights, Index steps, Index batch,
-                      const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
-                      TrainingCache<Scalar>& cache) {
-  detail::check_arguments("forward_training", weights, steps, batch, x);
-  detail::LayerPasses<Scalar>::forward(weights, steps, batch, x, h0, out, h_n, &cache);
+void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
+                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache) {
+  detail::check_arguments("forward_training", weights, seq, x);
+  detail::LayerPasses<Scalar>::forward(weights, seq, x, h0, out, h_n, &cache);
 }
 
 template <typename Scalar>
 void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
-              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads) {
-  detail::LayerPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads);
+              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
+              bool accumulate_grad_x) {
+  detail::LayerPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads,
+                                        accumulate_grad_x);
 }
 
 #define EIGENGRU_INSTANTIATE(Scalar)                                                           \
-  template void forward<Scalar>(const LayerWeights<Scalar>&, Index, Index, const Scalar*,       \
+  template void forward<Scalar>(const LayerWeights<Scalar>&, const Sequence&, const Scalar*,    \
                                 const Scalar*, Scalar*, Scalar*);                              \
-  template void forward_training<Scalar>(const LayerWeights<Scalar>&, Index, Index,             \
+  template void forward_training<Scalar>(const LayerWeights<Scalar>&, const Sequence&,          \
                                          const Scalar*, const Scalar*, Scalar*, Scalar*,        \
                                          TrainingCache<Scalar>&);                               \
   template void backward<Scalar>(TrainingCache<Scalar>&, const Scalar*, const Scalar*, Scalar*, \
-                                 Scalar*, const LayerGradients<Scalar>&);
+                                 Scalar*, const LayerGradients<Scalar>&, bool);
 EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE

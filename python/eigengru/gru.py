@@ -1,41 +1,54 @@
-"""The ``GRU`` layer on NumPy arrays."""
+"""The ``GRU`` module on NumPy arrays: torch.nn.GRU's computation, forward and backward."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._checks import check_shape, model_dtype, positive_int, real_array
+from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
 
-_CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32, np.dtype(np.float64): _core.TrainingCacheFloat64}
+_CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
+           np.dtype(np.float64): _core.TrainingCacheFloat64}
+_FILE_FORMAT = "eigengru.GRU"
+_FILE_VERSION = 1
+_CONFIG_KEY = "__eigengru_config__"
 
 
 class GRU:
-    """A GRU layer with PyTorch's parameter names, shapes, gate order (r, z, n) and initialisation.
+    """A stack of GRU layers with ``torch.nn.GRU``'s arguments, parameter names, shapes, gate order
+    (r, z, n), initialisation and input/output conventions, on NumPy arrays.
 
     ``reset_after=True`` is PyTorch's and cuDNN's formulation,
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``; ``reset_after=False`` is the original one of
     Cho et al. (2014), ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``. Both then update
     ``h' = (1 - z) * n + z * h``.
 
-    Parameters are NumPy arrays reached as attributes (``gru.weight_ih_l0`` (3H, I),
-    ``gru.weight_hh_l0`` (3H, H), ``gru.bias_ih_l0`` and ``gru.bias_hh_l0`` (3H,)); editing one in
-    place changes the model, and assigning an array of the same shape replaces it (converted to
-    the model's dtype). They start uniform in (-1/sqrt(H), 1/sqrt(H)), drawn from
-    ``numpy.random.default_rng(seed)``.
+    Parameters are NumPy arrays reached as attributes named as in PyTorch (``weight_ih_l0``
+    (3H, I), ``weight_hh_l0`` (3H, H), ``bias_ih_l0``, ``bias_hh_l0`` (3H,), then ``_l1`` ... and
+    ``_reverse`` for the backward direction); editing one in place changes the model, and
+    assigning an array of the same shape replaces it (converted to the model's dtype). All start
+    uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in PyTorch's order from
+    ``numpy.random.default_rng(seed)``, which also draws the dropout masks.
 
-    Inputs are ``(T, B, I)`` arrays; real floating-point and integer arrays are converted to the
-    model's dtype, other dtypes are refused.
+    Inputs: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``; real
+    floating-point and integer arrays are converted to the model's dtype, other dtypes refused.
     """
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
+        num_layers: int = 1,
         bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
         reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
@@ -43,24 +56,53 @@ class GRU:
         state = self.__dict__
         state["input_size"] = positive_int(input_size, "input_size")
         state["hidden_size"] = positive_int(hidden_size, "hidden_size")
+        state["num_layers"] = positive_int(num_layers, "num_layers")
         state["bias"] = bool(bias)
+        state["batch_first"] = bool(batch_first)
+        try:
+            dropout = float(dropout)
+        except (TypeError, ValueError):
+            raise TypeError(f"dropout: expected a number in [0, 1), got {dropout!r}") from None
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout}")
+        state["dropout"] = dropout
+        state["bidirectional"] = bool(bidirectional)
         state["reset_after"] = bool(reset_after)
         state["dtype"] = model_dtype(dtype)
+        state["_spec"] = _core.StackSpec(self.input_size, self.hidden_size, self.num_layers,
+                                         self.bidirectional, self.reset_after, self.dropout)
         state["_shapes"] = self._parameter_shapes()
         bound = 1.0 / np.sqrt(self.hidden_size)
         rng = np.random.default_rng(seed)
+        state["_rng"] = rng
         state["_params"] = {
             name: rng.uniform(-bound, bound, shape).astype(self.dtype)
             for name, shape in self._shapes.items()
         }
         state["grads"] = {name: np.zeros_like(p) for name, p in self._params.items()}
-        state["_cache"] = None
+        state["_pending"] = None  # (cache, how the input was laid out) of the last training forward
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _layer_names(self) -> Iterator[tuple[str, ...]]:
+        """The parameter names of each layer-direction, in PyTorch's order."""
+        kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())
+        for layer in range(self.num_layers):
+            for suffix in ("", "_reverse")[: self.directions]:
+                yield tuple(f"{kind}_l{layer}{suffix}" for kind in kinds)
 
     def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        gates, inputs, hidden = 3 * self.hidden_size, self.input_size, self.hidden_size
-        shapes = {"weight_ih_l0": (gates, inputs), "weight_hh_l0": (gates, hidden)}
-        if self.bias:
-            shapes.update({"bias_ih_l0": (gates,), "bias_hh_l0": (gates,)})
+        gates, hidden = 3 * self.hidden_size, self.hidden_size
+        shapes = {}
+        for names in self._layer_names():
+            layer = int(names[0].split("_l")[1].split("_")[0])
+            inputs = self.input_size if layer == 0 else self.directions * hidden
+            for name in names:
+                kind = name[: name.index("_l")]
+                shapes[name] = {"weight_ih": (gates, inputs), "weight_hh": (gates, hidden),
+                                "bias_ih": (gates,), "bias_hh": (gates,)}[kind]
         return shapes
 
     # -- parameters ---------------------------------------------------------------------------
@@ -72,17 +114,48 @@ class GRU:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self._params:
-            array = real_array(value, name, self.dtype)
-            check_shape(array, name, self._shapes[name], _MEANINGS[name[: name.rindex("_")]])
-            self._params[name] = array.copy()
-        elif name in self.__dict__ or name in ("input_size", "hidden_size", "bias", "dtype"):
+            self._params[name] = self._checked_parameter(name, value)
+        elif name in self.__dict__:
             raise AttributeError(f"{name} is fixed when the GRU is built; make a new GRU instead")
         else:
             super().__setattr__(name, value)
 
+    def _checked_parameter(self, name: str, value: Any) -> np.ndarray:
+        array = real_array(value, name, self.dtype)
+        if array.shape != self._shapes[name]:
+            raise ValueError(f"{name}: expected shape {shape_text(self._shapes[name])}, "
+                             f"got {shape_text(array.shape)}")
+        return array.copy()
+
     def parameters(self) -> Iterator[tuple[str, np.ndarray]]:
         """``(name, array)`` pairs in PyTorch's order; the arrays are the live parameters."""
         yield from self._params.items()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A dict of copies of the parameters, named as in ``torch.nn.GRU.state_dict()``."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Replace every parameter from a mapping of arrays (or anything with ``__array__``,
+        such as a PyTorch state_dict). Missing, unexpected or mis-shaped entries are all named
+        in one ValueError, and then nothing is changed."""
+        missing = [name for name in self._params if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in self._params]
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {', '.join(map(str, unexpected))}")
+        checked = {}
+        for name in self._params:
+            if name in state_dict:
+                try:
+                    checked[name] = self._checked_parameter(name, state_dict[name])
+                except (TypeError, ValueError) as error:
+                    problems.append(str(error))
+        if problems:
+            raise ValueError("load_state_dict: " + "; ".join(problems))
+        self._params.update(checked)
 
     def zero_grad(self) -> None:
         """Set every accumulated gradient in ``grads`` to zero, in place."""
@@ -90,81 +163,188 @@ class GRU:
             g.fill(0)
 
     # -- compute ------------------------------------------------------------------------------
-    def __call__(self, x: Any, h0: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Inference: ``out, h_n = gru(x, h0)``; see ``forward``."""
-        return self.forward(x, h0)
+    def __call__(self, x: Any, h0: Any = None, *, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Inference: ``out, h_n = gru(x, h0, lengths=None)``; see ``forward``."""
+        return self.forward(x, h0, lengths=lengths)
 
     def forward(
-        self, x: Any, h0: Any = None, *, train: bool = False
+        self, x: Any, h0: Any = None, *, lengths: Any = None, train: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Run the layer over a sequence.
+        """Run the stack over a batch of sequences.
 
-        x: ``(T, B, I)``. h0: ``(1, B, H)``, or None for zeros.
-        Returns ``out`` ``(T, B, H)`` (the hidden state after every step) and ``h_n`` ``(1, B, H)``.
-        With ``train=True`` the model keeps what ``backward`` needs (one backward per forward).
+        x: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, or unbatched ``(T, I)``.
+        h0: ``(L*D, B, H)`` (``(L*D, H)`` unbatched), or None for zeros.
+        lengths: one integer per batch row in [1, T], or None: outputs past a row's length are
+        zero, ``h_n`` holds each row's state after its own last step, and the reverse direction
+        starts there (PyTorch's packed-sequence semantics).
+        Returns ``out`` ``(T, B, D*H)`` (``(B, T, D*H)`` with ``batch_first``, ``(T, D*H)``
+        unbatched) and ``h_n`` ``(L*D, B, H)`` (``(L*D, H)`` unbatched).
+        With ``train=True`` dropout applies between layers and the model keeps what
+        ``backward`` needs (one backward per forward).
         """
         x = real_array(x, "x", self.dtype)
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            check_shape(x, "x", (-1, -1, self.input_size), "(steps, batch, input_size)")
+        unbatched = x.ndim == 2
+        layout = "(steps, input_size)" if unbatched else (
+            "(batch, steps, input_size)" if self.batch_first else "(steps, batch, input_size)")
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected shape {layout} with input_size = {self.input_size}, "
+                             f"got {shape_text(x.shape)}")
+        if unbatched:
+            x = x[:, np.newaxis, :]
+        elif self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
         steps, batch = x.shape[:2]
+        stacked = self.num_layers * self.directions
         if h0 is not None:
             h0 = real_array(h0, "h0", self.dtype)
-            check_shape(h0, "h0", (1, batch, self.hidden_size), "(1, batch, hidden_size)")
-            h0 = h0[0]
-        weights = self._layer_weights()
+            if unbatched:
+                check_shape(h0, "h0", (stacked, self.hidden_size),
+                            "(num_layers * directions, hidden_size)")
+                h0 = np.ascontiguousarray(h0[:, np.newaxis, :])
+            else:
+                check_shape(h0, "h0", (stacked, batch, self.hidden_size),
+                            "(num_layers * directions, batch, hidden_size)")
+        if lengths is not None:
+            lengths = _checked_lengths(lengths, batch, steps, unbatched)
+        layers = self._layer_weights()
         if train:
             cache = _CACHES[self.dtype]()
-            out, h_n = _core.forward_training(*weights, x, h0, cache)
-            self.__dict__["_cache"] = cache
+            dropout_seed = int(self._rng.integers(0, 2**63))
+            out, h_n = _core.forward_training(self._spec, layers, x, h0, lengths, dropout_seed,
+                                              cache)
+            self.__dict__["_pending"] = (cache, unbatched)
         else:
-            out, h_n = _core.forward(*weights, x, h0)
-        return out, h_n[np.newaxis]
+            out, h_n = _core.forward(self._spec, layers, x, h0, lengths)
+        return self._user_layout(out, unbatched), (h_n[:, 0] if unbatched else h_n)
 
     def backward(self, grad_out: Any, grad_h_n: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last ``forward(..., train=True)``, which it consumes.
 
-        grad_out: dL/d out ``(T, B, H)``, or None for zeros. grad_h_n: dL/d h_n ``(1, B, H)``, or
-        None for zeros. Returns ``dx`` ``(T, B, I)`` and ``dh0`` ``(1, B, H)``, and adds the
-        parameter gradients into ``grads``. Weights replaced or edited after that forward do not
-        matter: the gradient is that of the forward that ran.
+        grad_out: dL/d out, shaped as ``out`` was, or None for zeros. grad_h_n: dL/d h_n, shaped
+        as ``h_n`` was, or None for zeros. Returns ``dx`` and ``dh0`` shaped as ``x`` and ``h0``,
+        and adds the parameter gradients into ``grads``. Weights replaced or edited after that
+        forward do not matter: the gradient is that of the forward that ran.
         """
-        cache = self._cache
-        if cache is None or not cache.ready:
+        if self._pending is None or not self._pending[0].ready:
             raise RuntimeError(
                 "backward: no training forward to differentiate; call "
                 "forward(x, train=True) first (each forward allows one backward)"
             )
+        cache, unbatched = self._pending
         steps, batch, hidden = cache.steps, cache.batch, self.hidden_size
+        stacked = self.num_layers * self.directions
         if grad_out is not None:
             grad_out = real_array(grad_out, "grad_out", self.dtype)
-            check_shape(grad_out, "grad_out", (steps, batch, hidden), "(steps, batch, hidden_size)")
+            expected = self._user_layout(np.empty((steps, batch, self.directions * hidden)),
+                                         unbatched).shape
+            check_shape(grad_out, "grad_out", expected, "out's shape")
+            if unbatched:
+                grad_out = grad_out[:, np.newaxis, :]
+            elif self.batch_first:
+                grad_out = np.ascontiguousarray(grad_out.transpose(1, 0, 2))
         if grad_h_n is not None:
             grad_h_n = real_array(grad_h_n, "grad_h_n", self.dtype)
-            check_shape(grad_h_n, "grad_h_n", (1, batch, hidden), "(1, batch, hidden_size)")
-            grad_h_n = grad_h_n[0]
-        g = self.grads
-        dx, dh0 = _core.backward(
-            cache, grad_out, grad_h_n, g["weight_ih_l0"], g["weight_hh_l0"],
-            g.get("bias_ih_l0"), g.get("bias_hh_l0"),
-        )
-        self.__dict__["_cache"] = None
-        return dx, dh0[np.newaxis]
+            expected = (stacked, hidden) if unbatched else (stacked, batch, hidden)
+            check_shape(grad_h_n, "grad_h_n", expected, "h_n's shape")
+            if unbatched:
+                grad_h_n = np.ascontiguousarray(grad_h_n[:, np.newaxis, :])
+        grads = [tuple(self.grads[name] for name in names) for names in self._layer_names()]
+        dx, dh0 = _core.backward(cache, grad_out, grad_h_n, grads)
+        self.__dict__["_pending"] = None
+        return self._user_layout(dx, unbatched), (dh0[:, 0] if unbatched else dh0)
 
-    def _layer_weights(self) -> tuple[Any, ...]:
+    def _user_layout(self, sequence: np.ndarray, unbatched: bool) -> np.ndarray:
+        """(T, B, F) as the caller laid out its input."""
+        if unbatched:
+            return sequence[:, 0]
+        if self.batch_first:
+            return np.ascontiguousarray(sequence.transpose(1, 0, 2))
+        return sequence
+
+    def _layer_weights(self) -> list[tuple[Any, ...]]:
         p = self._params
-        return (p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0"),
-                self.reset_after)
+        return [tuple(p[name] for name in names) + ((None, None) if not self.bias else ())
+                for names in self._layer_names()]
+
+    # -- files --------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this model's shape."""
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "bias": self.bias,
+                "batch_first": self.batch_first, "dropout": self.dropout,
+                "bidirectional": self.bidirectional, "reset_after": self.reset_after,
+                "dtype": self.dtype.name}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model (config and weights) to a ``.npz`` file, without pickle.
+
+        The file is written under a temporary name and renamed into place, so an interrupted
+        save never leaves a truncated file where the old one was. Format: one array per
+        parameter, named as in ``state_dict()``, and ``__eigengru_config__``, a JSON string with
+        ``format``, ``version`` and the constructor arguments.
+        """
+        path = os.fspath(path)
+        config = {"format": _FILE_FORMAT, "version": _FILE_VERSION} | self.config()
+        arrays = {_CONFIG_KEY: np.array(json.dumps(config))} | self.state_dict()
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(prefix=".eigengru-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GRU:
+        """Read a model written by ``save``; a file that is not one raises ValueError."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                config = json.loads(str(archive[_CONFIG_KEY][()]))
+                arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
+        except (OSError, KeyError, ValueError, EOFError) as error:
+            if isinstance(error, FileNotFoundError):
+                raise
+            raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
+        if not isinstance(config, dict) or config.get("format") != _FILE_FORMAT:
+            raise ValueError(f"{path}: not an eigengru model file")
+        if config.get("version") != _FILE_VERSION:
+            raise ValueError(f"{path}: model file version {config.get('version')} is not "
+                             f"supported (this eigengru reads version {_FILE_VERSION})")
+        arguments = {k: v for k, v in config.items() if k not in ("format", "version")}
+        try:
+            model = cls(**arguments)
+        except TypeError as error:
+            raise ValueError(f"{path}: bad model configuration ({error})") from None
+        model.load_state_dict(arrays)
+        return model
 
     def __repr__(self) -> str:
-        return (
-            f"GRU({self.input_size}, {self.hidden_size}, bias={self.bias}, "
-            f"reset_after={self.reset_after}, dtype={self.dtype.name})"
-        )
+        extras = "".join(
+            f", {k}={v}" for k, v in (("num_layers", self.num_layers), ("bias", self.bias),
+                                      ("batch_first", self.batch_first),
+                                      ("dropout", self.dropout),
+                                      ("bidirectional", self.bidirectional))
+            if v != {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                     "bidirectional": False}[k])
+        return (f"GRU({self.input_size}, {self.hidden_size}{extras}, "
+                f"reset_after={self.reset_after}, dtype={self.dtype.name})")
 
 
-_MEANINGS = {
-    "weight_ih": "(3 * hidden_size, input_size)",
-    "weight_hh": "(3 * hidden_size, hidden_size)",
-    "bias_ih": "(3 * hidden_size,)",
-    "bias_hh": "(3 * hidden_size,)",
-}
+def _checked_lengths(lengths: Any, batch: int, steps: int, unbatched: bool) -> np.ndarray:
+    if unbatched:
+        raise ValueError("lengths: only for batched input; an unbatched sequence is all valid")
+    array = np.asarray(lengths)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths: expected integers, got dtype {array.dtype}")
+    if array.shape != (batch,):
+        raise ValueError(f"lengths: expected one length per batch row, shape ({batch},), "
+                         f"got {shape_text(array.shape)}")
+    if batch and (array.min() < 1 or array.max() > steps):
+        raise ValueError(f"lengths: each must be in [1, {steps}] (the number of steps), "
+                         f"got min {array.min()} and max {array.max()}")
+    return np.ascontiguousarray(array, dtype=np.int64)

@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -54,116 +55,145 @@ Scalar* out(py::array& a, const char* name, const std::vector<py::ssize_t>& shap
   return static_cast<Scalar*>(a.mutable_data());
 }
 
-/// One layer-direction's weights checked against each other; sizes come from weight_hh (3H, H)
-/// and weight_ih (3H, I).
+/// One layer-direction's weights, checked against the spec: W_ih (3H, in), W_hh (3H, H), and
+/// both biases (3H,) or neither.
 template <typename Scalar>
-eigengru::LayerWeights<Scalar> layer_weights(const py::array& w_ih, const py::array& w_hh,
-                                             const py::object& b_ih, const py::object& b_hh,
-                                             bool reset_after) {
-  if (w_hh.ndim() != 2 || w_hh.shape(0) != 3 * w_hh.shape(1) || w_hh.shape(1) < 1)
-    throw py::value_error("weight_hh: expected shape (3 * hidden_size, hidden_size), got " +
-                          shape_text({w_hh.shape(), w_hh.shape() + w_hh.ndim()}));
-  const Index H = w_hh.shape(1);
-  if (w_ih.ndim() != 2 || w_ih.shape(1) < 1)
-    throw py::value_error("weight_ih: expected shape (3 * hidden_size, input_size) = (" +
-                          std::to_string(3 * H) + ", input_size)");
-  const Index I = w_ih.shape(1);
-  if (b_ih.is_none() != b_hh.is_none())
+eigengru::LayerWeights<Scalar> layer_weights(const py::handle& entry, Index input_size,
+                                             const eigengru::StackSpec& spec) {
+  const auto parts = py::cast<py::tuple>(entry);
+  if (parts.size() != 4)
+    throw py::value_error("each layer's weights are (weight_ih, weight_hh, bias_ih, bias_hh)");
+  const Index H = spec.hidden_size;
+  if (parts[2].is_none() != parts[3].is_none())
     throw py::value_error("bias_ih and bias_hh must both be given or both be None");
   eigengru::LayerWeights<Scalar> w;
-  w.input_size = I;
+  w.input_size = input_size;
   w.hidden_size = H;
-  w.reset_after = reset_after;
-  w.weight_ih = in<Scalar>(w_ih, "weight_ih", {3 * H, I});
-  w.weight_hh = in<Scalar>(w_hh, "weight_hh", {3 * H, H});
-  w.bias_ih = in_or_null<Scalar>(b_ih, "bias_ih", {3 * H});
-  w.bias_hh = in_or_null<Scalar>(b_hh, "bias_hh", {3 * H});
+  w.reset_after = spec.reset_after;
+  w.weight_ih = in<Scalar>(py::cast<py::array>(parts[0]), "weight_ih", {3 * H, input_size});
+  w.weight_hh = in<Scalar>(py::cast<py::array>(parts[1]), "weight_hh", {3 * H, H});
+  w.bias_ih = in_or_null<Scalar>(parts[2], "bias_ih", {3 * H});
+  w.bias_hh = in_or_null<Scalar>(parts[3], "bias_hh", {3 * H});
   return w;
 }
 
 template <typename Scalar>
-py::tuple forward(const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
-                  const py::object& b_hh, bool reset_after, const py::array& x,
-                  const py::object& h0, eigengru::TrainingCache<Scalar>* cache) {
-  const auto w = layer_weights<Scalar>(w_ih, w_hh, b_ih, b_hh, reset_after);
-  const Index H = w.hidden_size;
+std::vector<eigengru::LayerWeights<Scalar>> stack_weights(const py::list& layers,
+                                                          const eigengru::StackSpec& spec) {
+  const Index D = spec.directions();
+  if (static_cast<Index>(layers.size()) != spec.num_layers * D)
+    throw py::value_error("expected " + std::to_string(spec.num_layers * D) +
+                          " sets of layer weights, got " + std::to_string(layers.size()));
+  std::vector<eigengru::LayerWeights<Scalar>> weights;
+  for (Index k = 0; k < spec.num_layers * D; ++k)
+    weights.push_back(layer_weights<Scalar>(layers[k], spec.layer_input_size(k / D), spec));
+  return weights;
+}
+
+eigengru::StackSpec stack_spec(Index input_size, Index hidden_size, Index num_layers,
+                               bool bidirectional, bool reset_after, double dropout) {
+  eigengru::StackSpec spec;
+  spec.input_size = input_size;
+  spec.hidden_size = hidden_size;
+  spec.num_layers = num_layers;
+  spec.bidirectional = bidirectional;
+  spec.reset_after = reset_after;
+  spec.dropout = dropout;
+  return spec;
+}
+
+template <typename Scalar>
+py::tuple forward(const eigengru::StackSpec& spec, const py::list& layers, const py::array& x,
+                  const py::object& h0, const py::object& lengths, std::uint64_t dropout_seed,
+                  eigengru::StackCache<Scalar>* cache) {
+  const auto weights = stack_weights<Scalar>(layers, spec);
+  const Index H = spec.hidden_size, LD = spec.num_layers * spec.directions();
   if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions (steps, batch, input_size)");
   const Index T = x.shape(0), B = x.shape(1);
-  const Scalar* xp = in<Scalar>(x, "x", {T, B, w.input_size});
-  const Scalar* h0p = in_or_null<Scalar>(h0, "h0", {B, H});
-  py::array_t<Scalar> output({T, B, H}), h_n({B, H});
+  const Scalar* xp = in<Scalar>(x, "x", {T, B, spec.input_size});
+  const Scalar* h0p = in_or_null<Scalar>(h0, "h0", {LD, B, H});
+  const Index* lp = in_or_null<Index>(lengths, "lengths", {B});
+  py::array_t<Scalar> output({T, B, spec.directions() * H}), h_n({LD, B, H});
   Scalar* op = output.mutable_data();
   Scalar* hp = h_n.mutable_data();
   {
     py::gil_scoped_release release;  // pure C++ on memory the caller keeps alive
     if (cache != nullptr)
-      eigengru::forward_training(w, T, B, xp, h0p, op, hp, *cache);
+      eigengru::stack_forward_training(spec, weights.data(), T, B, lp, xp, h0p, op, hp,
+                                       dropout_seed, *cache);
     else
-      eigengru::forward(w, T, B, xp, h0p, op, hp);
+      eigengru::stack_forward(spec, weights.data(), T, B, lp, xp, h0p, op, hp);
   }
   return py::make_tuple(output, h_n);
 }
 
 template <typename Scalar>
-py::tuple backward(eigengru::TrainingCache<Scalar>& cache, const py::object& grad_out,
-                   const py::object& grad_h_n, py::array& g_w_ih, py::array& g_w_hh,
-                   const py::object& g_b_ih, const py::object& g_b_hh) {
+py::tuple backward(eigengru::StackCache<Scalar>& cache, const py::object& grad_out,
+                   const py::object& grad_h_n, const py::list& grads) {
   if (!cache.ready())
     throw std::logic_error("backward: no training forward to differentiate (call forward with "
                            "train=True first; each backward consumes its forward)");
-  const Index T = cache.steps(), B = cache.batch(), H = cache.hidden_size(),
-              I = cache.input_size();
-  eigengru::LayerGradients<Scalar> g;
-  g.weight_ih = out<Scalar>(g_w_ih, "grad_weight_ih", {3 * H, I});
-  g.weight_hh = out<Scalar>(g_w_hh, "grad_weight_hh", {3 * H, H});
-  if (cache.has_bias()) {
-    auto b_ih = py::cast<py::array>(g_b_ih), b_hh = py::cast<py::array>(g_b_hh);
-    g.bias_ih = out<Scalar>(b_ih, "grad_bias_ih", {3 * H});
-    g.bias_hh = out<Scalar>(b_hh, "grad_bias_hh", {3 * H});
+  const auto& spec = cache.spec();
+  const Index T = cache.steps(), B = cache.batch(), H = spec.hidden_size;
+  const Index D = spec.directions(), LD = spec.num_layers * D;
+  if (static_cast<Index>(grads.size()) != LD)
+    throw py::value_error("expected " + std::to_string(LD) + " sets of gradient buffers");
+  std::vector<eigengru::LayerGradients<Scalar>> g(LD);
+  std::vector<py::array> keep;
+  for (Index k = 0; k < LD; ++k) {
+    const auto parts = py::cast<py::tuple>(grads[k]);
+    const Index in_size = spec.layer_input_size(k / D);
+    for (std::size_t j = 0; j < parts.size(); ++j) keep.push_back(py::cast<py::array>(parts[j]));
+    auto* a = &keep[keep.size() - parts.size()];
+    g[k].weight_ih = out<Scalar>(a[0], "grad_weight_ih", {3 * H, in_size});
+    g[k].weight_hh = out<Scalar>(a[1], "grad_weight_hh", {3 * H, H});
+    if (cache.has_bias()) {
+      if (parts.size() != 4) throw py::value_error("expected gradient buffers for the biases");
+      g[k].bias_ih = out<Scalar>(a[2], "grad_bias_ih", {3 * H});
+      g[k].bias_hh = out<Scalar>(a[3], "grad_bias_hh", {3 * H});
+    }
   }
-  const Scalar* go = in_or_null<Scalar>(grad_out, "grad_out", {T, B, H});
-  const Scalar* ghn = in_or_null<Scalar>(grad_h_n, "grad_h_n", {B, H});
-  py::array_t<Scalar> dx({T, B, I}), dh0({B, H});
+  const Scalar* go = in_or_null<Scalar>(grad_out, "grad_out", {T, B, D * H});
+  const Scalar* ghn = in_or_null<Scalar>(grad_h_n, "grad_h_n", {LD, B, H});
+  py::array_t<Scalar> dx({T, B, spec.input_size}), dh0({LD, B, H});
   Scalar* dxp = dx.mutable_data();
   Scalar* dh0p = dh0.mutable_data();
   {
     py::gil_scoped_release release;
-    eigengru::backward(cache, go, ghn, dxp, dh0p, g);
+    eigengru::stack_backward(cache, go, ghn, dxp, dh0p, g.data());
   }
   return py::make_tuple(dx, dh0);
 }
 
 template <typename Scalar>
 void register_scalar(py::module_& m, const char* cache_name) {
-  py::class_<eigengru::TrainingCache<Scalar>>(m, cache_name,
-                                             "What a training forward keeps for its backward.")
+  using Cache = eigengru::StackCache<Scalar>;
+  py::class_<Cache>(m, cache_name, "What a training forward keeps for its backward.")
       .def(py::init<>())
-      .def_property_readonly("ready", &eigengru::TrainingCache<Scalar>::ready)
-      .def_property_readonly("steps", &eigengru::TrainingCache<Scalar>::steps)
-      .def_property_readonly("batch", &eigengru::TrainingCache<Scalar>::batch)
-      .def_property_readonly("nbytes", &eigengru::TrainingCache<Scalar>::bytes);
+      .def_property_readonly("ready", &Cache::ready)
+      .def_property_readonly("steps", &Cache::steps)
+      .def_property_readonly("batch", &Cache::batch)
+      .def_property_readonly("nbytes", &Cache::bytes);
 
   m.def(
       "forward",
-      [](const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
-         const py::object& b_hh, bool reset_after, const py::array_t<Scalar>& x,
-         const py::object& h0) {
-        return forward<Scalar>(w_ih, w_hh, b_ih, b_hh, reset_after, x, h0, nullptr);
+      [](const eigengru::StackSpec& spec, const py::list& layers, const py::array_t<Scalar>& x,
+         const py::object& h0, const py::object& lengths) {
+        return forward<Scalar>(spec, layers, x, h0, lengths, 0, nullptr);
       },
-      py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
-      py::arg("reset_after"), py::arg("x").noconvert(), py::arg("h0"));
+      py::arg("spec"), py::arg("layers"), py::arg("x").noconvert(), py::arg("h0"),
+      py::arg("lengths"));
   m.def(
       "forward_training",
-      [](const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
-         const py::object& b_hh, bool reset_after, const py::array_t<Scalar>& x,
-         const py::object& h0, eigengru::TrainingCache<Scalar>& cache) {
-        return forward<Scalar>(w_ih, w_hh, b_ih, b_hh, reset_after, x, h0, &cache);
+      [](const eigengru::StackSpec& spec, const py::list& layers, const py::array_t<Scalar>& x,
+         const py::object& h0, const py::object& lengths, std::uint64_t dropout_seed,
+         Cache& cache) {
+        return forward<Scalar>(spec, layers, x, h0, lengths, dropout_seed, &cache);
       },
-      py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
-      py::arg("reset_after"), py::arg("x").noconvert(), py::arg("h0"), py::arg("cache"));
+      py::arg("spec"), py::arg("layers"), py::arg("x").noconvert(), py::arg("h0"),
+      py::arg("lengths"), py::arg("dropout_seed"), py::arg("cache"));
   m.def("backward", &backward<Scalar>, py::arg("cache"), py::arg("grad_out"),
-        py::arg("grad_h_n"), py::arg("grad_weight_ih"), py::arg("grad_weight_hh"),
-        py::arg("grad_bias_ih"), py::arg("grad_bias_hh"));
+        py::arg("grad_h_n"), py::arg("grads"));
 }
 
 py::dict build_info() {
@@ -185,6 +215,10 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "eigengru's C++ core. Use the eigengru package; this module trusts its caller.";
+  py::class_<eigengru::StackSpec>(m, "StackSpec", "The shape of a stack of GRU layers.")
+      .def(py::init(&stack_spec), py::arg("input_size"), py::arg("hidden_size"),
+           py::arg("num_layers"), py::arg("bidirectional"), py::arg("reset_after"),
+           py::arg("dropout"));
   register_scalar<float>(m, "TrainingCacheFloat32");
   register_scalar<double>(m, "TrainingCacheFloat64");
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));

@@ -50,7 +50,7 @@ struct Problem {
   // L = sum(out * g_out) + sum(h_n * g_hn)
   double loss(bool reset_after) const {
     std::vector<double> out(T * B * H), h_n(B * H);
-    eigengru::forward(weights(reset_after), T, B, x.data(), h0.data(), out.data(), h_n.data());
+    eigengru::forward(weights(reset_after), eigengru::Sequence{T, B}, x.data(), h0.data(), out.data(), h_n.data());
     double l = 0;
     for (std::size_t k = 0; k < out.size(); ++k) l += out[k] * g_out[k];
     for (std::size_t k = 0; k < h_n.size(); ++k) l += h_n[k] * g_hn[k];
@@ -62,10 +62,10 @@ void test_gradients(bool reset_after) {
   const std::string variant = reset_after ? "reset_after" : "reset_before";
   Problem p(reset_after ? 1 : 2);
   std::vector<double> out(p.T * p.B * p.H), h_n(p.B * p.H), out_t(out.size()), h_n_t(h_n.size());
-  eigengru::forward(p.weights(reset_after), p.T, p.B, p.x.data(), p.h0.data(), out.data(),
+  eigengru::forward(p.weights(reset_after), eigengru::Sequence{p.T, p.B}, p.x.data(), p.h0.data(), out.data(),
                     h_n.data());
   eigengru::TrainingCache<double> cache;
-  eigengru::forward_training(p.weights(reset_after), p.T, p.B, p.x.data(), p.h0.data(),
+  eigengru::forward_training(p.weights(reset_after), eigengru::Sequence{p.T, p.B}, p.x.data(), p.h0.data(),
                              out_t.data(), h_n_t.data(), cache);
   check(out == out_t && h_n == h_n_t, variant + ": training forward equals inference forward");
 
@@ -113,7 +113,7 @@ void test_argument_errors() {
   std::vector<double> out(p.T * p.B * p.H), h_n(p.B * p.H);
   bool threw = false;
   try {
-    eigengru::forward<double>(w, p.T, p.B, p.x.data(), nullptr, out.data(), h_n.data());
+    eigengru::forward<double>(w, eigengru::Sequence{p.T, p.B}, p.x.data(), nullptr, out.data(), h_n.data());
   } catch (const std::invalid_argument& e) {
     threw = std::string(e.what()).find("hidden_size") != std::string::npos;
   }

@@ -3,6 +3,8 @@
 
 #include "eigengru/layer.hpp"
 #include "eigengru/packed_matrix.hpp"
+#include "eigengru/sequence.hpp"
+#include "eigengru/stack.hpp"
 #include "eigengru/threads.hpp"
 #include "eigengru/training_cache.hpp"
 #include "eigengru/types.hpp"

@@ -1,12 +1,13 @@
-// One GRU layer in one direction over a whole sequence: inference forward, training forward and
-// backward (backpropagation through time). All arrays are row-major, as in NumPy and PyTorch:
-//   x (T, B, I), out (T, B, H), h0 and h_n (B, H).
+// One GRU layer in one direction over a batch of sequences: inference forward, training forward
+// and backward (backpropagation through time). All arrays are row-major, as in NumPy and PyTorch:
+//   x (T, B, I), out (T, B, H) (rows seq.out_stride apart), h0 and h_n (B, H).
 // Work is split over the batch: each thread owns a slice of rows for the whole sequence.
 //
 // Thread safety: every function may run concurrently with any other on distinct output buffers
 // and caches; weights are only read.
 #pragma once
 
+#include "eigengru/sequence.hpp"
 #include "eigengru/training_cache.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
@@ -15,24 +16,25 @@ namespace eigengru {
 
 /// Inference: out[t] = h_t for t = 0..T-1 and h_n = h_T, saving nothing.
 /// h0 may be nullptr (zeros); out may be nullptr when only h_n is wanted.
-/// Throws std::invalid_argument on non-positive sizes or missing weights.
+/// Throws std::invalid_argument on non-positive sizes, missing weights or lengths out of range.
 template <typename Scalar>
-void forward(const LayerWeights<Scalar>& weights, Index steps, Index batch, const Scalar* x,
+void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
              const Scalar* h0, Scalar* out, Scalar* h_n);
 
 /// Training: the same outputs as forward(), and fills cache with what backward() needs
 /// (replacing whatever it held). On an exception the cache is left as it was.
 template <typename Scalar>
-void forward_training(const LayerWeights<Scalar>& weights, Index steps, Index batch,
-                      const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
-                      TrainingCache<Scalar>& cache);
+void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
+                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache);
 
 /// Backward through the forward_training() that filled cache, which it consumes.
 /// grad_out (T, B, H) and grad_h_n (B, H) are dL/d out and dL/d h_n; either may be nullptr (zero).
-/// Writes grad_x (T, B, I) and grad_h0 (B, H) when not nullptr; accumulates (+=) the parameter
-/// gradients into grads. Throws std::logic_error when the cache is not ready().
+/// grad_out's rows lie as out's did. Writes grad_x (T, B, I) (adds to it when accumulate_grad_x)
+/// and grad_h0 (B, H) when not nullptr; accumulates (+=) the parameter gradients into grads.
+/// Gradients at padded steps are zero. Throws std::logic_error when the cache is not ready().
 template <typename Scalar>
 void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
-              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads);
+              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
+              bool accumulate_grad_x = false);
 
 }  // namespace eigengru

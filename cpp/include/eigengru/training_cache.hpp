@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
@@ -14,7 +15,7 @@ struct LayerPasses;
 }
 
 /// Filled by forward_training(), consumed by backward(): the gate activations of every step and
-/// row (r, z, n and the factor of W_hn, 4H values), the hidden states h_0 ... h_T, and copies of
+/// row (r, z, n and the factor of W_hn, 4H values), the state each step started from, and copies of
 /// the input and of the weights, so that backward differentiates exactly the forward that ran
 /// even if the caller reuses its buffers in between. backward() overwrites the gate activations
 /// with gate gradients, so one forward allows one backward.
@@ -32,11 +33,13 @@ class TrainingCache {
   Index hidden_size() const { return hidden_size_; }
   bool reset_after() const { return reset_after_; }
   bool has_bias() const { return has_bias_; }
+  bool reverse() const { return reverse_; }
   /// Bytes of memory held.
   std::size_t bytes() const {
     return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
-                                                     weight_hh_.size() + states_.size() +
-                                                     gates_.size());
+                                                     weight_hh_.size() + prev_states_.size() +
+                                                     gates_.size()) +
+           sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
   void clear() { *this = TrainingCache(); }
@@ -46,12 +49,16 @@ class TrainingCache {
 
   bool ready_ = false;
   Index steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
-  bool reset_after_ = true, has_bias_ = true;
-  RowMatrix<Scalar> inputs_;     // (T*B, I)
-  RowMatrix<Scalar> weight_ih_;  // (3H, I)
-  RowMatrix<Scalar> weight_hh_;  // (3H, H)
-  RowMatrix<Scalar> states_;     // ((T+1)*B, H): rows [t*B, (t+1)*B) hold h_t, h_0 first
-  RowMatrix<Scalar> gates_;      // (T*B, 4H): the gate records of cell.hpp
+  Index out_stride_ = 0;
+  int threads_ = 0;
+  bool reset_after_ = true, has_bias_ = true, reverse_ = false;
+  std::vector<Index> lengths_;     // B entries
+  RowMatrix<Scalar> inputs_;       // (T*B, I)
+  RowMatrix<Scalar> weight_ih_;    // (3H, I)
+  RowMatrix<Scalar> weight_hh_;    // (3H, H)
+  // Indexed by time t and row b as row t*B + b, zero at padded steps:
+  RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
+  RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
 };
 
 }  // namespace eigengru

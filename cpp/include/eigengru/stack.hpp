@@ -1,0 +1,85 @@
+// A stack of GRU layers, each in one or both directions: torch.nn.GRU's whole computation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "eigengru/layer.hpp"
+
+namespace eigengru {
+
+/// The shape of a stack: num_layers layers of hidden_size units, each run forward and, when
+/// bidirectional, also in reverse, with the two directions' outputs side by side.
+struct StackSpec {
+  Index input_size = 0;
+  Index hidden_size = 0;
+  Index num_layers = 1;
+  bool bidirectional = false;
+  bool reset_after = true;
+  double dropout = 0.0;  ///< probability of zeroing each input of layers 1.., in training only
+
+  Index directions() const { return bidirectional ? 2 : 1; }
+  /// The input size of layer l: input_size, then directions() * hidden_size.
+  Index layer_input_size(Index l) const {
+    return l == 0 ? input_size : directions() * hidden_size;
+  }
+};
+
+namespace detail {
+template <typename Scalar>
+struct StackPasses;
+}
+
+/// Filled by stack_forward_training(), consumed by stack_backward(): one TrainingCache per layer
+/// and direction, and the dropout masks. Same rules as TrainingCache.
+template <typename Scalar>
+class StackCache {
+ public:
+  bool ready() const { return ready_; }
+  Index steps() const { return steps_; }
+  Index batch() const { return batch_; }
+  const StackSpec& spec() const { return spec_; }
+  bool has_bias() const { return !layers_.empty() && layers_.front().has_bias(); }
+  std::size_t bytes() const {
+    std::size_t total = 0;
+    for (const auto& layer : layers_) total += layer.bytes();
+    for (const auto& mask : dropout_masks_) total += sizeof(Scalar) * mask.size();
+    return total;
+  }
+  void clear() { *this = StackCache(); }
+
+ private:
+  friend struct detail::StackPasses<Scalar>;
+  bool ready_ = false;
+  StackSpec spec_;
+  Index steps_ = 0, batch_ = 0;
+  std::vector<TrainingCache<Scalar>> layers_;        // layer-major, forward before reverse
+  std::vector<RowMatrix<Scalar>> dropout_masks_;     // layer l >= 1: (T*B, D*H), 0 or 1/(1-p)
+};
+
+/// Inference. weights: num_layers * directions entries in PyTorch's order (layer-major, forward
+/// before reverse), entry l*D + d with input size spec.layer_input_size(l).
+/// x (T, B, I); lengths (B) or nullptr; h0 and h_n (L*D, B, H), h0 may be nullptr (zeros);
+/// out (T, B, D*H) or nullptr. Directions run concurrently when threads would otherwise idle.
+template <typename Scalar>
+void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
+                   Index batch, const Index* lengths, const Scalar* x, const Scalar* h0,
+                   Scalar* out, Scalar* h_n);
+
+/// Training: as stack_forward(), with dropout between layers drawn from dropout_seed, keeping
+/// what stack_backward() needs in cache (replaced whole, only on success).
+template <typename Scalar>
+void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
+                            Index steps, Index batch, const Index* lengths, const Scalar* x,
+                            const Scalar* h0, Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
+                            StackCache<Scalar>& cache);
+
+/// Backward through the stack_forward_training() that filled cache, which it consumes.
+/// grad_out (T, B, D*H) and grad_h_n (L*D, B, H) may be nullptr (zero); grad_x (T, B, I) and
+/// grad_h0 (L*D, B, H) are written when not nullptr; grads (L*D entries) are accumulated into.
+template <typename Scalar>
+void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads);
+
+}  // namespace eigengru

@@ -1,0 +1,227 @@
+#include "eigengru/stack.hpp"
+
+#include <exception>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "eigengru/threads.hpp"
+
+namespace eigengru {
+namespace detail {
+namespace {
+
+/// Runs job(0, threads) and job(1, threads) for the two directions of a layer: side by side on
+/// split thread counts when the batch is too small to keep every thread busy on its own,
+/// otherwise one after the other with all threads.
+template <typename Job>
+void for_each_direction(Index directions, Index batch, Job job) {
+  const int threads = get_num_threads();
+  if (directions == 1) {
+    job(0, threads);
+    return;
+  }
+  if (threads < 2 || batch >= threads) {
+    job(0, threads);
+    job(1, threads);
+    return;
+  }
+  std::exception_ptr failure;
+  std::thread reverse([&] {
+    try {
+      job(1, threads / 2);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  try {
+    job(0, threads - threads / 2);
+  } catch (...) {
+    reverse.join();
+    throw;
+  }
+  reverse.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+/// The dropout mask of one layer's input: each entry 0 with probability p, else 1 / (1 - p).
+/// mt19937_64 and the 53-bit conversion are fully specified, so masks are the same everywhere.
+template <typename Scalar>
+RowMatrix<Scalar> dropout_mask(Index rows, Index cols, double p, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  const Scalar keep = static_cast<Scalar>(1.0 / (1.0 - p));
+  RowMatrix<Scalar> mask(rows, cols);
+  for (Index k = 0; k < mask.size(); ++k) {
+    const double u = static_cast<double>(gen() >> 11) * 0x1.0p-53;
+    mask.data()[k] = u < p ? Scalar(0) : keep;
+  }
+  return mask;
+}
+
+template <typename Scalar>
+void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scalar>* weights,
+                 Index steps, Index batch, const Index* lengths) {
+  const std::string where(fn);
+  if (spec.num_layers < 1)
+    throw std::invalid_argument(where + ": num_layers must be at least 1");
+  if (!(spec.dropout >= 0.0 && spec.dropout < 1.0))
+    throw std::invalid_argument(where + ": dropout must be in [0, 1)");
+  if (weights == nullptr) throw std::invalid_argument(where + ": weights must not be null");
+  for (Index l = 0; l < spec.num_layers; ++l)
+    for (Index d = 0; d < spec.directions(); ++d) {
+      const auto& w = weights[l * spec.directions() + d];
+      if (w.input_size != spec.layer_input_size(l) || w.hidden_size != spec.hidden_size ||
+          w.reset_after != spec.reset_after)
+        throw std::invalid_argument(where + ": the weights of layer " + std::to_string(l) +
+                                    (d ? " (reverse)" : "") + " do not match the spec");
+    }
+  if (steps < 0 || batch < 0)
+    throw std::invalid_argument(where + ": steps and batch must not be negative");
+  if (lengths != nullptr)
+    for (Index b = 0; b < batch; ++b)
+      if (lengths[b] < 1 || lengths[b] > steps)
+        throw std::invalid_argument(where + ": lengths[" + std::to_string(b) + "] = " +
+                                    std::to_string(lengths[b]) + " is outside [1, " +
+                                    std::to_string(steps) + "]");
+}
+
+}  // namespace
+
+template <typename Scalar>
+struct StackPasses {
+  static void forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index T,
+                      Index B, const Index* lengths, const Scalar* x, const Scalar* h0,
+                      Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
+                      StackCache<Scalar>* cache) {
+    const Index L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
+    const bool training = cache != nullptr;
+    StackCache<Scalar> filled;
+    if (training) filled.layers_.resize(L * D);
+    RowMatrix<Scalar> between[2];  // outputs of the layers below the last, in turn
+    RowMatrix<Scalar> own_out;
+    if (out == nullptr) {
+      own_out.resize(T * B, D * H);
+      out = own_out.data();
+    }
+    const Scalar* input = x;
+    for (Index l = 0; l < L; ++l) {
+      if (training && l > 0 && spec.dropout > 0) {
+        RowMatrix<Scalar> mask =
+            dropout_mask<Scalar>(T * B, D * H, spec.dropout, dropout_seed + l);
+        auto& dropped = between[(l - 1) % 2];  // the input itself is not needed again
+        dropped.array() *= mask.array();
+        filled.dropout_masks_.push_back(std::move(mask));
+        input = dropped.data();
+      }
+      Scalar* dst = out;
+      if (l < L - 1) {
+        between[l % 2].resize(T * B, D * H);
+        dst = between[l % 2].data();
+      }
+      for_each_direction(D, B, [&](Index d, int threads) {
+        Sequence seq{T, B, lengths, d == 1, D * H, threads};
+        const Index k = l * D + d;
+        const Scalar* h0_k = h0 != nullptr ? h0 + k * B * H : nullptr;
+        Scalar* h_n_k = h_n != nullptr ? h_n + k * B * H : nullptr;
+        if (training)
+          forward_training(weights[k], seq, input, h0_k, dst + d * H, h_n_k, filled.layers_[k]);
+        else
+          eigengru::forward(weights[k], seq, input, h0_k, dst + d * H, h_n_k);
+      });
+      input = dst;
+    }
+    if (!training) return;
+    filled.spec_ = spec;
+    filled.steps_ = T;
+    filled.batch_ = B;
+    filled.ready_ = true;
+    *cache = std::move(filled);
+  }
+
+  static void backward(StackCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
+                       Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads) {
+    if (!c.ready_)
+      throw std::logic_error(
+          "stack_backward: no training forward to differentiate (run stack_forward_training "
+          "first; each backward consumes the forward it differentiates)");
+    const StackSpec& spec = c.spec_;
+    const Index L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
+    const Index T = c.steps_, B = c.batch_;
+    RowMatrix<Scalar> grad_between[2];  // dL/d(input of layer l), l >= 1
+    const Scalar* grad_above = grad_out;
+    for (Index l = L - 1; l >= 0; --l) {
+      Scalar* grad_in = grad_x;
+      if (l > 0) {
+        grad_between[l % 2].resize(T * B, D * H);
+        grad_in = grad_between[l % 2].data();
+      }
+      // Both directions add into grad_in; side by side, the reverse one gets its own buffer.
+      RowMatrix<Scalar> reverse_grad_in;
+      const bool side_by_side = D == 2 && get_num_threads() >= 2 && B < get_num_threads();
+      if (side_by_side && grad_in != nullptr)
+        reverse_grad_in.resize(T * B, spec.layer_input_size(l));
+      for_each_direction(D, B, [&](Index d, int) {
+        const Index k = l * D + d;
+        Scalar* target = grad_in;
+        bool accumulate = d == 1;
+        if (d == 1 && side_by_side && grad_in != nullptr) {
+          target = reverse_grad_in.data();
+          accumulate = false;
+        }
+        eigengru::backward(c.layers_[k], grad_above != nullptr ? grad_above + d * H : nullptr,
+                 grad_h_n != nullptr ? grad_h_n + k * B * H : nullptr, target,
+                 grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate);
+      });
+      if (reverse_grad_in.size() > 0)
+        Eigen::Map<RowMatrix<Scalar>>(grad_in, T * B, spec.layer_input_size(l)) += reverse_grad_in;
+      if (l > 0 && spec.dropout > 0)
+        grad_between[l % 2].array() *= c.dropout_masks_[l - 1].array();
+      grad_above = grad_in;
+    }
+    c.clear();
+  }
+};
+
+}  // namespace detail
+
+template <typename Scalar>
+void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
+                   Index batch, const Index* lengths, const Scalar* x, const Scalar* h0,
+                   Scalar* out, Scalar* h_n) {
+  detail::check_stack("stack_forward", spec, weights, steps, batch, lengths);
+  detail::StackPasses<Scalar>::forward(spec, weights, steps, batch, lengths, x, h0, out, h_n, 0,
+                                       nullptr);
+}
+
+template <typename Scalar>
+void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
+                            Index steps, Index batch, const Index* lengths, const Scalar* x,
+                            const Scalar* h0, Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
+                            StackCache<Scalar>& cache) {
+  detail::check_stack("stack_forward_training", spec, weights, steps, batch, lengths);
+  detail::StackPasses<Scalar>::forward(spec, weights, steps, batch, lengths, x, h0, out, h_n,
+                                       dropout_seed, &cache);
+}
+
+template <typename Scalar>
+void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads) {
+  detail::StackPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads);
+}
+
+#define EIGENGRU_INSTANTIATE(Scalar)                                                          \
+  template void stack_forward<Scalar>(const StackSpec&, const LayerWeights<Scalar>*, Index,    \
+                                      Index, const Index*, const Scalar*, const Scalar*,       \
+                                      Scalar*, Scalar*);                                       \
+  template void stack_forward_training<Scalar>(const StackSpec&, const LayerWeights<Scalar>*,  \
+                                               Index, Index, const Index*, const Scalar*,      \
+                                               const Scalar*, Scalar*, Scalar*, std::uint64_t, \
+                                               StackCache<Scalar>&);                           \
+  template void stack_backward<Scalar>(StackCache<Scalar>&, const Scalar*, const Scalar*,      \
+                                       Scalar*, Scalar*, const LayerGradients<Scalar>*);
+EIGENGRU_INSTANTIATE(float)
+EIGENGRU_INSTANTIATE(double)
+#undef EIGENGRU_INSTANTIATE
+
+}  // namespace eigengru
