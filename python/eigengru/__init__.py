@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+from . import interop
 from ._core import __version__, build_info
 from .gru import GRU
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["GRU", "__version__", "build_info", "get_num_threads", "set_num_threads"]
+__all__ = ["GRU", "interop", "__version__", "build_info", "get_num_threads", "set_num_threads"]

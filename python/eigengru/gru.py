@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -302,14 +304,14 @@ class GRU:
     def load(cls, path: str | os.PathLike) -> GRU:
         """Read a model written by ``save``; a file that is not one raises ValueError."""
         path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                config = json.loads(str(archive[_CONFIG_KEY][()]))
-                arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
-        except (OSError, KeyError, ValueError, EOFError) as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
+        with open(path, "rb") as f:  # our handle: np.load leaks its own on a corrupt file
+            try:
+                with np.load(f, allow_pickle=False) as archive:
+                    config = json.loads(str(archive[_CONFIG_KEY][()]))
+                    arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
+            except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile,
+                    zlib.error) as error:
+                raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
         if not isinstance(config, dict) or config.get("format") != _FILE_FORMAT:
             raise ValueError(f"{path}: not an eigengru model file")
         if config.get("version") != _FILE_VERSION:
