@@ -108,3 +108,28 @@ def test_state_dict_round_trips_to_torch():
     assert list(gru.state_dict()) == list(module.state_dict())
     for name, p in module.state_dict().items():
         np.testing.assert_array_equal(p.numpy(), getattr(gru, name))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_directions_side_by_side_match_torch(threads):
+    """With fewer batch rows than threads, the two directions run at once on split threads."""
+    before = eigengru.get_num_threads()
+    eigengru.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        module = torch.nn.GRU(INPUT, HIDDEN, num_layers=2, bidirectional=True, dtype=torch.float64)
+        gru = eigengru.GRU(INPUT, HIDDEN, num_layers=2, bidirectional=True, dtype=np.float64)
+        gru.load_state_dict(module.state_dict())
+        x = rng.standard_normal((STEPS, 1, INPUT))
+        grad_out = rng.standard_normal((STEPS, 1, 2 * HIDDEN))
+        grad_h_n = rng.standard_normal((4, 1, HIDDEN))
+        t_out, t_h_n, t_dx, _, t_grads = torch_run(module, x, None, None, grad_out, grad_h_n)
+        out, h_n = gru.forward(x, train=True)
+        assert_close(out, t_out, np.float64, "out")
+        assert_close(h_n, t_h_n, np.float64, "h_n")
+        dx, _ = gru.backward(grad_out, grad_h_n)
+        assert_close(dx, t_dx, np.float64, "dx")
+        for name, expected in t_grads.items():
+            assert_close(gru.grads[name], expected, np.float64, name)
+    finally:
+        eigengru.set_num_threads(before)
