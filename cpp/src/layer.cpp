@@ -61,18 +61,19 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequen
 /// gx = x W_ihᵀ + b_ih for all T*B rows in one product, with every bias that is added outside the
 /// reset gate folded in: b_hr and b_hz always, b_hn too when the reset comes before the product.
 template <typename Scalar>
-RowMatrix<Scalar> project_inputs(const LayerWeights<Scalar>& w, Index rows, const Scalar* x) {
+RowMatrix<Scalar> project_inputs(const LayerWeights<Scalar>& w, Index rows, const Scalar* x,
+                                 int threads) {
   const Index H = w.hidden_size, I = w.input_size;
-  ConstMatrixMap<Scalar> X(x, rows, I, Eigen::OuterStride<>(I));
-  ConstMatrixMap<Scalar> W(w.weight_ih, 3 * H, I, Eigen::OuterStride<>(I));
   RowMatrix<Scalar> gx(rows, 3 * H);
-  gx.noalias() = X * W.transpose();
   if (w.has_bias()) {
     Vector<Scalar> bias = Eigen::Map<const Vector<Scalar>>(w.bias_ih, 3 * H);
     const Index folded = w.reset_after ? 2 * H : 3 * H;
     bias.head(folded) += Eigen::Map<const Vector<Scalar>>(w.bias_hh, folded);
-    gx.rowwise() += bias.transpose();
+    gx.rowwise() = bias.transpose();
   }
+  PackedMatrix<Scalar> w_ih_t;  // B(k, j) = W_ih(j, k)
+  w_ih_t.pack(w.weight_ih, I, 3 * H, 1, I);
+  w_ih_t.multiply_parallel(x, I, rows, gx.data(), 3 * H, w.has_bias(), threads);
   return gx;
 }
 
@@ -140,7 +141,7 @@ struct LayerPasses {
 
     // Everything is allocated here, before the time loop, so that a failure leaves the
     // caller's buffers and cache untouched.
-    RowMatrix<Scalar> gx = project_inputs(w, T * B, x);  // row t*B + b
+    RowMatrix<Scalar> gx = project_inputs(w, T * B, x, threads_for(seq, T * B));  // row t*B + b
     const auto rec = RecurrentWeights<Scalar>::for_forward(w.weight_hh, H, w.reset_after);
     RowMatrix<Scalar> state[2] = {RowMatrix<Scalar>::Zero(B, H), RowMatrix<Scalar>(B, H)};
     if (h0 != nullptr) state[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
@@ -286,30 +287,50 @@ struct LayerPasses {
     }
     if (grad_h0 != nullptr) std::copy(dh.data(), dh.data() + B * H, grad_h0);
 
-    // Whole-sequence products: the gate gradients of all steps against the inputs and states.
+    // Whole-sequence products: the gate gradients of all steps against the inputs and states,
+    // each weight gradient formed transposed, (inputs)ᵀ x (gate gradients), so that the long
+    // T*B reduction runs down packed panels of gate gradients.
     const Index rows = T * B;
+    const int threads = threads_for(seq, rows);
     ConstMatrixMap<Scalar> records(gates, rows, R, Eigen::OuterStride<>(R));
     const auto d_input = records.leftCols(G);  // [da_r, da_z, da_n] = dL/d(x W_ihᵀ + b_ih)
     const auto d_recurrent_n = records.middleCols(reset_after ? 3 * H : 2 * H, H);
-    const auto& h_prev = c.prev_states_;
     if (grad_x != nullptr) {
-      MatrixMap<Scalar> dx(grad_x, rows, I, Eigen::OuterStride<>(I));
-      if (accumulate_grad_x)
-        dx.noalias() += d_input * c.weight_ih_;
-      else
-        dx.noalias() = d_input * c.weight_ih_;
+      PackedMatrix<Scalar> w_ih;  // B = W_ih (3H x I)
+      w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
+      w_ih.multiply_parallel(gates, R, rows, grad_x, I, accumulate_grad_x, threads);
     }
-    if (grads.weight_ih != nullptr)
-      MatrixMap<Scalar>(grads.weight_ih, G, I, Eigen::OuterStride<>(I)).noalias() +=
-          d_input.transpose() * c.inputs_;
+    PackedMatrix<Scalar> d_rz, d_n, d_m;  // gate-gradient column blocks, K = T*B
+    d_rz.pack(gates, rows, 2 * H, R, 1, threads);
+    d_n.pack(gates + 2 * H, rows, H, R, 1, threads);
+    auto add_transposed = [&](Scalar* grad, Index grad_rows, Index grad_cols, Index first_row,
+                              const PackedMatrix<Scalar>& d, const Scalar* a, Index a_rows) {
+      // grad[first_row : first_row + d.cols(), :] += (aᵀ d)ᵀ, with a (T*B x a_rows) row-major
+      RowMatrix<Scalar> product(a_rows, d.cols());
+      d.multiply_parallel(a, 1, a_rows, product.data(), d.cols(), false, threads, a_rows);
+      MatrixMap<Scalar>(grad, grad_rows, grad_cols, Eigen::OuterStride<>(grad_cols))
+          .middleRows(first_row, d.cols()) += product.transpose();
+    };
+    auto add_transposed_strided = [&](Scalar* grad, Index grad_cols, Index first_row,
+                                      const PackedMatrix<Scalar>& d, const Scalar* a) {
+      // as above, with a = records' m block (rows R apart)
+      RowMatrix<Scalar> product(H, d.cols());
+      d.multiply_parallel(a, 1, H, product.data(), d.cols(), false, threads, R);
+      MatrixMap<Scalar>(grad, G, grad_cols, Eigen::OuterStride<>(grad_cols))
+          .middleRows(first_row, d.cols()) += product.transpose();
+    };
+    if (grads.weight_ih != nullptr) {
+      add_transposed(grads.weight_ih, G, I, 0, d_rz, c.inputs_.data(), I);
+      add_transposed(grads.weight_ih, G, I, 2 * H, d_n, c.inputs_.data(), I);
+    }
     if (grads.weight_hh != nullptr) {
-      MatrixMap<Scalar> dw(grads.weight_hh, G, H, Eigen::OuterStride<>(H));
-      dw.topRows(2 * H).noalias() += records.leftCols(2 * H).transpose() * h_prev;
-      if (reset_after)
-        dw.bottomRows(H).noalias() += d_recurrent_n.transpose() * h_prev;
-      else
-        dw.bottomRows(H).noalias() += records.middleCols(2 * H, H).transpose() *
-                                      records.middleCols(3 * H, H);  // da_nᵀ (r * h)
+      add_transposed(grads.weight_hh, G, H, 0, d_rz, c.prev_states_.data(), H);
+      if (reset_after) {
+        d_m.pack(gates + 3 * H, rows, H, R, 1, threads);
+        add_transposed(grads.weight_hh, G, H, 2 * H, d_m, c.prev_states_.data(), H);
+      } else {
+        add_transposed_strided(grads.weight_hh, H, 2 * H, d_n, gates + 3 * H);  // (r * h)ᵀ da_n
+      }
     }
     if (c.has_bias_) {
       if (grads.bias_ih != nullptr)

@@ -22,16 +22,24 @@ class PackedMatrix {
   PackedMatrix() = default;
 
   /// Packs B with B(k, j) = source[k * row_stride + j * col_stride]; a transposed or
-  /// sub-matrix view is a matter of strides. Allocates.
-  void pack(const Scalar* source, Index rows, Index cols, Index row_stride, Index col_stride);
+  /// sub-matrix view is a matter of strides. Allocates; copies with up to `threads` threads.
+  void pack(const Scalar* source, Index rows, Index cols, Index row_stride, Index col_stride,
+            int threads = 1);
 
   Index rows() const { return rows_; }
   Index cols() const { return cols_; }
 
-  /// C = A * B, or C += A * B when accumulate. A is m x rows() with rows lda apart, C is
+  /// C = A * B, or C += A * B when accumulate. A is m x rows() with A(i, k) =
+  /// a[i * lda + k * a_step] (a_step = 1: row-major; lda = 1: a transposed view), C is
   /// m x cols() with rows ldc apart. Allocates nothing; C must not overlap A.
-  void multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
-                bool accumulate) const noexcept;
+  void multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
+                Index a_step = 1) const noexcept;
+
+  /// multiply() with the rows of A and C split over `threads` OpenMP threads. The slices start
+  /// on the kernel's row blocks, so every row is computed exactly as by one thread: results do
+  /// not depend on the thread count.
+  void multiply_parallel(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+                         bool accumulate, int threads, Index a_step = 1) const noexcept;
 
  private:
   Index rows_ = 0;

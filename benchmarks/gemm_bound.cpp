@@ -1,0 +1,81 @@
+// The GEMM bound of a GRU forward pass, timed in C++ with the project's Eigen build:
+// one input-projection product (T*B x I)(I x 3H) plus T recurrent products (B x H)(H x 3H).
+// Also times eigengru's packed per-step product on the same shapes, for comparison.
+//
+//   gemm_bound T B I H [repeats]    prints one JSON object
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "eigengru/packed_matrix.hpp"
+#include "eigengru/threads.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <typename F>
+double median_seconds(int repeats, F f) {
+  f();  // warm-up
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = Clock::now();
+    f();
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 5) {
+    std::fprintf(stderr, "usage: gemm_bound T B I H [repeats]\n");
+    return 2;
+  }
+  const Eigen::Index T = std::atol(argv[1]), B = std::atol(argv[2]), I = std::atol(argv[3]),
+                     H = std::atol(argv[4]);
+  const int repeats = argc > 5 ? std::atoi(argv[5]) : 5;
+  Eigen::setNbThreads(eigengru::get_num_threads());
+
+  const Matrix x = Matrix::Random(T * B, I), w_ih = Matrix::Random(3 * H, I);
+  const Matrix w_hh = Matrix::Random(3 * H, H), h = Matrix::Random(B, H);
+  Matrix gx(T * B, 3 * H), gh(B, 3 * H);
+
+  const double projection = median_seconds(repeats, [&] { gx.noalias() = x * w_ih.transpose(); });
+  // T products per repeat, so that the per-call overhead is part of what is timed.
+  const double eigen_steps = median_seconds(repeats, [&] {
+    for (Eigen::Index t = 0; t < T; ++t) gh.noalias() = h * w_hh.transpose();
+  });
+  eigengru::PackedMatrix<float> packed;
+  packed.pack(w_hh.data(), H, 3 * H, 1, H);
+  const double packed_steps = median_seconds(repeats, [&] {
+    for (Eigen::Index t = 0; t < T; ++t) packed.multiply(h.data(), H, B, gh.data(), 3 * H, false);
+  });
+  eigengru::PackedMatrix<float> packed_ih;
+  packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
+  const double packed_projection = median_seconds(
+      repeats, [&] { packed_ih.multiply(x.data(), I, T * B, gx.data(), 3 * H, false); });
+  // A weight-gradient-like product: a long reduction, (H x T*B)(T*B x 3H).
+  const Matrix ht = Matrix::Random(H, T * B), d = Matrix::Random(T * B, 3 * H);
+  Matrix dw(H, 3 * H);
+  const double eigen_reduction = median_seconds(repeats, [&] { dw.noalias() = ht * d; });
+  eigengru::PackedMatrix<float> packed_d;
+  packed_d.pack(d.data(), T * B, 3 * H, 3 * H, 1);
+  const double packed_reduction = median_seconds(
+      repeats, [&] { packed_d.multiply(ht.data(), T * B, H, dw.data(), 3 * H, false); });
+  std::printf(
+      "{\"threads\": %d, \"projection_ms\": %.4f, \"eigen_step_us\": %.3f, "
+      "\"bound_ms\": %.4f, \"packed_projection_ms\": %.4f, \"packed_step_us\": %.3f, "
+      "\"eigen_reduction_ms\": %.4f, \"packed_reduction_ms\": %.4f}\n",
+      eigengru::get_num_threads(), projection * 1e3, eigen_steps / T * 1e6,
+      (projection + eigen_steps) * 1e3, packed_projection * 1e3, packed_steps / T * 1e6,
+      eigen_reduction * 1e3, packed_reduction * 1e3);
+  return 0;
+}
