@@ -31,7 +31,7 @@ using Chunk = Eigen::Array<Scalar, kChunk<Scalar>, 1>;
 
 /// Elements [j, j + len) of p, len <= kChunk, zero-padded.
 template <typename Scalar>
-inline Chunk<Scalar> load(const Scalar* p, Index j, Index len) {
+__attribute__((always_inline)) inline Chunk<Scalar> load(const Scalar* p, Index j, Index len) {
   if (len == kChunk<Scalar>) return Eigen::Map<const Chunk<Scalar>>(p + j);
   Chunk<Scalar> c = Chunk<Scalar>::Zero();
   std::copy(p + j, p + j + len, c.data());
@@ -39,7 +39,7 @@ inline Chunk<Scalar> load(const Scalar* p, Index j, Index len) {
 }
 
 template <typename Scalar>
-inline void store(Scalar* p, Index j, Index len, const Chunk<Scalar>& c) {
+__attribute__((always_inline)) inline void store(Scalar* p, Index j, Index len, const Chunk<Scalar>& c) {
   if (len == kChunk<Scalar>)
     Eigen::Map<Chunk<Scalar>>(p + j) = c;
   else

@@ -58,23 +58,18 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequen
                                     std::to_string(steps) + "]");
 }
 
-/// gx = x W_ihᵀ + b_ih for all T*B rows in one product, with every bias that is added outside the
-/// reset gate folded in: b_hr and b_hz always, b_hn too when the reset comes before the product.
+/// The biases added to x W_ihᵀ: b_ih, with every bias that sits outside the reset gate folded in
+/// (b_hr and b_hz always, b_hn too when the reset comes before the product). Zero without biases.
 template <typename Scalar>
-RowMatrix<Scalar> project_inputs(const LayerWeights<Scalar>& w, Index rows, const Scalar* x,
-                                 int threads) {
-  const Index H = w.hidden_size, I = w.input_size;
-  RowMatrix<Scalar> gx(rows, 3 * H);
+Vector<Scalar> folded_input_bias(const LayerWeights<Scalar>& w) {
+  const Index H = w.hidden_size;
+  Vector<Scalar> bias = Vector<Scalar>::Zero(3 * H);
   if (w.has_bias()) {
-    Vector<Scalar> bias = Eigen::Map<const Vector<Scalar>>(w.bias_ih, 3 * H);
+    bias = Eigen::Map<const Vector<Scalar>>(w.bias_ih, 3 * H);
     const Index folded = w.reset_after ? 2 * H : 3 * H;
     bias.head(folded) += Eigen::Map<const Vector<Scalar>>(w.bias_hh, folded);
-    gx.rowwise() = bias.transpose();
   }
-  PackedMatrix<Scalar> w_ih_t;  // B(k, j) = W_ih(j, k)
-  w_ih_t.pack(w.weight_ih, I, 3 * H, 1, I);
-  w_ih_t.multiply_parallel(x, I, rows, gx.data(), 3 * H, w.has_bias(), threads);
-  return gx;
+  return bias;
 }
 
 /// W_hh packed for the per-step products. Forward multiplies h by W_hhᵀ; backward multiplies
@@ -141,16 +136,27 @@ struct LayerPasses {
 
     // Everything is allocated here, before the time loop, so that a failure leaves the
     // caller's buffers and cache untouched.
-    RowMatrix<Scalar> gx = project_inputs(w, T * B, x, threads_for(seq, T * B));  // row t*B + b
+    PackedMatrix<Scalar> w_ih_t;  // B(k, j) = W_ih(j, k)
+    w_ih_t.pack(w.weight_ih, I, G, 1, I);
+    const Vector<Scalar> input_bias = folded_input_bias(w);
     const auto rec = RecurrentWeights<Scalar>::for_forward(w.weight_hh, H, w.reset_after);
     RowMatrix<Scalar> state[2] = {RowMatrix<Scalar>::Zero(B, H), RowMatrix<Scalar>(B, H)};
     if (h0 != nullptr) state[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
     RowMatrix<Scalar> gates = RowMatrix<Scalar>::Zero(B, R);  // this step's records
-    RowMatrix<Scalar> gh(B, G);
-    RowMatrix<Scalar> kept_gates, kept_states;  // training: by time, zero at padded steps
+    // The input projection runs a few steps ahead, in chunks of `ahead` steps, enough rows for
+    // the product kernel to be efficient even for a batch of one, and few enough to stay in
+    // cache until the gates read them. A chunk's inputs are gathered into contiguous rows.
+    const int threads = threads_for(seq, B);
+    const Index ahead = std::clamp<Index>(48 / std::max<Index>(1, B / threads), 1, T > 0 ? T : 1);
+    RowMatrix<Scalar> gx(ahead * B, G), gathered(ahead * B, I), gh(B, G);
+    RowMatrix<Scalar> kept_gates, kept_states;  // training: by time
     if (training) {
-      kept_gates.setZero(T * B, R);
-      kept_states.setZero(T * B, H);
+      kept_gates.resize(T * B, R);
+      kept_states.resize(T * B, H);
+      if (seq.lengths != nullptr) {  // padded steps stay zero, so backward's products skip them
+        kept_gates.setZero();
+        kept_states.setZero();
+      }
     }
     const Scalar* bias_hn = w.has_bias() && w.reset_after ? w.bias_hh + 2 * H : nullptr;
 
@@ -158,30 +164,47 @@ struct LayerPasses {
       for (Index b = 0; b < B; ++b)
         for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
 
-#pragma omp parallel num_threads(threads_for(seq, B))
+#pragma omp parallel num_threads(threads)
     {
       const RowSlice rows = my_rows(B);
       const Index b0 = rows.begin, n = rows.size();
+      Scalar* gx_chunk = gx.data() + ahead * b0 * G;  // row (s - s0) * n + i
+      Scalar* x_chunk = gathered.data() + ahead * b0 * I;
       Scalar* ghs = gh.data() + b0 * G;
       Scalar* recs = gates.data() + b0 * R;
       for (Index s = 0; s < T && n > 0; ++s) {
         const Scalar* hp = state[s % 2].data() + b0 * H;
         Scalar* hn = state[(s + 1) % 2].data() + b0 * H;
-        auto gx_row = [&](Index i) { return gx.data() + (clock.time(b0 + i, s) * B + b0 + i) * G; };
         auto active = [&](Index i) { return clock.time(b0 + i, s) >= 0; };
+
+        if (s % ahead == 0) {  // gx = x W_ihᵀ + bias for the next `ahead` steps' rows
+          const Index chunk_rows = std::min(ahead, T - s) * n;
+          for (Index r = 0; r < chunk_rows; ++r) {
+            const Index t = clock.time(b0 + r % n, s + r / n);
+            if (t >= 0)
+              std::copy_n(x + (t * B + b0 + r % n) * I, I, x_chunk + r * I);
+            else
+              std::fill_n(x_chunk + r * I, I, 0);
+            std::copy_n(input_bias.data(), G, gx_chunk + r * G);
+          }
+          w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, true);
+        }
+        const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
+
         rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
         if (w.reset_after) {
           for (Index i = 0; i < n; ++i)
             if (active(i))
-              forward_reset_after(H, gx_row(i), ghs + i * G, bias_hn, hp + i * H, recs + i * R,
+              forward_reset_after(H, gxs + i * G, ghs + i * G, bias_hn, hp + i * H, recs + i * R,
                                   hn + i * H);
         } else {
           for (Index i = 0; i < n; ++i)
-            if (active(i)) forward_gates_rz(H, gx_row(i), ghs + i * G, hp + i * H, recs + i * R);
+            if (active(i))
+              forward_gates_rz(H, gxs + i * G, ghs + i * G, hp + i * H, recs + i * R);
           rec.n.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false);  // W_hn (r * h)
           for (Index i = 0; i < n; ++i)
             if (active(i))
-              forward_candidate(H, gx_row(i), ghs + i * G + 2 * H, hp + i * H, recs + i * R,
+              forward_candidate(H, gxs + i * G, ghs + i * G + 2 * H, hp + i * H, recs + i * R,
                                 hn + i * H);
         }
         for (Index i = 0; i < n; ++i) {
