@@ -149,14 +149,21 @@ struct LayerPasses {
     const int threads = threads_for(seq, B);
     const Index ahead = std::clamp<Index>(48 / std::max<Index>(1, B / threads), 1, T > 0 ? T : 1);
     RowMatrix<Scalar> gx(ahead * B, G), gathered(ahead * B, I), gh(B, G);
-    RowMatrix<Scalar> kept_gates, kept_states;  // training: by time
-    if (training) {
-      kept_gates.resize(T * B, R);
-      kept_states.resize(T * B, H);
+    Scalar* kept_gates = nullptr;   // training: the cache's records and starting states, by time
+    Scalar* kept_states = nullptr;
+    if (training) {  // reuses the cache's memory; whatever forward it held is replaced
+      cache->ready_ = false;
+      cache->gates_.resize(T * B, R);
+      cache->prev_states_.resize(T * B, H);
+      cache->inputs_ = Eigen::Map<const RowMatrix<Scalar>>(x, T * B, I);
+      cache->weight_ih_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_ih, G, I);
+      cache->weight_hh_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_hh, G, H);
       if (seq.lengths != nullptr) {  // padded steps stay zero, so backward's products skip them
-        kept_gates.setZero();
-        kept_states.setZero();
+        cache->gates_.setZero();
+        cache->prev_states_.setZero();
       }
+      kept_gates = cache->gates_.data();
+      kept_states = cache->prev_states_.data();
     }
     const Scalar* bias_hn = w.has_bias() && w.reset_after ? w.bias_hh + 2 * H : nullptr;
 
@@ -215,8 +222,8 @@ struct LayerPasses {
           }
           if (out != nullptr) std::copy(hn + i * H, hn + (i + 1) * H, out + (t * B + b) * ldo);
           if (training) {
-            std::copy(recs + i * R, recs + (i + 1) * R, kept_gates.data() + (t * B + b) * R);
-            std::copy(hp + i * H, hp + (i + 1) * H, kept_states.data() + (t * B + b) * H);
+            std::copy(recs + i * R, recs + (i + 1) * R, kept_gates + (t * B + b) * R);
+            std::copy(hp + i * H, hp + (i + 1) * H, kept_states + (t * B + b) * H);
           }
         }
       }
@@ -226,24 +233,18 @@ struct LayerPasses {
     if (h_n != nullptr) std::copy(last.data(), last.data() + B * H, h_n);
     if (!training) return;
 
-    TrainingCache<Scalar> filled;
-    filled.inputs_ = Eigen::Map<const RowMatrix<Scalar>>(x, T * B, I);
-    filled.weight_ih_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_ih, G, I);
-    filled.weight_hh_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_hh, G, H);
-    filled.prev_states_.swap(kept_states);
-    filled.gates_.swap(kept_gates);
-    filled.lengths_.swap(lengths);
-    filled.steps_ = T;
-    filled.batch_ = B;
-    filled.input_size_ = I;
-    filled.hidden_size_ = H;
-    filled.out_stride_ = ldo;
-    filled.threads_ = seq.threads;
-    filled.reset_after_ = w.reset_after;
-    filled.has_bias_ = w.has_bias();
-    filled.reverse_ = seq.reverse;
-    filled.ready_ = true;
-    *cache = std::move(filled);
+    TrainingCache<Scalar>& c = *cache;
+    c.lengths_.swap(lengths);
+    c.steps_ = T;
+    c.batch_ = B;
+    c.input_size_ = I;
+    c.hidden_size_ = H;
+    c.out_stride_ = ldo;
+    c.threads_ = seq.threads;
+    c.reset_after_ = w.reset_after;
+    c.has_bias_ = w.has_bias();
+    c.reverse_ = seq.reverse;
+    c.ready_ = true;
   }
 
   static void backward(TrainingCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
@@ -323,7 +324,9 @@ struct LayerPasses {
       w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
       w_ih.multiply_parallel(gates, R, rows, grad_x, I, accumulate_grad_x, threads);
     }
-    PackedMatrix<Scalar> d_rz, d_n, d_m;  // gate-gradient column blocks, K = T*B
+    PackedMatrix<Scalar>& d_rz = c.d_rz_;  // gate-gradient column blocks, K = T*B
+    PackedMatrix<Scalar>& d_n = c.d_n_;
+    PackedMatrix<Scalar>& d_m = c.d_m_;
     d_rz.pack(gates, rows, 2 * H, R, 1, threads);
     d_n.pack(gates + 2 * H, rows, H, R, 1, threads);
     auto add_transposed = [&](Scalar* grad, Index grad_rows, Index grad_cols, Index first_row,
@@ -364,7 +367,7 @@ struct LayerPasses {
         db.tail(H) += d_recurrent_n.colwise().sum().transpose();
       }
     }
-    c.clear();
+    c.ready_ = false;  // consumed; the memory stays for the next forward_training
   }
 };
 

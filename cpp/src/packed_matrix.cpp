@@ -114,18 +114,19 @@ template <typename Scalar>
 void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, Index row_stride,
                                 Index col_stride, int threads) {
   const Index panels = (cols + kPanelWidth - 1) / kPanelWidth;
-  std::vector<Scalar, Eigen::aligned_allocator<Scalar>> packed(
-      static_cast<std::size_t>(panels * rows * kPanelWidth), Scalar(0));
+  rows_ = cols_ = 0;
+  panels_.resize(static_cast<std::size_t>(panels * rows * kPanelWidth));
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (Index p = 0; p < panels; ++p) {
     const Index j0 = p * kPanelWidth;
     const Index width = std::min(kPanelWidth, cols - j0);
-    Scalar* dst = packed.data() + p * rows * kPanelWidth;
-    for (Index k = 0; k < rows; ++k)
+    Scalar* dst = panels_.data() + p * rows * kPanelWidth;
+    for (Index k = 0; k < rows; ++k) {
       for (Index j = 0; j < width; ++j)
         dst[k * kPanelWidth + j] = source[k * row_stride + (j0 + j) * col_stride];
+      std::fill(dst + k * kPanelWidth + width, dst + (k + 1) * kPanelWidth, Scalar(0));
+    }
   }
-  panels_.swap(packed);
   rows_ = rows;
   cols_ = cols;
 }

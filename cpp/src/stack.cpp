@@ -48,15 +48,15 @@ void for_each_direction(Index directions, Index batch, Job job) {
 /// The dropout mask of one layer's input: each entry 0 with probability p, else 1 / (1 - p).
 /// mt19937_64 and the 53-bit conversion are fully specified, so masks are the same everywhere.
 template <typename Scalar>
-RowMatrix<Scalar> dropout_mask(Index rows, Index cols, double p, std::uint64_t seed) {
+void fill_dropout_mask(RowMatrix<Scalar>& mask, Index rows, Index cols, double p,
+                       std::uint64_t seed) {
   std::mt19937_64 gen(seed);
   const Scalar keep = static_cast<Scalar>(1.0 / (1.0 - p));
-  RowMatrix<Scalar> mask(rows, cols);
+  mask.resize(rows, cols);
   for (Index k = 0; k < mask.size(); ++k) {
     const double u = static_cast<double>(gen() >> 11) * 0x1.0p-53;
     mask.data()[k] = u < p ? Scalar(0) : keep;
   }
-  return mask;
 }
 
 template <typename Scalar>
@@ -96,9 +96,14 @@ struct StackPasses {
                       StackCache<Scalar>* cache) {
     const Index L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
     const bool training = cache != nullptr;
-    StackCache<Scalar> filled;
-    if (training) filled.layers_.resize(L * D);
-    RowMatrix<Scalar> between[2];  // outputs of the layers below the last, in turn
+    RowMatrix<Scalar> own_between[2];  // outputs of the layers below the last, in turn
+    RowMatrix<Scalar>* between = own_between;
+    if (training) {  // reuses the cache's memory; whatever forward it held is replaced
+      cache->ready_ = false;
+      cache->layers_.resize(L * D);
+      cache->dropout_masks_.resize(spec.dropout > 0 ? L - 1 : 0);
+      between = cache->between_;
+    }
     RowMatrix<Scalar> own_out;
     if (out == nullptr) {
       own_out.resize(T * B, D * H);
@@ -107,11 +112,10 @@ struct StackPasses {
     const Scalar* input = x;
     for (Index l = 0; l < L; ++l) {
       if (training && l > 0 && spec.dropout > 0) {
-        RowMatrix<Scalar> mask =
-            dropout_mask<Scalar>(T * B, D * H, spec.dropout, dropout_seed + l);
+        RowMatrix<Scalar>& mask = cache->dropout_masks_[l - 1];
+        fill_dropout_mask(mask, T * B, D * H, spec.dropout, dropout_seed + l);
         auto& dropped = between[(l - 1) % 2];  // the input itself is not needed again
         dropped.array() *= mask.array();
-        filled.dropout_masks_.push_back(std::move(mask));
         input = dropped.data();
       }
       Scalar* dst = out;
@@ -125,18 +129,17 @@ struct StackPasses {
         const Scalar* h0_k = h0 != nullptr ? h0 + k * B * H : nullptr;
         Scalar* h_n_k = h_n != nullptr ? h_n + k * B * H : nullptr;
         if (training)
-          forward_training(weights[k], seq, input, h0_k, dst + d * H, h_n_k, filled.layers_[k]);
+          forward_training(weights[k], seq, input, h0_k, dst + d * H, h_n_k, cache->layers_[k]);
         else
           eigengru::forward(weights[k], seq, input, h0_k, dst + d * H, h_n_k);
       });
       input = dst;
     }
     if (!training) return;
-    filled.spec_ = spec;
-    filled.steps_ = T;
-    filled.batch_ = B;
-    filled.ready_ = true;
-    *cache = std::move(filled);
+    cache->spec_ = spec;
+    cache->steps_ = T;
+    cache->batch_ = B;
+    cache->ready_ = true;
   }
 
   static void backward(StackCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
@@ -148,7 +151,8 @@ struct StackPasses {
     const StackSpec& spec = c.spec_;
     const Index L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
     const Index T = c.steps_, B = c.batch_;
-    RowMatrix<Scalar> grad_between[2];  // dL/d(input of layer l), l >= 1
+    // The layers' outputs are not needed any more: their buffers take the gradients.
+    RowMatrix<Scalar>* grad_between = c.between_;  // dL/d(input of layer l), l >= 1
     const Scalar* grad_above = grad_out;
     for (Index l = L - 1; l >= 0; --l) {
       Scalar* grad_in = grad_x;
@@ -179,7 +183,7 @@ struct StackPasses {
         grad_between[l % 2].array() *= c.dropout_masks_[l - 1].array();
       grad_above = grad_in;
     }
-    c.clear();
+    c.ready_ = false;  // consumed; the memory stays for the next stack_forward_training
   }
 };
 

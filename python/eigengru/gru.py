@@ -83,6 +83,7 @@ class GRU:
         }
         state["grads"] = {name: np.zeros_like(p) for name, p in self._params.items()}
         state["_pending"] = None  # (cache, how the input was laid out) of the last training forward
+        state["_spare"] = None  # a consumed cache whose memory the next training forward reuses
 
     @property
     def directions(self) -> int:
@@ -210,10 +211,14 @@ class GRU:
             lengths = _checked_lengths(lengths, batch, steps, unbatched)
         layers = self._layer_weights()
         if train:
-            cache = _CACHES[self.dtype]()
+            # The new forward fills the spare cache, so that the pending one (if any) is kept
+            # should this call fail; on success the pending one becomes the spare.
+            cache = self._spare if self._spare is not None else _CACHES[self.dtype]()
             dropout_seed = int(self._rng.integers(0, 2**63))
             out, h_n = _core.forward_training(self._spec, layers, x, h0, lengths, dropout_seed,
                                               cache)
+            pending = self._pending
+            self.__dict__["_spare"] = pending[0] if pending is not None else None
             self.__dict__["_pending"] = (cache, unbatched)
         else:
             out, h_n = _core.forward(self._spec, layers, x, h0, lengths)
@@ -253,6 +258,7 @@ class GRU:
         grads = [tuple(self.grads[name] for name in names) for names in self._layer_names()]
         dx, dh0 = _core.backward(cache, grad_out, grad_h_n, grads)
         self.__dict__["_pending"] = None
+        self.__dict__["_spare"] = cache
         return self._user_layout(dx, unbatched), (dh0[:, 0] if unbatched else dh0)
 
     def _user_layout(self, sequence: np.ndarray, unbatched: bool) -> np.ndarray:

@@ -22,7 +22,8 @@ void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Sca
              const Scalar* h0, Scalar* out, Scalar* h_n);
 
 /// Training: the same outputs as forward(), and fills cache with what backward() needs
-/// (replacing whatever it held). On an exception the cache is left as it was.
+/// (replacing whatever it held, reusing its memory). On an exception the cache is left not
+/// ready().
 template <typename Scalar>
 void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
                       const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache);

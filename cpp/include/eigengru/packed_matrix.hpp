@@ -22,11 +22,14 @@ class PackedMatrix {
   PackedMatrix() = default;
 
   /// Packs B with B(k, j) = source[k * row_stride + j * col_stride]; a transposed or
-  /// sub-matrix view is a matter of strides. Allocates; copies with up to `threads` threads.
+  /// sub-matrix view is a matter of strides. Reuses its memory when the size is unchanged, else
+  /// allocates; copies with up to `threads` threads.
   void pack(const Scalar* source, Index rows, Index cols, Index row_stride, Index col_stride,
             int threads = 1);
 
   Index rows() const { return rows_; }
+  /// Values stored, padding included.
+  Index size() const { return static_cast<Index>(panels_.size()); }
   Index cols() const { return cols_; }
 
   /// C = A * B, or C += A * B when accumulate. A is m x rows() with A(i, k) =

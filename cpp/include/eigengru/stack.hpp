@@ -32,7 +32,8 @@ struct StackPasses;
 }
 
 /// Filled by stack_forward_training(), consumed by stack_backward(): one TrainingCache per layer
-/// and direction, and the dropout masks. Same rules as TrainingCache.
+/// and direction, and the dropout masks. Same rules as TrainingCache: one backward per forward,
+/// and a consumed cache keeps its memory for the next forward; clear() releases it.
 template <typename Scalar>
 class StackCache {
  public:
@@ -45,7 +46,7 @@ class StackCache {
     std::size_t total = 0;
     for (const auto& layer : layers_) total += layer.bytes();
     for (const auto& mask : dropout_masks_) total += sizeof(Scalar) * mask.size();
-    return total;
+    return total + sizeof(Scalar) * (between_[0].size() + between_[1].size());
   }
   void clear() { *this = StackCache(); }
 
@@ -56,6 +57,7 @@ class StackCache {
   Index steps_ = 0, batch_ = 0;
   std::vector<TrainingCache<Scalar>> layers_;        // layer-major, forward before reverse
   std::vector<RowMatrix<Scalar>> dropout_masks_;     // layer l >= 1: (T*B, D*H), 0 or 1/(1-p)
+  RowMatrix<Scalar> between_[2];  // layer outputs below the top, then their gradients
 };
 
 /// Inference. weights: num_layers * directions entries in PyTorch's order (layer-major, forward
@@ -68,7 +70,8 @@ void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, I
                    Scalar* out, Scalar* h_n);
 
 /// Training: as stack_forward(), with dropout between layers drawn from dropout_seed, keeping
-/// what stack_backward() needs in cache (replaced whole, only on success).
+/// what stack_backward() needs in cache, whose memory it reuses. On an exception the cache is
+/// left not ready().
 template <typename Scalar>
 void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
                             Index steps, Index batch, const Index* lengths, const Scalar* x,

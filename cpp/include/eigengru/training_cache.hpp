@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "eigengru/packed_matrix.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
 
@@ -18,7 +19,9 @@ struct LayerPasses;
 /// row (r, z, n and the factor of W_hn, 4H values), the state each step started from, and copies of
 /// the input and of the weights, so that backward differentiates exactly the forward that ran
 /// even if the caller reuses its buffers in between. backward() overwrites the gate activations
-/// with gate gradients, so one forward allows one backward.
+/// with gate gradients, so one forward allows one backward. A consumed cache keeps its memory
+/// for the next forward_training() to reuse (fresh memory costs page faults on every call);
+/// clear() releases it.
 ///
 /// Thread safety: one cache belongs to one forward/backward pair at a time; distinct caches may
 /// be used from different threads at once.
@@ -38,7 +41,8 @@ class TrainingCache {
   std::size_t bytes() const {
     return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
                                                      weight_hh_.size() + prev_states_.size() +
-                                                     gates_.size()) +
+                                                     gates_.size() + d_rz_.size() +
+                                                     d_n_.size() + d_m_.size()) +
            sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
@@ -59,6 +63,8 @@ class TrainingCache {
   // Indexed by time t and row b as row t*B + b, zero at padded steps:
   RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
   RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
+  // backward's packed copies of gate-gradient column blocks (r|z, n, and W_hn's factor)
+  PackedMatrix<Scalar> d_rz_, d_n_, d_m_;
 };
 
 }  // namespace eigengru
