@@ -317,8 +317,6 @@ struct LayerPasses {
     const Index rows = T * B;
     const int threads = threads_for(seq, rows);
     ConstMatrixMap<Scalar> records(gates, rows, R, Eigen::OuterStride<>(R));
-    const auto d_input = records.leftCols(G);  // [da_r, da_z, da_n] = dL/d(x W_ihᵀ + b_ih)
-    const auto d_recurrent_n = records.middleCols(reset_after ? 3 * H : 2 * H, H);
     if (grad_x != nullptr) {
       PackedMatrix<Scalar> w_ih;  // B = W_ih (3H x I)
       w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
@@ -359,12 +357,15 @@ struct LayerPasses {
       }
     }
     if (c.has_bias_) {
-      if (grads.bias_ih != nullptr)
-        Eigen::Map<Vector<Scalar>>(grads.bias_ih, G) += d_input.colwise().sum().transpose();
+      // Column sums of the gate gradients, summed row after row: contiguous, unlike Eigen's
+      // colwise() on a row-major matrix. Columns: [da_r, da_z, da_n, W_hn's factor].
+      Vector<Scalar> sums = Vector<Scalar>::Zero(R);
+      for (Index r = 0; r < rows; ++r) sums += records.row(r).transpose();
+      if (grads.bias_ih != nullptr) Eigen::Map<Vector<Scalar>>(grads.bias_ih, G) += sums.head(G);
       if (grads.bias_hh != nullptr) {
         Eigen::Map<Vector<Scalar>> db(grads.bias_hh, G);
-        db.head(2 * H) += records.leftCols(2 * H).colwise().sum().transpose();
-        db.tail(H) += d_recurrent_n.colwise().sum().transpose();
+        db.head(2 * H) += sums.head(2 * H);
+        db.tail(H) += sums.segment(reset_after ? 3 * H : 2 * H, H);
       }
     }
     c.ready_ = false;  // consumed; the memory stays for the next forward_training
