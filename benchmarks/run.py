@@ -1,0 +1,222 @@
+"""eigengru's benchmark suite: eigengru against torch.nn.GRU and ONNX Runtime's GRU, on identical
+weights and inputs in one run, with the GEMM bound and the training memory beside them.
+
+    python benchmarks/run.py                       # standard shapes, 1 thread and all cores
+    python benchmarks/run.py --shape 200,8,40,100 --threads 1,2,4 --repeats 7
+    python benchmarks/run.py --quick               # two shapes, 3 repeats (a smoke run)
+
+Writes BENCHMARKS.md and BENCHMARKS.json at the repository's root (--no-write to skip).
+Run it in the environment made by ./scripts/test (PyTorch and ONNX Runtime installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import eigengru
+from eigengru import bench
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "bench"
+
+
+def gemm_bound_program() -> Path:
+    """Builds benchmarks/gemm_bound.cpp with the project's CMake (Release, same flags)."""
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
+                    "-DEIGENGRU_BUILD_BENCHMARKS=ON", f"-DPython_EXECUTABLE={sys.executable}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(BUILD), "--target", "gemm_bound"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return BUILD / "gemm_bound"
+
+
+def gemm_bound(program: Path, dims, threads: int, repeats: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    done = subprocess.run([str(program), *map(str, dims), str(repeats)], env=env, check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+def memory_probe(library: str, dims) -> dict:
+    """Peak extra resident memory of one training forward+backward, in a fresh process."""
+    code = f"""
+import json, resource, numpy as np
+def rss_kb():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * {resource.getpagesize() // 1024}
+T, B, I, H = {tuple(dims)}
+x = np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32)
+g = np.ones((T, B, H), np.float32)
+extra = {{}}
+if {library!r} == 'eigengru':
+    import eigengru
+    gru = eigengru.GRU(I, H, seed=0)
+    base = rss_kb()
+    gru.forward(x, train=True)
+    extra['cache_bytes'] = gru._pending[0].nbytes
+    gru.backward(g)
+else:
+    import torch
+    m = torch.nn.GRU(I, H)
+    xt, gt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(g)
+    base = rss_kb()
+    out, _ = m(xt)
+    out.backward(gt)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(extra_mb=(peak - base) / 1024, **extra)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout)
+
+
+def machine() -> dict:
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        model = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                     if line.startswith("model name"))
+        flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
+        isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                           "avx512_bf16", "amx_tile") if f in flags]
+    except (OSError, StopIteration):
+        isa = []
+    versions = {"eigengru": eigengru.__version__, "numpy": np.__version__,
+                "python": platform.python_version()}
+    for name in ("torch", "onnxruntime"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    build = eigengru.build_info()
+    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "compiler": build["compiler"],
+            "eigen": build["eigen"], "simd": build["simd"], "versions": versions,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def parse_dims(text: str) -> tuple[int, int, int, int]:
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 4 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected T,B,I,H (four positive integers), got {text!r}")
+    return dims
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", type=parse_dims, action="append", default=[],
+                        help="add a shape T,B,I,H (repeatable)")
+    parser.add_argument("--only", action="store_true", help="run only the --shape shapes")
+    parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
+                        help="comma-separated thread counts (default: 1 and all cores)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small and medium, 3 repeats")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    shapes = {} if args.only else dict(bench.SHAPES)
+    if args.quick:
+        shapes = {k: bench.SHAPES[k] for k in ("small", "medium")}
+        args.repeats = min(args.repeats, 3)
+    for dims in args.shape:
+        shapes[",".join(map(str, dims))] = dims
+    threads = sorted({int(t) for t in args.threads.split(",")})
+    peers = bench.available_peers()
+    program = gemm_bound_program()
+    info = machine()
+    print(f"{info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}; peers: "
+          f"{', '.join(peers) or 'none'}", flush=True)
+
+    cells, bounds = [], {}
+    for n in threads:
+        for name, dims in shapes.items():
+            bounds[(name, n)] = gemm_bound(program, dims, n, args.repeats)
+            for mode in bench.MODES:
+                cell = bench.time_cell(name, dims, mode, n, peers, args.repeats)
+                cells.append(cell)
+                print(bench.format_table([cell], *extras(bounds, cells)).splitlines()[-1],
+                      flush=True)
+
+    memory = {"eigengru": memory_probe("eigengru", bench.SHAPES["large"])}
+    if "torch" in peers:
+        memory["torch"] = memory_probe("torch", bench.SHAPES["large"])
+    table = bench.format_table(cells, *extras(bounds, cells))
+    print("\n" + table)
+    print(f"\nPeak extra memory, training forward+backward, large shape: " +
+          ", ".join(f"{k} {v['extra_mb']:.0f} MB" for k, v in memory.items()))
+    if args.no_write:
+        return
+    results = {"machine": info, "cells": [c.to_dict() for c in cells],
+               "gemm_bound": [{"shape": k[0], "threads": k[1], **v} for k, v in bounds.items()],
+               "memory": memory}
+    (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
+    (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory))
+    print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
+
+
+def extras(bounds, cells):
+    """Extra columns: the GEMM bound, its fraction reached, and the speed-up over 1 thread."""
+    def columns(cell):
+        measured = bounds[(cell.shape, cell.threads)]
+        factor = 3 if cell.mode == "training" else 1
+        steps = cell.dims[0]
+        bound = measured["bound_ms"] * factor
+        packed = (measured["packed_projection_ms"] + steps * measured["packed_step_us"] / 1e3) * factor
+        ms = cell.timings["eigengru"].median_ms
+        one = next((c for c in cells if c.shape == cell.shape and c.mode == cell.mode
+                    and c.threads == 1), None)
+        scaling = (f"{one.timings['eigengru'].median_ms / ms:.2f}x"
+                   if one is not None and cell.threads > 1 else "-")
+        return [f"{bound:.3f}", f"{bound / ms:.0%}", f"{packed:.3f}", f"{packed / ms:.0%}", scaling]
+    return columns, ["Eigen GEMM bound ms", "of bound", "packed-kernel bound ms", "of bound",
+                     "vs 1 thread"]
+
+
+def markdown(info, table, memory) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    memory_line = ", ".join(
+        f"{k} {v['extra_mb']:.0f} MB" + (f" (training cache {v['cache_bytes'] / 2**20:.0f} MB)"
+                                         if "cache_bytes" in v else "")
+        for k, v in memory.items())
+    return f"""# Benchmarks
+
+Written by `python benchmarks/run.py` on {info['date']}.
+
+- Machine: {info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}
+- Build: {info['compiler']}, Eigen {info['eigen']} ({info['simd']})
+- Versions: {versions}
+
+float32, the same weights and inputs for every library. Median of the repeats after a warm-up,
+libraries interleaved repeat by repeat (min-max in brackets). Inference: `gru(x)` against
+`torch.nn.GRU` under `inference_mode` and ONNX Runtime's GRU operator. Training: eigengru's
+training forward + backward against torch autograd with the input requiring grad (both compute dx
+and every weight gradient). GFLOP/s counts 2·T·B·3H·(I+H) per forward, 3x that for training.
+"x vs" is how many times faster eigengru is. The Eigen GEMM bound is one input-projection product
+plus T recurrent products, timed in C++ with the same Eigen build (`benchmarks/gemm_bound.cpp`),
+3x for training; the packed-kernel bound is the same products done by eigengru's own packed
+kernel (`PackedMatrix`), a tighter bound since that kernel is faster than Eigen's generic product
+here. "of bound" is a bound over eigengru's time (above 100% means faster than the bare products,
+which happens when the bound's products are slower than the library's).
+
+{table}
+
+Peak extra resident memory of one training forward+backward on the large shape, each in a fresh
+process: {memory_line}.
+"""
+
+
+if __name__ == "__main__":
+    main()

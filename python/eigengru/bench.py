@@ -1,0 +1,189 @@
+"""Timing eigengru against its peers on identical weights and inputs, in one run.
+
+Used by ``eigengru bench`` and by the benchmark suite (``benchmarks/run.py``). PyTorch and ONNX
+Runtime are timed when installed. Peers are interleaved repeat by repeat, after a warm-up, and
+each cell reports the median, min and max of the repeats.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import interop
+from .gru import GRU
+from .threads import get_num_threads, set_num_threads
+
+#: The standard shapes (T, B, I, H).
+SHAPES = {
+    "stream": (1000, 1, 16, 64),
+    "small": (100, 16, 32, 64),
+    "medium": (100, 64, 128, 256),
+    "large": (50, 64, 512, 1024),
+    "wide": (50, 256, 64, 128),
+}
+MODES = ("inference", "training")
+
+
+def forward_flops(steps: int, batch: int, inputs: int, hidden: int) -> float:
+    """2 T B 3H (I + H): the multiply-adds of a forward pass; training counts 3x this."""
+    return 2.0 * steps * batch * 3 * hidden * (inputs + hidden)
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    min_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Timing:
+        ms = [s * 1e3 for s in seconds]
+        return cls(statistics.median(ms), min(ms), max(ms))
+
+
+@dataclass
+class Cell:
+    shape: str
+    dims: tuple[int, int, int, int]
+    threads: int
+    mode: str
+    timings: dict[str, Timing] = field(default_factory=dict)
+
+    @property
+    def gflops(self) -> float:
+        flops = forward_flops(*self.dims) * (3 if self.mode == "training" else 1)
+        return flops / (self.timings["eigengru"].median_ms * 1e-3) / 1e9
+
+    def ratio(self, peer: str) -> float | None:
+        """How many times faster eigengru is than ``peer`` (median against median)."""
+        if peer not in self.timings:
+            return None
+        return self.timings[peer].median_ms / self.timings["eigengru"].median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": self.shape, "dims": list(self.dims), "threads": self.threads,
+                "mode": self.mode, "gflops": self.gflops,
+                "timings": {k: asdict(v) for k, v in self.timings.items()}}
+
+
+def available_peers() -> list[str]:
+    peers = []
+    try:
+        import torch  # noqa: F401
+
+        peers.append("torch")
+    except ImportError:
+        pass
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        peers.append("onnxruntime")
+    except ImportError:
+        pass
+    return peers
+
+
+def _runners(dims, mode: str, threads: int, peers: Iterable[str], seed: int) -> dict[str, Callable[[], Any]]:
+    """One zero-argument callable per library, each doing the same work on the same data."""
+    steps, batch, inputs, hidden = dims
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
+    grad = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    gru = GRU(inputs, hidden, seed=seed)
+    runners: dict[str, Callable[[], Any]] = {}
+    if mode == "inference":
+        runners["eigengru"] = lambda: gru(x)
+    else:
+        def eigengru_training():
+            gru.forward(x, train=True)
+            gru.backward(grad)
+        runners["eigengru"] = eigengru_training
+
+    if "torch" in peers:
+        import torch
+
+        torch.set_num_threads(threads)
+        module = torch.nn.GRU(inputs, hidden)
+        module.load_state_dict(interop.to_torch_state_dict(gru))
+        xt, gt = torch.from_numpy(x), torch.from_numpy(grad)
+        if mode == "inference":
+            def torch_inference():
+                with torch.inference_mode():
+                    module(xt)
+            runners["torch"] = torch_inference
+        else:
+            def torch_training():
+                xr = xt.detach().requires_grad_(True)  # dx is computed, as eigengru's is
+                out, _ = module(xr)
+                out.backward(gt)
+                module.zero_grad(set_to_none=True)
+            runners["torch"] = torch_training
+
+    if "onnxruntime" in peers and mode == "inference":
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # ONNX Runtime's pool otherwise spins between runs, stealing cores from the library
+        # timed next; eigengru and torch threads sleep soon after their parallel regions end.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        with tempfile.TemporaryDirectory() as folder:
+            path = f"{folder}/gru.onnx"
+            interop.to_onnx(gru, path)
+            session = onnxruntime.InferenceSession(path, options,
+                                                   providers=["CPUExecutionProvider"])
+        runners["onnxruntime"] = lambda: session.run(None, {"X": x})
+    return runners
+
+
+def time_cell(shape: str, dims, mode: str, threads: int, peers: Iterable[str] = (),
+              repeats: int = 5, seed: int = 0) -> Cell:
+    """Times one cell: every library on the same data, interleaved, after a warm-up."""
+    before = get_num_threads()
+    set_num_threads(threads)
+    try:
+        runners = _runners(dims, mode, threads, list(peers), seed)
+        for run in runners.values():  # warm-up: first-touch memory, thread pools, caches
+            run()
+            run()
+        samples: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(repeats):
+            for name, run in runners.items():
+                start = time.perf_counter()
+                run()
+                samples[name].append(time.perf_counter() - start)
+    finally:
+        set_num_threads(before)
+    cell = Cell(shape, tuple(dims), threads, mode)
+    cell.timings = {name: Timing.of(s) for name, s in samples.items()}
+    return cell
+
+
+def format_table(cells: list[Cell], extra: Callable[[Cell], list[str]] | None = None,
+                 extra_headers: list[str] | None = None) -> str:
+    """A Markdown table of the cells."""
+    peers = [p for p in ("torch", "onnxruntime") if any(p in c.timings for c in cells)]
+    headers = ["shape (T,B,I,H)", "threads", "mode", "eigengru ms (min-max)", "GFLOP/s"]
+    for p in peers:
+        headers += [f"{p} ms", f"x vs {p}"]
+    headers += extra_headers or []
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for c in cells:
+        e = c.timings["eigengru"]
+        row = [f"{c.shape} ({','.join(map(str, c.dims))})", str(c.threads), c.mode,
+               f"{e.median_ms:.3f} ({e.min_ms:.3f}-{e.max_ms:.3f})", f"{c.gflops:.1f}"]
+        for p in peers:
+            t = c.timings.get(p)
+            row += [f"{t.median_ms:.3f}" if t else "-", f"{c.ratio(p):.2f}x" if t else "-"]
+        row += extra(c) if extra else []
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)

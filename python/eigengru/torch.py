@@ -1,0 +1,231 @@
+"""``eigengru.torch.GRU``: a drop-in for ``torch.nn.GRU`` on the CPU, computed by eigengru's core.
+
+Same constructor (plus ``reset_after``), parameter names, shapes and initialisation, and the same
+``forward(input, hx=None)`` for tensors and ``PackedSequence``. Gradients flow through one
+``torch.autograd.Function`` that calls the C++ backward; contiguous CPU float32/float64 tensors
+reach C++ without copies. Importing this module imports torch; ``import eigengru`` does not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from . import _core
+
+__all__ = ["GRU"]
+
+_CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
+
+
+def _array(tensor: torch.Tensor | None) -> np.ndarray | None:
+    """A NumPy view of a CPU tensor (a copy only if it is not contiguous)."""
+    if tensor is None:
+        return None
+    return tensor.detach().contiguous().numpy()
+
+
+class _StackFunction(torch.autograd.Function):
+    """The whole stack as one autograd node: forward keeps eigengru's training cache, backward
+    runs the C++ backward once for every input, state and parameter gradient."""
+
+    @staticmethod
+    def forward(ctx, spec, lengths, dropout_seed, bias, x, hx, *weights):
+        ctx.set_materialize_grads(False)
+        layers = _layer_tuples(weights, bias)
+        cache = _CACHES[x.dtype]()
+        out, h_n = _core.forward_training(spec, layers, _array(x), _array(hx), lengths,
+                                          dropout_seed, cache)
+        ctx.cache = cache
+        ctx.has_hx = hx is not None
+        ctx.weight_shapes = [w.shape for w in weights]
+        ctx.bias = bias
+        ctx.dtype = x.dtype
+        return torch.from_numpy(out), torch.from_numpy(h_n)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_h_n):
+        if ctx.cache is None:
+            raise RuntimeError("eigengru.torch.GRU: backward through the same forward twice "
+                               "(use retain_graph=False, or run the forward again)")
+        dtype = torch_to_numpy_dtype(ctx.dtype)
+        grads = [np.zeros(tuple(shape), dtype=dtype) for shape in ctx.weight_shapes]
+        dx, dh0 = _core.backward(ctx.cache, _array(grad_out), _array(grad_h_n),
+                                 _layer_tuples(grads, ctx.bias))
+        ctx.cache = None
+        weight_grads = [torch.from_numpy(g) for g in grads]
+        return (None, None, None, None, torch.from_numpy(dx),
+                torch.from_numpy(dh0) if ctx.has_hx else None, *weight_grads)
+
+
+def torch_to_numpy_dtype(dtype: torch.dtype) -> type:
+    return np.float32 if dtype == torch.float32 else np.float64
+
+
+def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
+    """Flat per-layer weights (w_ih, w_hh[, b_ih, b_hh]) ... as the core's 4-tuples."""
+    per = 4 if bias else 2
+    groups = [tuple(flat[k : k + per]) for k in range(0, len(flat), per)]
+    arrays = [tuple(_array(w) if isinstance(w, torch.Tensor) else w for w in g) for g in groups]
+    return [g if bias else g + (None, None) for g in arrays]
+
+
+@torch.compiler.disable  # one opaque C++ call: a graph break, not something to trace into
+def _run_stack(spec, lengths, dropout_seed, bias, x, hx, weights, needs_grad):
+    if needs_grad:
+        return _StackFunction.apply(spec, lengths, dropout_seed, bias, x, hx, *weights)
+    layers = _layer_tuples(weights, bias)
+    out, h_n = _core.forward(spec, layers, _array(x), _array(hx), lengths)
+    return torch.from_numpy(out), torch.from_numpy(h_n)
+
+
+class GRU(nn.Module):
+    """``torch.nn.GRU`` computed by eigengru on the CPU, with ``reset_after`` (True: PyTorch's
+    formulation; False: Cho et al. 2014, reset applied before the recurrent product)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: Any = None, dtype: Any = None, reset_after: bool = True) -> None:
+        super().__init__()
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"eigengru.torch.GRU runs on the CPU; got device={device}")
+        dtype = dtype if dtype is not None else torch.get_default_dtype()
+        _check_dtype(dtype, "dtype")
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1) or isinstance(dropout, bool):
+            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.reset_after = bidirectional, reset_after
+        self.mode = "GRU"
+        directions = 2 if bidirectional else 1
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            for suffix in ("", "_reverse")[:directions]:
+                inputs = input_size if layer == 0 else directions * hidden_size
+                shapes = [("weight_ih", (3 * hidden_size, inputs)),
+                          ("weight_hh", (3 * hidden_size, hidden_size))]
+                if bias:
+                    shapes += [("bias_ih", (3 * hidden_size,)), ("bias_hh", (3 * hidden_size,))]
+                for kind, shape in shapes:
+                    name = f"{kind}_l{layer}{suffix}"
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, dtype=dtype)))
+                    self._flat_weights_names.append(name)
+        self._spec = _core.StackSpec(input_size, hidden_size, num_layers, bidirectional,
+                                     reset_after, self.dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in nn.GRU's order from torch's generator:
+        after the same torch.manual_seed, nn.GRU and this module start with equal weights."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    @property
+    def _flat_weights(self) -> list[torch.Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[torch.Tensor]]:
+        per = 4 if self.bias else 2
+        flat = self._flat_weights
+        return [flat[k : k + per] for k in range(0, len(flat), per)]
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
+                              ("dropout", 0.0), ("bidirectional", False), ("reset_after", True)):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
+        return text
+
+    def forward(self, input: Any, hx: torch.Tensor | None = None):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            sorted_indices = input.sorted_indices
+            x, lengths_t = pad_packed_sequence(input)  # (T, B, I), original batch order
+            lengths = lengths_t.to(torch.int64).numpy()
+            unbatched = False
+        else:
+            if not isinstance(input, torch.Tensor):
+                raise TypeError(f"input: expected a Tensor or PackedSequence, got "
+                                f"{type(input).__name__}")
+            x, lengths, unbatched = input, None, input.dim() == 2
+            if input.dim() not in (2, 3):
+                raise ValueError(f"input: expected 2 (unbatched) or 3 dimensions, got shape "
+                                 f"{tuple(input.shape)}")
+            if unbatched:
+                x = x.unsqueeze(1)
+            elif self.batch_first:
+                x = x.transpose(0, 1)
+        _check_tensor(x, "input", self.weight_hh_l0.dtype)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input: expected input_size {self.input_size} in the last "
+                             f"dimension, got shape {tuple(input.shape if not packed else x.shape)}")
+        steps, batch = x.shape[0], x.shape[1]
+        stacked = self.num_layers * (2 if self.bidirectional else 1)
+        if hx is not None:
+            _check_tensor(hx, "hx", self.weight_hh_l0.dtype)
+            expected = (stacked, self.hidden_size) if unbatched else (stacked, batch, self.hidden_size)
+            if tuple(hx.shape) != expected:
+                raise ValueError(f"hx: expected shape {expected}, got {tuple(hx.shape)}")
+            if unbatched:
+                hx = hx.unsqueeze(1)
+        weights = self._flat_weights
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or (hx is not None and hx.requires_grad)
+            or any(w.requires_grad for w in weights))
+        dropout_seed = 0
+        if self.training and self.dropout > 0 and self.num_layers > 1:
+            dropout_seed = int(torch.randint(0, 2**62, (1,)).item())
+        spec = self._spec if self.training else _core.StackSpec(
+            self.input_size, self.hidden_size, self.num_layers, self.bidirectional,
+            self.reset_after, 0.0)
+        # Training mode with dropout takes the training path even without gradients, since
+        # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
+        training_path = needs_grad or (self.training and self.dropout > 0 and self.num_layers > 1)
+        out, h_n = _run_stack(spec, lengths, dropout_seed, self.bias, x.contiguous(),
+                              None if hx is None else hx.contiguous(), weights, training_path)
+        if packed:
+            return _pack_like(out, input, sorted_indices), h_n
+        if unbatched:
+            return out.squeeze(1), h_n.squeeze(1)
+        if self.batch_first:
+            out = out.transpose(0, 1)
+        return out, h_n
+
+
+def _pack_like(out: torch.Tensor, like: PackedSequence, sorted_indices) -> PackedSequence:
+    """The padded output (T, B, F) in the packed layout of the input sequence."""
+    batch = out.shape[1]
+    order = sorted_indices if sorted_indices is not None else torch.arange(batch)
+    rows = torch.cat([t * batch + order[:size] for t, size in enumerate(like.batch_sizes.tolist())])
+    data = out.reshape(-1, out.shape[-1])[rows]
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+def _check_dtype(dtype: Any, name: str) -> None:
+    if dtype not in _CACHES:
+        raise TypeError(f"{name}: eigengru.torch.GRU supports torch.float32 and torch.float64, "
+                        f"got {dtype}")
+
+
+def _check_tensor(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> None:
+    if tensor.device.type != "cpu":
+        raise RuntimeError(f"{name}: eigengru.torch.GRU runs on the CPU; got a tensor on "
+                           f"{tensor.device} (move it with .cpu(), or use torch.nn.GRU there)")
+    _check_dtype(tensor.dtype, name)
+    if tensor.dtype != dtype:
+        raise TypeError(f"{name}: expected {dtype} like the module's parameters, got "
+                        f"{tensor.dtype}")
