@@ -249,7 +249,7 @@ struct LayerPasses {
 
   static void backward(TrainingCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
                        Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
-                       bool accumulate_grad_x) {
+                       bool accumulate_grad_x, bool keep) {
     if (!c.ready_)
       throw std::logic_error(
           "backward: no training forward to differentiate (run forward_training first; each "
@@ -267,7 +267,11 @@ struct LayerPasses {
     RowMatrix<Scalar> dgh(B, G);                   // left factor of the product with W_hh
     RowMatrix<Scalar> dq(reset_after ? 0 : B, H);  // dL/d(r * h), reset before the product
     const Scalar* states = c.prev_states_.data();
-    Scalar* gates = c.gates_.data();
+    Scalar* gates = c.gates_.data();  // overwritten with gate gradients, unless kept
+    if (keep) {
+      c.kept_copy_ = c.gates_;
+      gates = c.kept_copy_.data();
+    }
 
 #pragma omp parallel num_threads(threads_for(seq, B))
     {
@@ -368,7 +372,7 @@ struct LayerPasses {
         db.tail(H) += sums.segment(reset_after ? 3 * H : 2 * H, H);
       }
     }
-    c.ready_ = false;  // consumed; the memory stays for the next forward_training
+    if (!keep) c.ready_ = false;  // consumed; the memory stays for the next forward_training
   }
 };
 
@@ -391,9 +395,9 @@ void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, 
 template <typename Scalar>
 void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
               Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
-              bool accumulate_grad_x) {
+              bool accumulate_grad_x, bool keep_cache) {
   detail::LayerPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads,
-                                        accumulate_grad_x);
+                                        accumulate_grad_x, keep_cache);
 }
 
 #define EIGENGRU_INSTANTIATE(Scalar)                                                           \
@@ -403,7 +407,7 @@ void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar
                                          const Scalar*, const Scalar*, Scalar*, Scalar*,        \
                                          TrainingCache<Scalar>&);                               \
   template void backward<Scalar>(TrainingCache<Scalar>&, const Scalar*, const Scalar*, Scalar*, \
-                                 Scalar*, const LayerGradients<Scalar>&, bool);
+                                 Scalar*, const LayerGradients<Scalar>&, bool, bool);
 EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE

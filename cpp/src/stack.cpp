@@ -143,7 +143,8 @@ struct StackPasses {
   }
 
   static void backward(StackCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,
-                       Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads) {
+                       Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads,
+                       bool keep) {
     if (!c.ready_)
       throw std::logic_error(
           "stack_backward: no training forward to differentiate (run stack_forward_training "
@@ -175,7 +176,7 @@ struct StackPasses {
         }
         eigengru::backward(c.layers_[k], grad_above != nullptr ? grad_above + d * H : nullptr,
                  grad_h_n != nullptr ? grad_h_n + k * B * H : nullptr, target,
-                 grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate);
+                 grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate, keep);
       });
       if (reverse_grad_in.size() > 0)
         Eigen::Map<RowMatrix<Scalar>>(grad_in, T * B, spec.layer_input_size(l)) += reverse_grad_in;
@@ -183,7 +184,7 @@ struct StackPasses {
         grad_between[l % 2].array() *= c.dropout_masks_[l - 1].array();
       grad_above = grad_in;
     }
-    c.ready_ = false;  // consumed; the memory stays for the next stack_forward_training
+    if (!keep) c.ready_ = false;  // consumed; the memory stays for the next forward
   }
 };
 
@@ -210,8 +211,10 @@ void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* w
 
 template <typename Scalar>
 void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
-                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads) {
-  detail::StackPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads);
+                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads,
+                    bool keep_cache) {
+  detail::StackPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads,
+                                        keep_cache);
 }
 
 #define EIGENGRU_INSTANTIATE(Scalar)                                                          \
@@ -223,7 +226,7 @@ void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Sca
                                                const Scalar*, Scalar*, Scalar*, std::uint64_t, \
                                                StackCache<Scalar>&);                           \
   template void stack_backward<Scalar>(StackCache<Scalar>&, const Scalar*, const Scalar*,      \
-                                       Scalar*, Scalar*, const LayerGradients<Scalar>*);
+                                       Scalar*, Scalar*, const LayerGradients<Scalar>*, bool);
 EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE

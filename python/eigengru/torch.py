@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import _core
@@ -50,16 +49,18 @@ class _StackFunction(torch.autograd.Function):
         return torch.from_numpy(out), torch.from_numpy(h_n)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out, grad_h_n):
-        if ctx.cache is None:
-            raise RuntimeError("eigengru.torch.GRU: backward through the same forward twice "
-                               "(use retain_graph=False, or run the forward again)")
+        if torch.is_grad_enabled():  # autograd enables grad mode here only for create_graph=True
+            raise RuntimeError(
+                "eigengru.torch.GRU does not support double backward (create_graph=True): its "
+                "backward is one C++ call that is not itself differentiable; use torch.nn.GRU "
+                "for higher-order gradients")
         dtype = torch_to_numpy_dtype(ctx.dtype)
         grads = [np.zeros(tuple(shape), dtype=dtype) for shape in ctx.weight_shapes]
+        # The cache is kept (backward works on a copy of its gate records), so that the graph
+        # can be walked again as with retain_graph=True; it is freed with the graph.
         dx, dh0 = _core.backward(ctx.cache, _array(grad_out), _array(grad_h_n),
-                                 _layer_tuples(grads, ctx.bias))
-        ctx.cache = None
+                                 _layer_tuples(grads, ctx.bias), keep_cache=True)
         weight_grads = [torch.from_numpy(g) for g in grads]
         return (None, None, None, None, torch.from_numpy(dx),
                 torch.from_numpy(dh0) if ctx.has_hx else None, *weight_grads)
@@ -77,7 +78,6 @@ def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     return [g if bias else g + (None, None) for g in arrays]
 
 
-@torch.compiler.disable  # one opaque C++ call: a graph break, not something to trace into
 def _run_stack(spec, lengths, dropout_seed, bias, x, hx, weights, needs_grad):
     if needs_grad:
         return _StackFunction.apply(spec, lengths, dropout_seed, bias, x, hx, *weights)
@@ -150,6 +150,9 @@ class GRU(nn.Module):
                 text += f", {name}={getattr(self, name)}"
         return text
 
+    # Under torch.compile the whole forward is one graph break: an opaque C++ call with its own
+    # autograd node, nothing for dynamo to trace into.
+    @torch.compiler.disable
     def forward(self, input: Any, hx: torch.Tensor | None = None):
         packed = isinstance(input, PackedSequence)
         if packed:

@@ -129,7 +129,7 @@ py::tuple forward(const eigengru::StackSpec& spec, const py::list& layers, const
 
 template <typename Scalar>
 py::tuple backward(eigengru::StackCache<Scalar>& cache, const py::object& grad_out,
-                   const py::object& grad_h_n, const py::list& grads) {
+                   const py::object& grad_h_n, const py::list& grads, bool keep_cache) {
   if (!cache.ready())
     throw std::logic_error("backward: no training forward to differentiate (call forward with "
                            "train=True first; each backward consumes its forward)");
@@ -160,7 +160,7 @@ py::tuple backward(eigengru::StackCache<Scalar>& cache, const py::object& grad_o
   Scalar* dh0p = dh0.mutable_data();
   {
     py::gil_scoped_release release;
-    eigengru::stack_backward(cache, go, ghn, dxp, dh0p, g.data());
+    eigengru::stack_backward(cache, go, ghn, dxp, dh0p, g.data(), keep_cache);
   }
   return py::make_tuple(dx, dh0);
 }
@@ -193,7 +193,7 @@ void register_scalar(py::module_& m, const char* cache_name) {
       py::arg("spec"), py::arg("layers"), py::arg("x").noconvert(), py::arg("h0"),
       py::arg("lengths"), py::arg("dropout_seed"), py::arg("cache"));
   m.def("backward", &backward<Scalar>, py::arg("cache"), py::arg("grad_out"),
-        py::arg("grad_h_n"), py::arg("grads"));
+        py::arg("grad_h_n"), py::arg("grads"), py::arg("keep_cache") = false);
 }
 
 py::dict build_info() {

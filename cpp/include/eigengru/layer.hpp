@@ -28,7 +28,9 @@ template <typename Scalar>
 void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
                       const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache);
 
-/// Backward through the forward_training() that filled cache, which it consumes.
+/// Backward through the forward_training() that filled cache, which it consumes unless
+/// keep_cache (then it works on a copy of the gate records, so that backward may run again, as
+/// with PyTorch's retain_graph).
 /// grad_out (T, B, H) and grad_h_n (B, H) are dL/d out and dL/d h_n; either may be nullptr (zero).
 /// grad_out's rows lie as out's did. Writes grad_x (T, B, I) (adds to it when accumulate_grad_x)
 /// and grad_h0 (B, H) when not nullptr; accumulates (+=) the parameter gradients into grads.
@@ -36,6 +38,6 @@ void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, 
 template <typename Scalar>
 void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
               Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
-              bool accumulate_grad_x = false);
+              bool accumulate_grad_x = false, bool keep_cache = false);
 
 }  // namespace eigengru

@@ -78,11 +78,13 @@ void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* w
                             const Scalar* h0, Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
                             StackCache<Scalar>& cache);
 
-/// Backward through the stack_forward_training() that filled cache, which it consumes.
+/// Backward through the stack_forward_training() that filled cache, which it consumes unless
+/// keep_cache (see backward()).
 /// grad_out (T, B, D*H) and grad_h_n (L*D, B, H) may be nullptr (zero); grad_x (T, B, I) and
 /// grad_h0 (L*D, B, H) are written when not nullptr; grads (L*D entries) are accumulated into.
 template <typename Scalar>
 void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
-                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads);
+                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads,
+                    bool keep_cache = false);
 
 }  // namespace eigengru

@@ -42,7 +42,8 @@ class TrainingCache {
     return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
                                                      weight_hh_.size() + prev_states_.size() +
                                                      gates_.size() + d_rz_.size() +
-                                                     d_n_.size() + d_m_.size()) +
+                                                     d_n_.size() + d_m_.size() +
+                                                     kept_copy_.size()) +
            sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
@@ -65,6 +66,7 @@ class TrainingCache {
   RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
   // backward's packed copies of gate-gradient column blocks (r|z, n, and W_hn's factor)
   PackedMatrix<Scalar> d_rz_, d_n_, d_m_;
+  RowMatrix<Scalar> kept_copy_;  // backward's work copy of gates_ when the cache is kept
 };
 
 }  // namespace eigengru

@@ -1,0 +1,215 @@
+"""eigengru.torch.GRU against torch.nn.GRU: a drop-in on every input kind, with autograd."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="eigengru.torch needs PyTorch (torch==2.13.0)")
+
+import eigengru.torch as egt  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+
+from .conftest import assert_close  # noqa: E402
+
+T, B, I, H = 6, 4, 3, 5
+CASES = list(itertools.product([1, 2], [False, True], [False, True], [False, True],
+                               [False, True], [torch.float32, torch.float64]))
+
+
+def case_id(case):
+    layers, bi, bf, packed, hx, dtype = case
+    return (f"L{layers}-{'bi' if bi else 'uni'}-{'bf' if bf else 'tf'}-"
+            f"{'packed' if packed else 'padded'}-{'hx' if hx else 'nohx'}-{str(dtype)[6:]}")
+
+
+def twins(dtype=torch.float64, **kwargs):
+    torch.manual_seed(0)
+    reference = torch.nn.GRU(I, H, dtype=dtype, **kwargs)
+    torch.manual_seed(0)
+    ours = egt.GRU(I, H, dtype=dtype, **kwargs)
+    return reference, ours
+
+
+def run(module, x, hx, lengths, batch_first, grad_seed):
+    """Forward, then backward of a random projection of every output; returns values and grads."""
+    x = x.clone().requires_grad_(True)
+    h = None if hx is None else hx.clone().requires_grad_(True)
+    inp = x if lengths is None else pack_padded_sequence(x, lengths, batch_first=batch_first,
+                                                         enforce_sorted=False)
+    out, h_n = module(inp, h)
+    data = out.data if lengths is not None else out
+    g = torch.Generator().manual_seed(grad_seed)
+    loss = (data * torch.randn(data.shape, generator=g, dtype=data.dtype)).sum() + \
+        (h_n * torch.randn(h_n.shape, generator=g, dtype=h_n.dtype)).sum()
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in module.named_parameters()}
+    return out, h_n, x.grad, None if h is None else h.grad, grads
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_matches_nn_gru(case):
+    layers, bidirectional, batch_first, packed, with_hx, dtype = case
+    reference, ours = twins(dtype, num_layers=layers, bidirectional=bidirectional,
+                            batch_first=batch_first)
+    for (name, a), (_, b) in zip(reference.named_parameters(), ours.named_parameters()):
+        assert torch.equal(a, b), f"same seed, same init: {name}"
+    g = torch.Generator().manual_seed(zlib.crc32(case_id(case).encode()))
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g, dtype=dtype)
+    directions = 2 if bidirectional else 1
+    hx = torch.randn(layers * directions, B, H, generator=g, dtype=dtype) if with_hx else None
+    lengths = torch.tensor([T, 2, 5, 1]) if packed else None
+    expected = run(reference, x, hx, lengths, batch_first, 1)
+    actual = run(ours, x, hx, lengths, batch_first, 1)
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    out_e, out_a = expected[0], actual[0]
+    if packed:
+        assert type(out_a) is type(out_e)
+        assert torch.equal(out_a.batch_sizes, out_e.batch_sizes)
+        assert torch.equal(out_a.sorted_indices, out_e.sorted_indices)
+        out_e, out_a = out_e.data, out_a.data
+    assert out_a.shape == out_e.shape and out_a.dtype == dtype
+    for what, a, e in [("out", out_a, out_e), ("h_n", actual[1], expected[1]),
+                       ("dx", actual[2], expected[2])]:
+        assert_close(a.detach().numpy(), e.detach().numpy(), np_dtype, what)
+    if with_hx:
+        assert_close(actual[3].numpy(), expected[3].numpy(), np_dtype, "dhx")
+    for name, e in expected[4].items():
+        assert_close(actual[4][name].numpy(), e.numpy(), np_dtype, name)
+
+
+def test_unbatched_input():
+    reference, ours = twins(num_layers=2, bidirectional=True)
+    x = torch.randn(T, I, dtype=torch.float64)
+    h = torch.randn(4, H, dtype=torch.float64)
+    (oe, he), (oa, ha) = reference(x, h), ours(x, h)
+    assert oa.shape == oe.shape and ha.shape == he.shape
+    assert_close(oa.detach().numpy(), oe.detach().numpy(), np.float64, "out")
+
+
+def test_gradcheck_every_input_and_parameter():
+    torch.manual_seed(1)
+    module = egt.GRU(2, 3, num_layers=2, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    params = list(module.parameters())
+
+    def f(x, h, *weights):
+        for p, w in zip(params, weights):
+            p.data = w.detach()  # the function of the weights passed in
+        with torch.enable_grad():
+            out, h_n = egt._StackFunction.apply(module._spec, None, 0, True, x, h, *weights)
+        return out, h_n
+
+    weights = [p.detach().clone().requires_grad_(True) for p in params]
+    assert torch.autograd.gradcheck(f, (x, h, *weights), eps=1e-6, atol=1e-6)
+
+
+def test_double_backward_is_refused():
+    module = egt.GRU(I, H, dtype=torch.float64)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    out, _ = module(x)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
+
+
+def test_training_loss_curve_matches_nn_gru():
+    reference, ours = twins(num_layers=2, batch_first=True)
+    heads = [torch.nn.Linear(H, 1, dtype=torch.float64) for _ in range(2)]
+    heads[1].load_state_dict(heads[0].state_dict())
+    losses = []
+    for gru, head in zip((reference, ours), heads):
+        optimizer = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=0.01)
+        g = torch.Generator().manual_seed(3)
+        curve = []
+        for _ in range(15):
+            x = torch.randn(B, T, I, generator=g, dtype=torch.float64)
+            y = x.sum(dim=(1, 2)).unsqueeze(1)
+            out, _ = gru(x)
+            loss = torch.nn.functional.mse_loss(head(out[:, -1]), y)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(gru.parameters(), 1.0)
+            optimizer.step()
+            curve.append(loss.item())
+        losses.append(curve)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-9)
+    assert losses[1][-1] < losses[1][0]
+
+
+def test_no_grad_and_inference_mode_save_nothing():
+    module = egt.GRU(I, H)
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        out, _ = module(x)
+    assert out.grad_fn is None
+    with torch.inference_mode():
+        out2, _ = module(x)
+    assert torch.equal(out, out2)
+    out3, _ = module(x)  # parameters require grad: a graph is kept
+    assert out3.grad_fn is not None
+
+
+def test_state_dicts_move_both_ways():
+    reference = torch.nn.GRU(I, H, num_layers=2, bidirectional=True)
+    ours = egt.GRU(I, H, num_layers=2, bidirectional=True)
+    ours.load_state_dict(reference.state_dict())
+    back = torch.nn.GRU(I, H, num_layers=2, bidirectional=True)
+    back.load_state_dict(ours.state_dict())
+    for (_, a), (_, b) in zip(reference.named_parameters(), back.named_parameters()):
+        assert torch.equal(a, b)
+
+
+def test_dropout_in_training_mode_only():
+    module = egt.GRU(I, H, num_layers=2, dropout=0.5)
+    x = torch.randn(T, B, I)
+    torch.manual_seed(5)
+    a, _ = module(x)
+    torch.manual_seed(5)
+    b, _ = module(x)
+    assert torch.equal(a, b)  # reproducible from torch's seed
+    module.eval()
+    c, _ = module(x)
+    assert not torch.allclose(a, c)
+    module.train()
+    with torch.no_grad():
+        d, _ = module(x)
+    assert not torch.allclose(c, d)  # training mode drops out even without gradients
+
+
+def test_bad_inputs_get_clear_errors():
+    module = egt.GRU(I, H)
+    with pytest.raises(TypeError, match="supports torch.float32 and torch.float64, got torch.float16"):
+        module(torch.randn(T, B, I).half())
+    with pytest.raises(TypeError, match="expected torch.float32 like the module's parameters"):
+        module(torch.randn(T, B, I, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="runs on the CPU; got a tensor on meta"):
+        module(torch.randn(T, B, I, device="meta"))
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        egt.GRU(I, H, device="cuda")
+    with pytest.raises(ValueError, match=r"hx: expected shape \(1, 4, 5\)"):
+        module(torch.randn(T, B, I), torch.randn(1, 3, H))
+    with pytest.raises(ValueError, match="input_size 3"):
+        module(torch.randn(T, B, I + 1))
+
+
+def test_torch_compile_works_around_the_op():
+    module = egt.GRU(I, H)
+    compiled = torch.compile(module, backend="eager")
+    x = torch.randn(T, B, I)
+    out, _ = compiled(x)
+    assert torch.allclose(out, module(x)[0])
+    out.sum().backward()
+    assert module.weight_hh_l0.grad is not None
+
+
+def test_import_eigengru_torch_is_separate():
+    code = ("import sys, eigengru; assert 'torch' not in sys.modules; "
+            "import eigengru.torch; assert 'torch' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
