@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cell.hpp"
+#include "denormals.hpp"
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/threads.hpp"
 
@@ -173,6 +174,7 @@ struct LayerPasses {
 
 #pragma omp parallel num_threads(threads)
     {
+      const FlushDenormals flush;
       const RowSlice rows = my_rows(B);
       const Index b0 = rows.begin, n = rows.size();
       Scalar* gx_chunk = gx.data() + ahead * b0 * G;  // row (s - s0) * n + i
@@ -275,6 +277,7 @@ struct LayerPasses {
 
 #pragma omp parallel num_threads(threads_for(seq, B))
     {
+      const FlushDenormals flush;
       const RowSlice rows = my_rows(B);
       const Index b0 = rows.begin, n = rows.size();
       Scalar* dhs = dh.data() + b0 * H;
@@ -315,6 +318,7 @@ struct LayerPasses {
     }
     if (grad_h0 != nullptr) std::copy(dh.data(), dh.data() + B * H, grad_h0);
 
+    const FlushDenormals flush;  // on this thread; multiply_parallel's threads set their own
     // Whole-sequence products: the gate gradients of all steps against the inputs and states,
     // each weight gradient formed transposed, (inputs)ᵀ x (gate gradients), so that the long
     // T*B reduction runs down packed panels of gate gradients.

@@ -5,6 +5,8 @@
 
 #include <omp.h>
 
+#include "denormals.hpp"
+
 namespace eigengru {
 namespace {
 
@@ -175,6 +177,7 @@ void PackedMatrix<Scalar>::multiply_parallel(const Scalar* a, Index lda, Index m
   threads = static_cast<int>(std::clamp<Index>(blocks, 1, threads));
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
+    const detail::FlushDenormals flush;
     const Index t = omp_get_thread_num(), n = omp_get_num_threads();
     const Index r0 = std::min(m, blocks * t / n * 6), r1 = std::min(m, blocks * (t + 1) / n * 6);
     if (r1 > r0) multiply(a + r0 * lda, lda, r1 - r0, c + r0 * ldc, ldc, accumulate, a_step);

@@ -207,6 +207,7 @@ py::dict build_info() {
   info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
                   "." + std::to_string(EIGEN_MINOR_VERSION);
   info["simd"] = Eigen::SimdInstructionSetsInUse();
+  info["flags"] = EIGENGRU_CXX_FLAGS;
   info["openmp"] = _OPENMP;
   return info;
 }
