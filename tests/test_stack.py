@@ -71,6 +71,27 @@ def test_save_and_load_round_trip(tmp_path, rng):
         assert set(archive.files) == {"__eigengru_config__"} | set(gru.state_dict())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_egru_format_round_trip_and_damage(tmp_path, rng, dtype):
+    gru = model(reset_after=False, bias=False, dtype=dtype)
+    path = tmp_path / "model.egru"
+    gru.save(path)
+    data = path.read_bytes()
+    assert data[:8] == b"EIGENGRU"
+    back = eigengru.GRU.load(path)
+    assert back.config() == gru.config()
+    x = rng.standard_normal((T, B, I))
+    np.testing.assert_array_equal(back(x)[0], gru(x)[0])
+    damaged = bytearray(data)
+    damaged[100] ^= 1
+    (tmp_path / "damaged.egru").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        eigengru.GRU.load(tmp_path / "damaged.egru")
+    (tmp_path / "short.egru").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="damaged.egru|short.egru"):
+        eigengru.GRU.load(tmp_path / "short.egru")
+
+
 def test_save_replaces_atomically_and_load_rejects_bad_files(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     model().save(path)

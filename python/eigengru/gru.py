@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _core, egru_file
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
 
 _CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
@@ -284,21 +284,26 @@ class GRU:
                 "dtype": self.dtype.name}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model (config and weights) to a ``.npz`` file, without pickle.
+        """Write the model (config and weights) to a file, without pickle.
 
-        The file is written under a temporary name and renamed into place, so an interrupted
-        save never leaves a truncated file where the old one was. Format: one array per
-        parameter, named as in ``state_dict()``, and ``__eigengru_config__``, a JSON string with
-        ``format``, ``version`` and the constructor arguments.
+        ``.egru`` paths get the simple binary format that the C++ core reads
+        (``eigengru::load_model``, see ``egru_file``); any other path gets a ``.npz`` archive:
+        one array per parameter, named as in ``state_dict()``, and ``__eigengru_config__``, a
+        JSON string with ``format``, ``version`` and the constructor arguments.
+        The file is written under a temporary name, flushed to disk and renamed into place, so
+        an interrupted save never leaves a truncated file where the old one was.
         """
         path = os.fspath(path)
-        config = {"format": _FILE_FORMAT, "version": _FILE_VERSION} | self.config()
-        arrays = {_CONFIG_KEY: np.array(json.dumps(config))} | self.state_dict()
         directory = os.path.dirname(os.path.abspath(path))
         fd, temporary = tempfile.mkstemp(prefix=".eigengru-", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                if path.endswith(".egru"):
+                    f.write(egru_file.encode(self.config(), self.state_dict()))
+                else:
+                    config = {"format": _FILE_FORMAT, "version": _FILE_VERSION} | self.config()
+                    np.savez(f, **({_CONFIG_KEY: np.array(json.dumps(config))} |
+                                   self.state_dict()))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temporary, path)
@@ -308,21 +313,17 @@ class GRU:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GRU:
-        """Read a model written by ``save``; a file that is not one raises ValueError."""
+        """Read a model written by ``save`` (either format); a file that is not one, or is
+        damaged, raises ValueError."""
         path = os.fspath(path)
         with open(path, "rb") as f:  # our handle: np.load leaks its own on a corrupt file
-            try:
-                with np.load(f, allow_pickle=False) as archive:
-                    config = json.loads(str(archive[_CONFIG_KEY][()]))
-                    arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
-            except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile,
-                    zlib.error) as error:
-                raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
-        if not isinstance(config, dict) or config.get("format") != _FILE_FORMAT:
-            raise ValueError(f"{path}: not an eigengru model file")
-        if config.get("version") != _FILE_VERSION:
-            raise ValueError(f"{path}: model file version {config.get('version')} is not "
-                             f"supported (this eigengru reads version {_FILE_VERSION})")
+            if f.read(len(egru_file.MAGIC)) == egru_file.MAGIC:
+                f.seek(0)
+                config, arrays = egru_file.decode(
+                    f.read(), path, lambda c: cls(**c)._shapes)
+            else:
+                f.seek(0)
+                config, arrays = _read_npz(f, path)
         arguments = {k: v for k, v in config.items() if k not in ("format", "version")}
         try:
             model = cls(**arguments)
@@ -341,6 +342,21 @@ class GRU:
                      "bidirectional": False}[k])
         return (f"GRU({self.input_size}, {self.hidden_size}{extras}, "
                 f"reset_after={self.reset_after}, dtype={self.dtype.name})")
+
+
+def _read_npz(f, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    try:
+        with np.load(f, allow_pickle=False) as archive:
+            config = json.loads(str(archive[_CONFIG_KEY][()]))
+            arrays = {name: archive[name] for name in archive.files if name != _CONFIG_KEY}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != _FILE_FORMAT:
+        raise ValueError(f"{path}: not an eigengru model file")
+    if config.get("version") != _FILE_VERSION:
+        raise ValueError(f"{path}: model file version {config.get('version')} is not "
+                         f"supported (this eigengru reads version {_FILE_VERSION})")
+    return config, arrays
 
 
 def _checked_lengths(lengths: Any, batch: int, steps: int, unbatched: bool) -> np.ndarray:

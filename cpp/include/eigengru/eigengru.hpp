@@ -5,6 +5,8 @@
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack.hpp"
+#include "eigengru/stream.hpp"
+#include "eigengru/model_file.hpp"
 #include "eigengru/threads.hpp"
 #include "eigengru/training_cache.hpp"
 #include "eigengru/types.hpp"

@@ -1,6 +1,8 @@
 // Row-major Eigen views over caller memory: the layout of NumPy and PyTorch arrays.
 #pragma once
 
+#include <type_traits>
+
 #include <Eigen/Core>
 
 namespace eigengru {
@@ -19,6 +21,11 @@ using MatrixMap = Eigen::Map<RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterSt
 
 template <typename Scalar>
 using ConstMatrixMap = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+/// Scalar in a position that does not take part in template argument deduction, so that a
+/// nullable pointer argument may be passed as nullptr: the scalar type comes from the weights.
+template <typename Scalar>
+using NoDeduce = typename std::enable_if<true, Scalar>::type;
 
 template <typename Scalar>
 using ArrayMap = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;

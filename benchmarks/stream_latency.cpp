@@ -1,0 +1,62 @@
+// Latency of one streaming step at batch 1 (eigengru::Stream::step), in ns, against the
+// sequence forward's cost per step on the same model, float32, one thread.
+//
+//   stream_latency I H [steps]     prints one JSON object
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "eigengru/eigengru.hpp"
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: stream_latency I H [steps]\n");
+    return 2;
+  }
+  const long I = std::atol(argv[1]), H = std::atol(argv[2]);
+  const long steps = argc > 3 ? std::atol(argv[3]) : 20000;
+  eigengru::set_num_threads(1);
+  eigengru::StackSpec spec;
+  spec.input_size = I;
+  spec.hidden_size = H;
+  std::mt19937 gen(0);
+  std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+  std::vector<std::vector<float>> p;
+  for (long n : {3 * H * I, 3 * H * H, 3 * H, 3 * H}) {
+    p.emplace_back(n);
+    for (auto& v : p.back()) v = u(gen);
+  }
+  const eigengru::LayerWeights<float> w{I, H, true, p[0].data(), p[1].data(), p[2].data(),
+                                        p[3].data()};
+  std::vector<float> x(steps * I), out(steps * H);
+  for (auto& v : x) v = u(gen);
+
+  eigengru::Stream<float> stream(spec, &w);
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> per_step(steps);
+  for (int warm = 0; warm < 1000; ++warm) stream.step(x.data(), out.data());
+  stream.reset();
+  for (long t = 0; t < steps; ++t) {
+    const auto start = Clock::now();
+    stream.step(x.data() + t * I, out.data() + t * H);
+    per_step[t] = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+  }
+  std::vector<double> sorted = per_step;
+  std::sort(sorted.begin(), sorted.end());
+  // The total over a run also counts the clock reads; time a plain loop for the mean.
+  const auto loop_start = Clock::now();
+  for (long t = 0; t < steps; ++t) stream.step(x.data() + t * I, out.data() + t * H);
+  const double mean = std::chrono::duration<double, std::nano>(Clock::now() - loop_start).count() /
+                      steps;
+  const auto seq_start = Clock::now();
+  eigengru::stack_forward(spec, &w, steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
+  const double sequence = std::chrono::duration<double, std::nano>(Clock::now() - seq_start).count() /
+                          steps;
+  std::printf("{\"input_size\": %ld, \"hidden_size\": %ld, \"step_mean_ns\": %.1f, "
+              "\"step_median_ns\": %.1f, \"step_p99_ns\": %.1f, \"sequence_per_step_ns\": %.1f}\n",
+              I, H, mean, sorted[steps / 2], sorted[steps * 99 / 100], sequence);
+  return 0;
+}

@@ -1,0 +1,48 @@
+// Reading models saved from Python with eigengru.GRU.save("model.egru").
+//
+// The .egru format, little-endian, no external dependencies on either side:
+//   "EIGENGRU"                      8 bytes
+//   version                         u32 = 1
+//   scalar size                     u32: 4 (float32) or 8 (float64)
+//   input_size, hidden_size, num_layers   u32 each
+//   flags                           u32: 1 bias, 2 bidirectional, 4 reset_after, 8 batch_first
+//   dropout                         f64
+//   the parameters in PyTorch's order (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
+//   then _reverse, then the next layer), each row-major, shapes implied by the header
+//   CRC-32 (zlib's) of every byte before it     u32
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "eigengru/stack.hpp"
+#include "eigengru/weights.hpp"
+
+namespace eigengru {
+
+/// A model read from a file: its shape and its parameters, converted to Scalar.
+template <typename Scalar>
+struct Model {
+  StackSpec spec;
+  bool bias = true;
+  bool batch_first = false;
+  std::vector<std::string> names;                // PyTorch's parameter names, in file order
+  std::vector<std::vector<Scalar>> parameters;   // row-major, one per name
+
+  /// Views of the parameters, one per layer and direction, for forward() and Stream.
+  std::vector<LayerWeights<Scalar>> layers() const;
+};
+
+/// Reads a .egru file. Throws std::runtime_error naming the file and what is wrong when it is
+/// missing, truncated, not an eigengru model, of an unknown version, or fails its checksum.
+/// Thread-safe (reads the file, touches no shared state).
+template <typename Scalar>
+Model<Scalar> load_model(const std::string& path);
+
+/// Writes a .egru file (for example of a model trained in C++); Python reads it with
+/// eigengru.GRU.load. The parameters must have the sizes the spec implies. Throws
+/// std::invalid_argument on a size mismatch, std::runtime_error when the file cannot be written.
+template <typename Scalar>
+void save_model(const Model<Scalar>& model, const std::string& path);
+
+}  // namespace eigengru

@@ -1,0 +1,58 @@
+// Step-by-step inference for real-time use: a stateful stack that advances one time step per
+// call, allocating nothing after construction.
+#pragma once
+
+#include <vector>
+
+#include "eigengru/packed_matrix.hpp"
+#include "eigengru/stack.hpp"
+#include "eigengru/types.hpp"
+#include "eigengru/weights.hpp"
+
+namespace eigengru {
+
+/// A unidirectional stack of GRU layers run one time step at a time over `batch` independent
+/// streams (1 for a single signal). The constructor copies and packs the weights and allocates
+/// every buffer; step() and reset() then allocate nothing, take no locks and do not throw, so
+/// they may run on a real-time thread. step() gives the same numbers as stack_forward() over the
+/// same sequence (up to the rounding of the per-step input product).
+///
+/// Thread safety: one Stream belongs to one thread at a time; distinct Streams are independent.
+template <typename Scalar>
+class Stream {
+ public:
+  /// weights: spec.num_layers entries (PyTorch order). Throws std::invalid_argument for a
+  /// bidirectional spec (a stream cannot see the future) or weights that do not match it.
+  Stream(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index batch = 1);
+
+  /// One step: x (batch, input_size) in, the top layer's new state (batch, hidden_size) out.
+  /// x and out may not overlap the stream's own state.
+  void step(const Scalar* x, Scalar* out) noexcept;
+
+  /// Sets every layer's state to zero.
+  void reset() noexcept;
+  /// Sets the state from h0 (num_layers, batch, hidden_size).
+  void reset(const Scalar* h0) noexcept;
+
+  /// The current state, (num_layers, batch, hidden_size).
+  const Scalar* state() const noexcept { return state_.data(); }
+  const StackSpec& spec() const noexcept { return spec_; }
+  Index batch() const noexcept { return batch_; }
+
+ private:
+  struct Layer {
+    Index input_size;
+    PackedMatrix<Scalar> w_ih_t;      // (I, 3H)
+    PackedMatrix<Scalar> w_hh_t;      // reset_after: (H, 3H); else (H, 2H), r and z
+    PackedMatrix<Scalar> w_hn_t;      // reset before the product: (H, H)
+    Vector<Scalar> input_bias;        // b_ih with b_hr, b_hz (and b_hn when reset before) folded
+    Vector<Scalar> bias_hn;           // reset_after with biases: b_hn; else empty
+  };
+  StackSpec spec_;
+  Index batch_;
+  std::vector<Layer> layers_;
+  Vector<Scalar> state_;          // (L, B, H)
+  RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) scratch
+};
+
+}  // namespace eigengru

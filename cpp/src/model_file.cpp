@@ -1,0 +1,203 @@
+#include "eigengru/model_file.hpp"
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+namespace eigengru {
+namespace {
+
+constexpr char kMagic[8] = {'E', 'I', 'G', 'E', 'N', 'G', 'R', 'U'};
+constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kMaxSize = 1u << 20;  // refuses absurd sizes from a damaged header
+
+std::uint32_t crc32(const unsigned char* data, std::size_t size) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t n = 0; n < 256; ++n) {
+      std::uint32_t c = n;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[n] = c;
+    }
+    return t;
+  }();
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < size; ++i) c = table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+/// Sequential little-endian reads with bounds checks.
+class Reader {
+ public:
+  Reader(const std::vector<unsigned char>& bytes, const std::string& path)
+      : bytes_(bytes), path_(path) {}
+  template <typename T>
+  T read() {
+    T value;
+    need(sizeof(T));
+    std::memcpy(&value, bytes_.data() + at_, sizeof(T));
+    at_ += sizeof(T);
+    return value;
+  }
+  const unsigned char* take(std::size_t n) {
+    need(n);
+    const unsigned char* p = bytes_.data() + at_;
+    at_ += n;
+    return p;
+  }
+  std::size_t at() const { return at_; }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error(path_ + ": " + what);
+  }
+
+ private:
+  void need(std::size_t n) const {
+    if (at_ + n > bytes_.size()) fail("truncated (the file ends early)");
+  }
+  const std::vector<unsigned char>& bytes_;
+  const std::string& path_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace
+
+template <typename Scalar>
+std::vector<LayerWeights<Scalar>> Model<Scalar>::layers() const {
+  std::vector<LayerWeights<Scalar>> views;
+  const std::size_t per = bias ? 4 : 2;
+  for (std::size_t k = 0; k * per < parameters.size(); ++k) {
+    LayerWeights<Scalar> w;
+    const Index layer = static_cast<Index>(k) / spec.directions();
+    w.input_size = spec.layer_input_size(layer);
+    w.hidden_size = spec.hidden_size;
+    w.reset_after = spec.reset_after;
+    w.weight_ih = parameters[k * per].data();
+    w.weight_hh = parameters[k * per + 1].data();
+    if (bias) {
+      w.bias_ih = parameters[k * per + 2].data();
+      w.bias_hh = parameters[k * per + 3].data();
+    }
+    views.push_back(w);
+  }
+  return views;
+}
+
+template <typename Scalar>
+Model<Scalar> load_model(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error(path + ": cannot open the file");
+  const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)),
+                                         std::istreambuf_iterator<char>());
+  Reader in(bytes, path);
+  if (bytes.size() < sizeof(kMagic) || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    in.fail("not an eigengru model file (no EIGENGRU signature)");
+  in.take(sizeof(kMagic));
+  const auto version = in.read<std::uint32_t>();
+  if (version != kVersion)
+    in.fail("model file version " + std::to_string(version) + " is not supported (this "
+            "eigengru reads version " + std::to_string(kVersion) + ")");
+  const auto scalar_size = in.read<std::uint32_t>();
+  if (scalar_size != 4 && scalar_size != 8)
+    in.fail("unknown scalar size " + std::to_string(scalar_size) + " (expected 4 or 8)");
+  const auto input_size = in.read<std::uint32_t>(), hidden_size = in.read<std::uint32_t>(),
+             num_layers = in.read<std::uint32_t>(), flags = in.read<std::uint32_t>();
+  const auto dropout = in.read<double>();
+  if (input_size < 1 || hidden_size < 1 || num_layers < 1 || input_size > kMaxSize ||
+      hidden_size > kMaxSize || num_layers > 1024 || flags > 15)
+    in.fail("implausible header (sizes " + std::to_string(input_size) + ", " +
+            std::to_string(hidden_size) + ", " + std::to_string(num_layers) + ")");
+
+  Model<Scalar> model;
+  model.spec.input_size = input_size;
+  model.spec.hidden_size = hidden_size;
+  model.spec.num_layers = num_layers;
+  model.bias = flags & 1;
+  model.spec.bidirectional = flags & 2;
+  model.spec.reset_after = flags & 4;
+  model.batch_first = flags & 8;
+  model.spec.dropout = dropout;
+  const Index H = hidden_size, D = model.spec.directions();
+  for (Index l = 0; l < num_layers; ++l)
+    for (Index d = 0; d < D; ++d) {
+      const std::string suffix = "_l" + std::to_string(l) + (d ? "_reverse" : "");
+      std::vector<std::pair<std::string, Index>> entries = {
+          {"weight_ih" + suffix, 3 * H * model.spec.layer_input_size(l)},
+          {"weight_hh" + suffix, 3 * H * H}};
+      if (model.bias) {
+        entries.push_back({"bias_ih" + suffix, 3 * H});
+        entries.push_back({"bias_hh" + suffix, 3 * H});
+      }
+      for (const auto& [name, count] : entries) {
+        const unsigned char* raw = in.take(static_cast<std::size_t>(count) * scalar_size);
+        std::vector<Scalar> values(static_cast<std::size_t>(count));
+        for (Index i = 0; i < count; ++i) {
+          if (scalar_size == 4) {
+            float v;
+            std::memcpy(&v, raw + i * 4, 4);
+            values[i] = static_cast<Scalar>(v);
+          } else {
+            double v;
+            std::memcpy(&v, raw + i * 8, 8);
+            values[i] = static_cast<Scalar>(v);
+          }
+        }
+        model.names.push_back(name);
+        model.parameters.push_back(std::move(values));
+      }
+    }
+  const std::size_t body = in.at();
+  const auto stored = in.read<std::uint32_t>();
+  if (in.at() != bytes.size()) in.fail("unexpected bytes after the checksum");
+  if (crc32(bytes.data(), body) != stored) in.fail("checksum mismatch (the file is damaged)");
+  return model;
+}
+
+template <typename Scalar>
+void save_model(const Model<Scalar>& model, const std::string& path) {
+  const StackSpec& spec = model.spec;
+  const Index H = spec.hidden_size, D = spec.directions();
+  const std::size_t per = model.bias ? 4 : 2;
+  if (model.parameters.size() != static_cast<std::size_t>(spec.num_layers * D) * per)
+    throw std::invalid_argument("save_model: wrong number of parameters for the spec");
+  std::vector<unsigned char> bytes(kMagic, kMagic + sizeof(kMagic));
+  auto put = [&](auto value) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&value);
+    bytes.insert(bytes.end(), p, p + sizeof(value));
+  };
+  put(kVersion);
+  put(static_cast<std::uint32_t>(sizeof(Scalar)));
+  put(static_cast<std::uint32_t>(spec.input_size));
+  put(static_cast<std::uint32_t>(H));
+  put(static_cast<std::uint32_t>(spec.num_layers));
+  put(static_cast<std::uint32_t>((model.bias ? 1 : 0) | (spec.bidirectional ? 2 : 0) |
+                                 (spec.reset_after ? 4 : 0) | (model.batch_first ? 8 : 0)));
+  put(spec.dropout);
+  for (std::size_t k = 0; k < model.parameters.size(); ++k) {
+    const Index layer = static_cast<Index>(k / per) / D;
+    const std::size_t kind = k % per;  // weight_ih, weight_hh, bias_ih, bias_hh
+    const Index expected = kind == 0 ? 3 * H * spec.layer_input_size(layer)
+                                     : kind == 1 ? 3 * H * H : 3 * H;
+    if (static_cast<Index>(model.parameters[k].size()) != expected)
+      throw std::invalid_argument("save_model: parameter " + std::to_string(k) + " has " +
+                                  std::to_string(model.parameters[k].size()) +
+                                  " values, expected " + std::to_string(expected));
+    for (Scalar v : model.parameters[k]) put(v);
+  }
+  put(crc32(bytes.data(), bytes.size()));
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+  if (!file) throw std::runtime_error(path + ": cannot write the file");
+}
+
+template struct Model<float>;
+template struct Model<double>;
+template Model<float> load_model<float>(const std::string&);
+template Model<double> load_model<double>(const std::string&);
+template void save_model<float>(const Model<float>&, const std::string&);
+template void save_model<double>(const Model<double>&, const std::string&);
+
+}  // namespace eigengru

@@ -1,0 +1,180 @@
+// The streaming API and the model file, from C++ alone:
+//   - Stream::step over a sequence gives stack_forward's outputs (both formulations, 2 layers,
+//     a small batch), reset() starts over, a bidirectional spec is refused;
+//   - save_model/load_model round-trip; truncated, foreign, damaged and future files are refused
+//     with a message naming the problem;
+//   - given a fixture folder written by Python (tests/cpp/make_fixture.py), the model saved by
+//     eigengru.GRU.save gives, in C++, the outputs Python computed.
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "eigengru/eigengru.hpp"
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    std::printf("FAIL: %s\n", what.c_str());
+    ++failures;
+  }
+}
+
+using eigengru::Index;
+
+template <typename Scalar>
+eigengru::Model<Scalar> random_model(bool reset_after, unsigned seed) {
+  eigengru::Model<Scalar> m;
+  m.spec.input_size = 5;
+  m.spec.hidden_size = 19;
+  m.spec.num_layers = 2;
+  m.spec.reset_after = reset_after;
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  const Index H = m.spec.hidden_size;
+  for (Index l = 0; l < 2; ++l)
+    for (Index count : {3 * H * m.spec.layer_input_size(l), 3 * H * H, 3 * H, 3 * H}) {
+      std::vector<Scalar> p(static_cast<std::size_t>(count));
+      for (auto& v : p) v = static_cast<Scalar>(u(gen));
+      m.parameters.push_back(p);
+    }
+  return m;
+}
+
+template <typename Scalar>
+double max_relative_error(const std::vector<Scalar>& a, const std::vector<Scalar>& b) {
+  double err = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, std::abs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return err / scale;
+}
+
+template <typename Scalar>
+void test_stream_equals_sequence(bool reset_after, double tolerance) {
+  const auto model = random_model<Scalar>(reset_after, 7);
+  const auto layers = model.layers();
+  const Index T = 40, B = 3, I = model.spec.input_size, H = model.spec.hidden_size;
+  std::mt19937 gen(3);
+  std::normal_distribution<double> n;
+  std::vector<Scalar> x(T * B * I), out(T * B * H), h_n(2 * B * H), streamed(T * B * H);
+  for (auto& v : x) v = static_cast<Scalar>(n(gen));
+  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr,
+                          out.data(), h_n.data());
+  eigengru::Stream<Scalar> stream(model.spec, layers.data(), B);
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass checks reset()
+    stream.reset();
+    for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
+    const double err = max_relative_error(streamed, out);
+    check(err < tolerance, std::string(reset_after ? "reset_after" : "reset_before") +
+                               ": stream equals sequence forward (error " +
+                               std::to_string(err) + ")");
+  }
+}
+
+void test_bidirectional_refused() {
+  auto model = random_model<float>(true, 1);
+  model.spec.bidirectional = true;
+  bool threw = false;
+  try {
+    const auto layers = model.layers();
+    eigengru::Stream<float> stream(model.spec, layers.data());
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  check(threw, "a bidirectional stream is refused");
+}
+
+std::vector<char> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+bool load_fails_with(const std::string& path, const std::string& message) {
+  try {
+    eigengru::load_model<float>(path);
+  } catch (const std::runtime_error& e) {
+    const bool ok = std::string(e.what()).find(message) != std::string::npos;
+    if (!ok) std::printf("  got: %s\n", e.what());
+    return ok;
+  }
+  return false;
+}
+
+void test_model_file(const std::string& folder) {
+  const auto model = random_model<float>(false, 11);
+  const std::string path = folder + "/roundtrip.egru";
+  eigengru::save_model(model, path);
+  const auto back = eigengru::load_model<float>(path);
+  check(back.parameters == model.parameters && back.spec.hidden_size == 19 &&
+            !back.spec.reset_after && back.names.front() == "weight_ih_l0" &&
+            back.names.back() == "bias_hh_l1",
+        "save_model then load_model gives the same model");
+  const auto good = read_bytes(path);
+
+  auto damaged = good;
+  damaged[damaged.size() / 2] ^= 0x10;
+  write_bytes(path + ".damaged", damaged);
+  check(load_fails_with(path + ".damaged", "checksum mismatch"), "a flipped bit is caught");
+
+  write_bytes(path + ".truncated", std::vector<char>(good.begin(), good.begin() + 200));
+  check(load_fails_with(path + ".truncated", "truncated"), "a truncated file is caught");
+
+  auto foreign = good;
+  foreign[0] = 'X';
+  write_bytes(path + ".foreign", foreign);
+  check(load_fails_with(path + ".foreign", "not an eigengru model file"), "a foreign file");
+
+  auto future = good;
+  future[8] = 9;
+  write_bytes(path + ".future", future);
+  check(load_fails_with(path + ".future", "version 9 is not supported"), "a newer version");
+
+  check(load_fails_with(folder + "/missing.egru", "cannot open"), "a missing file");
+}
+
+/// model.egru, x.f32 (T, B, I) and out.f32 (T, B, H) written by tests/cpp/make_fixture.py.
+void test_python_fixture(const std::string& folder) {
+  const auto model = eigengru::load_model<float>(folder + "/model.egru");
+  const auto raw_x = read_bytes(folder + "/x.f32"), raw_out = read_bytes(folder + "/out.f32");
+  const Index I = model.spec.input_size, H = model.spec.hidden_size;
+  const Index B = 2, T = static_cast<Index>(raw_x.size() / sizeof(float)) / (B * I);
+  std::vector<float> x(T * B * I), expected(T * B * H), out(T * B * H), streamed(T * B * H);
+  std::memcpy(x.data(), raw_x.data(), raw_x.size());
+  std::memcpy(expected.data(), raw_out.data(), raw_out.size());
+  const auto layers = model.layers();
+  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr,
+                          out.data(), nullptr);
+  check(max_relative_error(out, expected) < 1e-5, "the Python-saved model gives Python's output");
+  eigengru::Stream<float> stream(model.spec, layers.data(), B);
+  for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
+  check(max_relative_error(streamed, expected) < 1e-5, "streaming the Python-saved model too");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  test_stream_equals_sequence<float>(true, 1e-5);
+  test_stream_equals_sequence<float>(false, 1e-5);
+  test_stream_equals_sequence<double>(true, 1e-12);
+  test_stream_equals_sequence<double>(false, 1e-12);
+  test_bidirectional_refused();
+  test_model_file(argc > 1 ? argv[1] : ".");
+  if (argc > 2) test_python_fixture(argv[2]);
+  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "OK", failures);
+  return failures ? 1 : 0;
+}
