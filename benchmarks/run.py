@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
 
 
-def gemm_bound_program() -> Path:
-    """Builds benchmarks/gemm_bound.cpp with the project's CMake (Release, same flags)."""
+def build_programs() -> Path:
+    """Builds benchmarks/*.cpp with the project's CMake (Release, same flags); returns the folder."""
     subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
                     "-DEIGENGRU_BUILD_BENCHMARKS=ON", f"-DPython_EXECUTABLE={sys.executable}"],
                    check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(BUILD), "--target", "gemm_bound"], check=True,
-                   stdout=subprocess.DEVNULL)
-    return BUILD / "gemm_bound"
+    subprocess.run(["cmake", "--build", str(BUILD), "--target", "gemm_bound", "stream_latency"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return BUILD
 
 
 def gemm_bound(program: Path, dims, threads: int, repeats: int) -> dict:
@@ -45,6 +45,50 @@ def gemm_bound(program: Path, dims, threads: int, repeats: int) -> dict:
     done = subprocess.run([str(program), *map(str, dims), str(repeats)], env=env, check=True,
                           capture_output=True, text=True)
     return json.loads(done.stdout)
+
+
+def stream_latency(program: Path) -> list[dict]:
+    """ns per streaming step at batch 1 (C++, no Python), beside the sequence forward's."""
+    return [json.loads(subprocess.run([str(program), str(i), str(h)], check=True,
+                                      capture_output=True, text=True).stdout)
+            for i, h in ((16, 64), (64, 128))]
+
+
+def packed_versus_padded(repeats: int) -> list[dict]:
+    """Training time of eigengru.torch.GRU and torch.nn.GRU on one batch of variable-length
+    sequences, given padded and as a PackedSequence (the medium shape, 1 thread)."""
+    import time
+
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    import eigengru.torch
+
+    steps, batch, inputs, hidden = bench.SHAPES["medium"]
+    torch.set_num_threads(1)
+    eigengru.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(steps, batch, inputs, generator=g)
+    lengths = torch.randint(steps // 2, steps + 1, (batch,), generator=g)
+    results = []
+    for name, cls in (("torch.nn.GRU", torch.nn.GRU), ("eigengru.torch.GRU", eigengru.torch.GRU)):
+        module = cls(inputs, hidden)
+        for packed in (False, True):
+            def run():
+                xr = x.detach().requires_grad_(True)
+                source = pack_padded_sequence(xr, lengths, enforce_sorted=False) if packed else xr
+                out, _ = module(source)
+                (out.data if packed else out).sum().backward()
+            run()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - start)
+            results.append({"library": name, "input": "packed" if packed else "padded",
+                            "ms": sorted(times)[len(times) // 2] * 1e3})
+    eigengru.set_num_threads(os.cpu_count())
+    return results
 
 
 def memory_probe(library: str, dims) -> dict:
@@ -135,7 +179,8 @@ def main() -> None:
         shapes[",".join(map(str, dims))] = dims
     threads = sorted({int(t) for t in args.threads.split(",")})
     peers = bench.available_peers()
-    program = gemm_bound_program()
+    programs = build_programs()
+    program = programs / "gemm_bound"
     info = machine()
     print(f"{info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}; peers: "
           f"{', '.join(peers) or 'none'}", flush=True)
@@ -150,20 +195,28 @@ def main() -> None:
                 print(bench.format_table([cell], *extras(bounds, cells)).splitlines()[-1],
                       flush=True)
 
+    streaming = stream_latency(programs / "stream_latency")
+    packing = packed_versus_padded(args.repeats) if "torch" in peers else []
     memory = {"eigengru": memory_probe("eigengru", bench.SHAPES["large"])}
     if "torch" in peers:
         memory["torch"] = memory_probe("torch", bench.SHAPES["large"])
     table = bench.format_table(cells, *extras(bounds, cells))
     print("\n" + table)
+    for row in streaming:
+        print(f"streaming step, I={row['input_size']}, H={row['hidden_size']}: "
+              f"{row['step_mean_ns']:.0f} ns (median {row['step_median_ns']:.0f}, p99 "
+              f"{row['step_p99_ns']:.0f}); sequence forward {row['sequence_per_step_ns']:.0f} ns/step")
+    for row in packing:
+        print(f"{row['library']} training, {row['input']}: {row['ms']:.1f} ms")
     print(f"\nPeak extra memory, training forward+backward, large shape: " +
           ", ".join(f"{k} {v['extra_mb']:.0f} MB" for k, v in memory.items()))
     if args.no_write:
         return
     results = {"machine": info, "cells": [c.to_dict() for c in cells],
                "gemm_bound": [{"shape": k[0], "threads": k[1], **v} for k, v in bounds.items()],
-               "memory": memory}
+               "memory": memory, "streaming": streaming, "packed_versus_padded": packing}
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
-    (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory))
+    (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory, streaming, packing))
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
 
 
@@ -185,7 +238,7 @@ def extras(bounds, cells):
                      "vs 1 thread"]
 
 
-def markdown(info, table, memory) -> str:
+def markdown(info, table, memory, streaming, packing) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     memory_line = ", ".join(
         f"{k} {v['extra_mb']:.0f} MB" + (f" (training cache {v['cache_bytes'] / 2**20:.0f} MB)"
@@ -215,7 +268,21 @@ which happens when the bound's products are slower than the library's).
 
 Peak extra resident memory of one training forward+backward on the large shape, each in a fresh
 process: {memory_line}.
-"""
+
+## Streaming, one step at batch 1 (C++ `eigengru::Stream::step`, `benchmarks/stream_latency.cpp`)
+
+| I, H | mean ns per step | median | p99 | sequence forward, ns per step |
+|---|---|---|---|---|
+""" + "".join(f"| {r['input_size']}, {r['hidden_size']} | {r['step_mean_ns']:.0f} | "
+              f"{r['step_median_ns']:.0f} | {r['step_p99_ns']:.0f} | "
+              f"{r['sequence_per_step_ns']:.0f} |\n" for r in streaming) + ("""
+## PackedSequence against the padded batch (training, medium shape, lengths T/2..T, 1 thread)
+
+| library | padded ms | packed ms |
+|---|---|---|
+""" + "".join(f"| {lib} | {next(r['ms'] for r in packing if r['library'] == lib and r['input'] == 'padded'):.1f} | "
+              f"{next(r['ms'] for r in packing if r['library'] == lib and r['input'] == 'packed'):.1f} |\n"
+              for lib in dict.fromkeys(r["library"] for r in packing)) if packing else "")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ def test_gradcheck_every_input_and_parameter():
         for p, w in zip(params, weights):
             p.data = w.detach()  # the function of the weights passed in
         with torch.enable_grad():
-            out, h_n = egt._StackFunction.apply(module._spec, None, 0, True, x, h, *weights)
+            out, h_n = egt._StackFunction.apply(module._spec, None, 0, True,
+                                                egt._CACHES[torch.float64](), x, h, *weights)
         return out, h_n
 
     weights = [p.detach().clone().requires_grad_(True) for p in params]
@@ -140,6 +141,23 @@ def test_training_loss_curve_matches_nn_gru():
         losses.append(curve)
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-9)
     assert losses[1][-1] < losses[1][0]
+
+
+def test_graphs_alive_at_once_keep_their_own_caches():
+    """Two forwards before their backwards (gradient accumulation) must not share a cache."""
+    reference, ours = twins()
+    x1, x2 = (torch.randn(T, B, I, dtype=torch.float64) for _ in range(2))
+    for module in (reference, ours):
+        out1, _ = module(x1)
+        out2, _ = module(x2)
+        (out1.sum() + 2 * out2.sum()).backward()
+    for (name, a), (_, b) in zip(reference.named_parameters(), ours.named_parameters()):
+        assert_close(b.grad.numpy(), a.grad.numpy(), np.float64, name)
+    assert len(ours._cache_pool) == 2
+    del out1, out2  # the graphs go, and with them the caches' last users
+    ours.zero_grad()
+    ours(x1)[0].sum().backward()  # the graphs above are gone: a pooled cache is reused
+    assert len(ours._cache_pool) == 2
 
 
 def test_no_grad_and_inference_mode_save_nothing():

@@ -9,6 +9,7 @@ reach C++ without copies. Importing this module imports torch; ``import eigengru
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,9 @@ class _StackFunction(torch.autograd.Function):
     runs the C++ backward once for every input, state and parameter gradient."""
 
     @staticmethod
-    def forward(ctx, spec, lengths, dropout_seed, bias, x, hx, *weights):
+    def forward(ctx, spec, lengths, dropout_seed, bias, cache, x, hx, *weights):
         ctx.set_materialize_grads(False)
         layers = _layer_tuples(weights, bias)
-        cache = _CACHES[x.dtype]()
         out, h_n = _core.forward_training(spec, layers, _array(x), _array(hx), lengths,
                                           dropout_seed, cache)
         ctx.cache = cache
@@ -62,7 +62,7 @@ class _StackFunction(torch.autograd.Function):
         dx, dh0 = _core.backward(ctx.cache, _array(grad_out), _array(grad_h_n),
                                  _layer_tuples(grads, ctx.bias), keep_cache=True)
         weight_grads = [torch.from_numpy(g) for g in grads]
-        return (None, None, None, None, torch.from_numpy(dx),
+        return (None, None, None, None, None, torch.from_numpy(dx),
                 torch.from_numpy(dh0) if ctx.has_hx else None, *weight_grads)
 
 
@@ -78,9 +78,9 @@ def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     return [g if bias else g + (None, None) for g in arrays]
 
 
-def _run_stack(spec, lengths, dropout_seed, bias, x, hx, weights, needs_grad):
+def _run_stack(spec, lengths, dropout_seed, bias, x, hx, weights, needs_grad, cache):
     if needs_grad:
-        return _StackFunction.apply(spec, lengths, dropout_seed, bias, x, hx, *weights)
+        return _StackFunction.apply(spec, lengths, dropout_seed, bias, cache, x, hx, *weights)
     layers = _layer_tuples(weights, bias)
     out, h_n = _core.forward(spec, layers, _array(x), _array(hx), lengths)
     return torch.from_numpy(out), torch.from_numpy(h_n)
@@ -124,6 +124,19 @@ class GRU(nn.Module):
         self._spec = _core.StackSpec(input_size, hidden_size, num_layers, bidirectional,
                                      reset_after, self.dropout)
         self.reset_parameters()
+
+    def _free_cache(self, dtype):
+        """A training cache that no autograd graph holds any more, so that its memory (gate
+        records, packed buffers) is reused instead of freshly faulted in on every forward."""
+        pool = self.__dict__.setdefault("_cache_pool", [])
+        for cache in pool:
+            # referenced only by the pool, this loop and getrefcount's argument: no graph
+            # (no ctx) holds it, so no backward can still need what it keeps
+            if isinstance(cache, _CACHES[dtype]) and sys.getrefcount(cache) <= 3:
+                return cache
+        cache = _CACHES[dtype]()
+        pool.append(cache)
+        return cache
 
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in nn.GRU's order from torch's generator:
@@ -198,8 +211,10 @@ class GRU(nn.Module):
         # Training mode with dropout takes the training path even without gradients, since
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
         training_path = needs_grad or (self.training and self.dropout > 0 and self.num_layers > 1)
+        cache = self._free_cache(x.dtype) if training_path else None
         out, h_n = _run_stack(spec, lengths, dropout_seed, self.bias, x.contiguous(),
-                              None if hx is None else hx.contiguous(), weights, training_path)
+                              None if hx is None else hx.contiguous(), weights, training_path,
+                              cache)
         if packed:
             return _pack_like(out, input, sorted_indices), h_n
         if unbatched:
