@@ -103,3 +103,61 @@ def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
         dx.append(da_x @ np.concatenate([W_ir, W_iz, W_in]))
         dh = dh_prev
     return np.stack(dx[::-1]), dh, g
+
+
+def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_out, grad_h_n):
+    """A whole torch.nn.GRU-style stack, one batch row at a time, built from the single-layer
+    reference: each row runs over its own first lengths[b] steps (reversed for the reverse
+    direction), outputs past a row's length are zero.
+
+    x (T, B, I), h0 (L*D, B, H), grad_out (T, B, D*H), grad_h_n (L*D, B, H), float64.
+    Returns out, h_n, dx, dh0 and the parameter gradients by PyTorch name.
+    """
+    T, B, _ = x.shape
+    D = 2 if bidirectional else 1
+    H = params["weight_hh_l0"].shape[1]
+    zeros = np.zeros(3 * H)
+    suffixes = ("", "_reverse")[:D]
+
+    def weights(layer, suffix):
+        get = lambda kind: params.get(f"{kind}_l{layer}{suffix}", zeros).astype(np.float64)
+        return Weights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
+
+    saved, inputs = {}, [x]
+    h_n = np.zeros((num_layers * D, B, H))
+    for layer in range(num_layers):
+        out = np.zeros((T, B, D * H))
+        for d, suffix in enumerate(suffixes):
+            k = layer * D + d
+            for b in range(B):
+                n = lengths[b]
+                seq = inputs[layer][:n, b : b + 1]
+                seq = seq[::-1] if d else seq
+                o, h, s = forward(weights(layer, suffix), seq, h0[k, b : b + 1], reset_after)
+                out[:n, b, d * H : (d + 1) * H] = (o[::-1] if d else o)[:, 0]
+                h_n[k, b] = h[0]
+                saved[k, b] = s
+        inputs.append(out)
+
+    grads = {name: np.zeros(p.shape) for name, p in params.items()}
+    dh0 = np.zeros_like(h0)
+    grad_above = grad_out
+    for layer in reversed(range(num_layers)):
+        d_in = np.zeros_like(inputs[layer])
+        for d, suffix in enumerate(suffixes):
+            k = layer * D + d
+            for b in range(B):
+                n = lengths[b]
+                g = grad_above[:n, b : b + 1, d * H : (d + 1) * H]
+                g = g[::-1] if d else g
+                dx, dh, gw = backward(weights(layer, suffix), saved[k, b], g,
+                                      grad_h_n[k, b : b + 1], reset_after)
+                d_in[:n, b] += (dx[::-1] if d else dx)[:, 0]
+                dh0[k, b] = dh[0]
+                for short, kind in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"),
+                                    ("b_ih", "bias_ih"), ("b_hh", "bias_hh")):
+                    name = f"{kind}_l{layer}{suffix}"
+                    if name in grads:
+                        grads[name] += gw[short]
+        grad_above = d_in
+    return inputs[-1], h_n, grad_above, dh0, grads

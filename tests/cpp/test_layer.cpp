@@ -120,9 +120,70 @@ void test_argument_errors() {
   check(threw, "hidden_size = 0 throws std::invalid_argument naming it");
 }
 
+/// The whole stack path (2 layers, both directions, unequal lengths, dropout in training):
+/// inference and training forward agree without dropout, backward runs and twice refuses.
+/// Mostly here so that the sanitizer build walks every stack code path.
+void test_stack_paths() {
+  eigengru::StackSpec spec;
+  spec.input_size = 3;
+  spec.hidden_size = 5;
+  spec.num_layers = 2;
+  spec.bidirectional = true;
+  const eigengru::Index T = 6, B = 3, H = 5, LD = 4;
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  std::vector<std::vector<double>> params;
+  std::vector<eigengru::LayerWeights<double>> layers;
+  for (eigengru::Index k = 0; k < LD; ++k) {
+    const eigengru::Index in = spec.layer_input_size(k / 2);
+    for (eigengru::Index n : {3 * H * in, 3 * H * H, 3 * H, 3 * H}) {
+      params.emplace_back(static_cast<std::size_t>(n));
+      for (auto& v : params.back()) v = u(gen);
+    }
+    layers.push_back({in, H, true, params[4 * k].data(), params[4 * k + 1].data(),
+                      params[4 * k + 2].data(), params[4 * k + 3].data()});
+  }
+  const eigengru::Index lengths[B] = {6, 2, 4};
+  std::vector<double> x(T * B * 3), out(T * B * 2 * H), out_t(out.size()), h_n(LD * B * H),
+      h_n_t(h_n.size());
+  for (auto& v : x) v = u(gen);
+  eigengru::stack_forward(spec, layers.data(), T, B, lengths, x.data(), nullptr, out.data(),
+                          h_n.data());
+  eigengru::StackCache<double> cache;
+  eigengru::stack_forward_training(spec, layers.data(), T, B, lengths, x.data(), nullptr,
+                                   out_t.data(), h_n_t.data(), 0, cache);
+  check(out == out_t && h_n == h_n_t, "stack: training forward equals inference forward");
+  check(out[(5 * B + 1) * 2 * H] == 0.0, "stack: outputs past a row's length are zero");
+
+  std::vector<std::vector<double>> grad_buffers;
+  std::vector<eigengru::LayerGradients<double>> grads;
+  for (const auto& p : params) grad_buffers.emplace_back(p.size(), 0.0);
+  for (eigengru::Index k = 0; k < LD; ++k)
+    grads.push_back({grad_buffers[4 * k].data(), grad_buffers[4 * k + 1].data(),
+                     grad_buffers[4 * k + 2].data(), grad_buffers[4 * k + 3].data()});
+  std::vector<double> dx(x.size()), dh0(h_n.size());
+  spec.dropout = 0.3;
+  eigengru::stack_forward_training(spec, layers.data(), T, B, lengths, x.data(), nullptr,
+                                   out_t.data(), h_n_t.data(), 42, cache);
+  eigengru::stack_backward(cache, out.data(), h_n.data(), dx.data(), dh0.data(), grads.data(),
+                           /*keep_cache=*/true);
+  eigengru::stack_backward(cache, out.data(), h_n.data(), dx.data(), dh0.data(), grads.data());
+  bool finite = true;
+  for (double v : dx) finite = finite && std::isfinite(v);
+  check(finite, "stack: backward with dropout and lengths gives finite gradients");
+  bool threw = false;
+  try {
+    eigengru::stack_backward(cache, out.data(), h_n.data(), dx.data(), dh0.data(), grads.data());
+  } catch (const std::logic_error&) {
+    threw = true;
+  }
+  check(threw, "stack: a backward after the consuming one throws");
+}
+
 }  // namespace
 
 int main() {
+  test_stack_paths();
   test_gradients(true);
   test_gradients(false);
   test_argument_errors();
