@@ -159,10 +159,13 @@ struct LayerPasses {
       cache->inputs_ = Eigen::Map<const RowMatrix<Scalar>>(x, T * B, I);
       cache->weight_ih_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_ih, G, I);
       cache->weight_hh_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_hh, G, H);
-      if (seq.lengths != nullptr) {  // padded steps stay zero, so backward's products skip them
-        cache->gates_.setZero();
-        cache->prev_states_.setZero();
-      }
+      // Padded steps are never visited: their records and states are zeroed here, so that
+      // backward's whole-sequence products add nothing for them.
+      for (Index b = 0; b < B && seq.lengths != nullptr; ++b)
+        for (Index t = clock.length(b); t < T; ++t) {
+          cache->gates_.row(t * B + b).setZero();
+          cache->prev_states_.row(t * B + b).setZero();
+        }
       kept_gates = cache->gates_.data();
       kept_states = cache->prev_states_.data();
     }

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from . import _core
 
@@ -33,19 +33,27 @@ def _array(tensor: torch.Tensor | None) -> np.ndarray | None:
 
 class _StackFunction(torch.autograd.Function):
     """The whole stack as one autograd node: forward keeps eigengru's training cache, backward
-    runs the C++ backward once for every input, state and parameter gradient."""
+    runs the C++ backward once for every input, state and parameter gradient.
+
+    With ``layout`` (a ``_PackedLayout``), x and the output are a PackedSequence's data, laid
+    into and out of the padded (T, B, .) arrays the core works on inside this node, so that a
+    packed batch costs what a padded one does."""
 
     @staticmethod
-    def forward(ctx, spec, lengths, dropout_seed, bias, cache, x, hx, *weights):
+    def forward(ctx, spec, layout, dropout_seed, bias, cache, x, hx, *weights):
         ctx.set_materialize_grads(False)
         layers = _layer_tuples(weights, bias)
-        out, h_n = _core.forward_training(spec, layers, _array(x), _array(hx), lengths,
+        x_array = _array(x) if layout is None else layout.pad(_array(x))
+        out, h_n = _core.forward_training(spec, layers, x_array, _array(hx),
+                                          None if layout is None else layout.lengths,
                                           dropout_seed, cache)
         ctx.cache = cache
+        ctx.layout = layout
         ctx.has_hx = hx is not None
         ctx.weight_shapes = [w.shape for w in weights]
         ctx.bias = bias
         ctx.dtype = x.dtype
+        out = out if layout is None else layout.pack(out)
         return torch.from_numpy(out), torch.from_numpy(h_n)
 
     @staticmethod
@@ -57,13 +65,42 @@ class _StackFunction(torch.autograd.Function):
                 "for higher-order gradients")
         dtype = torch_to_numpy_dtype(ctx.dtype)
         grads = [np.zeros(tuple(shape), dtype=dtype) for shape in ctx.weight_shapes]
+        grad_out = _array(grad_out)
+        if grad_out is not None and ctx.layout is not None:
+            grad_out = ctx.layout.pad(grad_out)
         # The cache is kept (backward works on a copy of its gate records), so that the graph
         # can be walked again as with retain_graph=True; it is freed with the graph.
-        dx, dh0 = _core.backward(ctx.cache, _array(grad_out), _array(grad_h_n),
+        dx, dh0 = _core.backward(ctx.cache, grad_out, _array(grad_h_n),
                                  _layer_tuples(grads, ctx.bias), keep_cache=True)
+        if ctx.layout is not None:
+            dx = ctx.layout.pack(dx)
         weight_grads = [torch.from_numpy(g) for g in grads]
         return (None, None, None, None, None, torch.from_numpy(dx),
                 torch.from_numpy(dh0) if ctx.has_hx else None, *weight_grads)
+
+
+class _PackedLayout:
+    """Where a PackedSequence's rows sit in the padded (T, B) grid, in the original batch order:
+    packed row k is padded row rows[k] = t * B + b."""
+
+    def __init__(self, sequence: PackedSequence) -> None:
+        sizes = sequence.batch_sizes.numpy().astype(np.int64)
+        self.steps, self.batch = len(sizes), int(sizes[0]) if len(sizes) else 0
+        order = (sequence.sorted_indices.numpy() if sequence.sorted_indices is not None
+                 else np.arange(self.batch))
+        step_of_row = np.repeat(np.arange(self.steps), sizes)
+        rank_in_step = np.arange(len(step_of_row)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        self.rows = step_of_row * self.batch + order[rank_in_step]
+        self.lengths = np.zeros(self.batch, dtype=np.int64)
+        self.lengths[order] = (sizes[None, :] > np.arange(self.batch)[:, None]).sum(1)
+
+    def pad(self, data: np.ndarray) -> np.ndarray:
+        padded = np.zeros((self.steps * self.batch, data.shape[-1]), dtype=data.dtype)
+        padded[self.rows] = data
+        return padded.reshape(self.steps, self.batch, -1)
+
+    def pack(self, padded: np.ndarray) -> np.ndarray:
+        return padded.reshape(self.steps * self.batch, -1)[self.rows]
 
 
 def torch_to_numpy_dtype(dtype: torch.dtype) -> type:
@@ -78,12 +115,14 @@ def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     return [g if bias else g + (None, None) for g in arrays]
 
 
-def _run_stack(spec, lengths, dropout_seed, bias, x, hx, weights, needs_grad, cache):
+def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, needs_grad, cache):
     if needs_grad:
-        return _StackFunction.apply(spec, lengths, dropout_seed, bias, cache, x, hx, *weights)
+        return _StackFunction.apply(spec, layout, dropout_seed, bias, cache, x, hx, *weights)
     layers = _layer_tuples(weights, bias)
-    out, h_n = _core.forward(spec, layers, _array(x), _array(hx), lengths)
-    return torch.from_numpy(out), torch.from_numpy(h_n)
+    x_array = _array(x) if layout is None else layout.pad(_array(x))
+    out, h_n = _core.forward(spec, layers, x_array, _array(hx),
+                             None if layout is None else layout.lengths)
+    return torch.from_numpy(out if layout is None else layout.pack(out)), torch.from_numpy(h_n)
 
 
 class GRU(nn.Module):
@@ -168,16 +207,16 @@ class GRU(nn.Module):
     @torch.compiler.disable
     def forward(self, input: Any, hx: torch.Tensor | None = None):
         packed = isinstance(input, PackedSequence)
+        layout = None
         if packed:
-            sorted_indices = input.sorted_indices
-            x, lengths_t = pad_packed_sequence(input)  # (T, B, I), original batch order
-            lengths = lengths_t.to(torch.int64).numpy()
-            unbatched = False
+            layout = _PackedLayout(input)  # the core gets the padded batch and the lengths
+            x, unbatched = input.data, False
+            steps, batch = layout.steps, layout.batch
         else:
             if not isinstance(input, torch.Tensor):
                 raise TypeError(f"input: expected a Tensor or PackedSequence, got "
                                 f"{type(input).__name__}")
-            x, lengths, unbatched = input, None, input.dim() == 2
+            x, unbatched = input, input.dim() == 2
             if input.dim() not in (2, 3):
                 raise ValueError(f"input: expected 2 (unbatched) or 3 dimensions, got shape "
                                  f"{tuple(input.shape)}")
@@ -185,11 +224,11 @@ class GRU(nn.Module):
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
+            steps, batch = x.shape[0], x.shape[1]
         _check_tensor(x, "input", self.weight_hh_l0.dtype)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected input_size {self.input_size} in the last "
-                             f"dimension, got shape {tuple(input.shape if not packed else x.shape)}")
-        steps, batch = x.shape[0], x.shape[1]
+                             f"dimension, got shape {tuple(x.shape)}")
         stacked = self.num_layers * (2 if self.bidirectional else 1)
         if hx is not None:
             _check_tensor(hx, "hx", self.weight_hh_l0.dtype)
@@ -212,25 +251,17 @@ class GRU(nn.Module):
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
         training_path = needs_grad or (self.training and self.dropout > 0 and self.num_layers > 1)
         cache = self._free_cache(x.dtype) if training_path else None
-        out, h_n = _run_stack(spec, lengths, dropout_seed, self.bias, x.contiguous(),
+        out, h_n = _run_stack(spec, layout, dropout_seed, self.bias, x.contiguous(),
                               None if hx is None else hx.contiguous(), weights, training_path,
                               cache)
         if packed:
-            return _pack_like(out, input, sorted_indices), h_n
+            return PackedSequence(out, input.batch_sizes, input.sorted_indices,
+                                  input.unsorted_indices), h_n
         if unbatched:
             return out.squeeze(1), h_n.squeeze(1)
         if self.batch_first:
             out = out.transpose(0, 1)
         return out, h_n
-
-
-def _pack_like(out: torch.Tensor, like: PackedSequence, sorted_indices) -> PackedSequence:
-    """The padded output (T, B, F) in the packed layout of the input sequence."""
-    batch = out.shape[1]
-    order = sorted_indices if sorted_indices is not None else torch.arange(batch)
-    rows = torch.cat([t * batch + order[:size] for t, size in enumerate(like.batch_sizes.tolist())])
-    data = out.reshape(-1, out.shape[-1])[rows]
-    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
 
 def _check_dtype(dtype: Any, name: str) -> None:
