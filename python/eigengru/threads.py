@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import operator
-
 from . import _core
+from ._checks import positive_int
 
 
 def set_num_threads(n: int) -> None:
@@ -12,13 +11,7 @@ def set_num_threads(n: int) -> None:
 
     The default follows OpenMP: ``OMP_NUM_THREADS`` when set, else the number of cores.
     """
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
-    _core.set_num_threads(n)
+    _core.set_num_threads(positive_int(n, "set_num_threads: n"))
 
 
 def get_num_threads() -> int:

@@ -9,18 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "eigengru/eigengru.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) {
-    std::printf("FAIL: %s\n", what.c_str());
-    ++failures;
-  }
-}
+using eigengru_test::check;
 
 struct Problem {
   eigengru::Index T = 5, B = 3, I = 4, H = 7;
@@ -187,6 +181,5 @@ int main() {
   test_gradients(true);
   test_gradients(false);
   test_argument_errors();
-  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "OK", failures);
-  return failures ? 1 : 0;
+  return eigengru_test::finish();
 }

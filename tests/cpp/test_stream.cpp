@@ -15,18 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "eigengru/eigengru.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) {
-    std::printf("FAIL: %s\n", what.c_str());
-    ++failures;
-  }
-}
+using eigengru_test::check;
 
 using eigengru::Index;
 
@@ -175,6 +169,5 @@ int main(int argc, char** argv) {
   test_bidirectional_refused();
   test_model_file(argc > 1 ? argv[1] : ".");
   if (argc > 2) test_python_fixture(argv[2]);
-  std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "OK", failures);
-  return failures ? 1 : 0;
+  return eigengru_test::finish();
 }
