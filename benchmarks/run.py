@@ -216,8 +216,49 @@ def main() -> None:
                "gemm_bound": [{"shape": k[0], "threads": k[1], **v} for k, v in bounds.items()],
                "memory": memory, "streaming": streaming, "packed_versus_padded": packing}
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
-    (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory, streaming, packing))
+    (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory, streaming, packing,
+                                                 targets_table(cells, bounds)))
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
+
+
+# Issue 5's targets: how many times faster than each peer, per shape (training vs torch,
+# inference vs torch, inference vs ONNX Runtime).
+TARGETS = {
+    "stream": (30, 16, 2.0), "small": (5.5, 3, 2.2), "medium": (1.4, 1.4, 1.8),
+    "large": (1.25, 1.2, 1.0), "wide": (1.5, 1.5, 1.5),
+}
+
+
+def packed_bound_ms(bounds, cell) -> float:
+    measured = bounds[(cell.shape, cell.threads)]
+    factor = 3 if cell.mode == "training" else 1
+    return (measured["packed_projection_ms"]
+            + cell.dims[0] * measured["packed_step_us"] / 1e3) * factor
+
+
+def targets_table(cells, bounds) -> str:
+    """Each target against the measured ratio, and the most the GEMM bound would allow: a peer's
+    time over the bare products' time (eigengru's own kernel, the faster one here)."""
+    lines = ["| shape | threads | target | measured | bound allows at most | status |",
+             "|---|---|---|---|---|---|"]
+    for cell in cells:
+        if cell.shape not in TARGETS:
+            continue
+        train, infer, ort = TARGETS[cell.shape]
+        goals = ([("training vs torch", "torch", train)] if cell.mode == "training" else
+                 [("inference vs torch", "torch", infer),
+                  ("inference vs ONNX Runtime", "onnxruntime", ort)])
+        for label, peer, goal in goals:
+            ratio = cell.ratio(peer)
+            if ratio is None:
+                continue
+            ceiling = cell.timings[peer].median_ms / packed_bound_ms(bounds, cell)
+            status = ("met" if ratio >= goal else
+                      "out of reach: the bound is below the target" if ceiling < goal else
+                      f"not met ({ratio / goal:.0%} of the target)")
+            lines.append(f"| {cell.shape} | {cell.threads} | {label} >= {goal}x | "
+                         f"{ratio:.2f}x | {ceiling:.2f}x | {status} |")
+    return "\n".join(lines)
 
 
 def extras(bounds, cells):
@@ -225,9 +266,8 @@ def extras(bounds, cells):
     def columns(cell):
         measured = bounds[(cell.shape, cell.threads)]
         factor = 3 if cell.mode == "training" else 1
-        steps = cell.dims[0]
         bound = measured["bound_ms"] * factor
-        packed = (measured["packed_projection_ms"] + steps * measured["packed_step_us"] / 1e3) * factor
+        packed = packed_bound_ms(bounds, cell)
         ms = cell.timings["eigengru"].median_ms
         one = next((c for c in cells if c.shape == cell.shape and c.mode == cell.mode
                     and c.threads == 1), None)
@@ -238,7 +278,7 @@ def extras(bounds, cells):
                      "vs 1 thread"]
 
 
-def markdown(info, table, memory, streaming, packing) -> str:
+def markdown(info, table, memory, streaming, packing, targets) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     memory_line = ", ".join(
         f"{k} {v['extra_mb']:.0f} MB" + (f" (training cache {v['cache_bytes'] / 2**20:.0f} MB)"
@@ -269,13 +309,26 @@ which happens when the bound's products are slower than the library's).
 Peak extra resident memory of one training forward+backward on the large shape, each in a fresh
 process: {memory_line}.
 
+## Targets (issue 5) against this run
+
+"bound allows at most" is the peer's time over the packed-kernel GEMM bound: no GRU that does
+the same products can be faster than that here. Where it is below the target, the target cannot
+be met on this machine by any implementation that uses these products.
+
+{targets}
+
 ## Streaming, one step at batch 1 (C++ `eigengru::Stream::step`, `benchmarks/stream_latency.cpp`)
 
-| I, H | mean ns per step | median | p99 | sequence forward, ns per step |
-|---|---|---|---|---|
+"products alone" is the step's two matrix-vector products with the packed kernel: at batch 1 they
+read every weight once per step, so their time is the time to stream the weights ("weights",
+float32) from the cache that holds them; the rest of a step is the gates and the state update.
+
+| I, H | mean ns per step | median | p99 | sequence forward, ns per step | products alone, ns | weights |
+|---|---|---|---|---|---|---|
 """ + "".join(f"| {r['input_size']}, {r['hidden_size']} | {r['step_mean_ns']:.0f} | "
               f"{r['step_median_ns']:.0f} | {r['step_p99_ns']:.0f} | "
-              f"{r['sequence_per_step_ns']:.0f} |\n" for r in streaming) + ("""
+              f"{r['sequence_per_step_ns']:.0f} | {r['products_ns']:.0f} | "
+              f"{r['weight_bytes'] / 1024:.0f} KB |\n" for r in streaming) + ("""
 ## PackedSequence against the padded batch (training, medium shape, lengths T/2..T, 1 thread)
 
 | library | padded ms | packed ms |
