@@ -208,7 +208,7 @@ def main() -> None:
               f"{row['step_p99_ns']:.0f}); sequence forward {row['sequence_per_step_ns']:.0f} ns/step")
     for row in packing:
         print(f"{row['library']} training, {row['input']}: {row['ms']:.1f} ms")
-    print(f"\nPeak extra memory, training forward+backward, large shape: " +
+    print("\nPeak extra memory, training forward+backward, large shape: " +
           ", ".join(f"{k} {v['extra_mb']:.0f} MB" for k, v in memory.items()))
     if args.no_write:
         return

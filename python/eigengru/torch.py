@@ -210,8 +210,7 @@ class GRU(nn.Module):
         layout = None
         if packed:
             layout = _PackedLayout(input)  # the core gets the padded batch and the lengths
-            x, unbatched = input.data, False
-            steps, batch = layout.steps, layout.batch
+            x, unbatched, batch = input.data, False, layout.batch
         else:
             if not isinstance(input, torch.Tensor):
                 raise TypeError(f"input: expected a Tensor or PackedSequence, got "
@@ -224,7 +223,7 @@ class GRU(nn.Module):
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
-            steps, batch = x.shape[0], x.shape[1]
+            batch = x.shape[1]
         _check_tensor(x, "input", self.weight_hh_l0.dtype)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected input_size {self.input_size} in the last "
