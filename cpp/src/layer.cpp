@@ -135,8 +135,8 @@ struct LayerPasses {
     if (seq.lengths != nullptr) lengths.assign(seq.lengths, seq.lengths + B);
     const StepClock clock{seq.lengths != nullptr ? lengths.data() : nullptr, T, seq.reverse};
 
-    // Everything is allocated here, before the time loop, so that a failure leaves the
-    // caller's buffers and cache untouched.
+    // Everything is allocated here, before the time loop (nothing is allocated inside it). A
+    // failure here leaves the caller's buffers untouched and the cache not ready().
     PackedMatrix<Scalar> w_ih_t;  // B(k, j) = W_ih(j, k)
     w_ih_t.pack(w.weight_ih, I, G, 1, I);
     const Vector<Scalar> input_bias = folded_input_bias(w);
