@@ -3,7 +3,8 @@
 Each input step is a pair (value, marker): values are uniform in [0, 1), and exactly two steps,
 one in each half of the sequence, are marked. The target is the sum of the two marked values, so
 the network must remember them across the sequence. Predicting the mean (1.0) scores an MSE of
-1/6 ~ 0.167; a model that solves the task scores far below that.
+1/6 ~ 0.167; a model that solves the task scores far below that. (`eigengru train` is the same
+loop with a progress bar, a plot and a saved model.)
 
     python examples/train_adding_problem.py [--steps 800] [--seq-len 50] [--hidden 64]
 """
@@ -16,36 +17,9 @@ import time
 import numpy as np
 
 import eigengru
-
-
-def adding_batch(rng, seq_len, batch):
-    values = rng.random((seq_len, batch))
-    markers = np.zeros((seq_len, batch))
-    half = seq_len // 2
-    columns = np.arange(batch)
-    markers[rng.integers(0, half, batch), columns] = 1.0
-    markers[rng.integers(half, seq_len, batch), columns] = 1.0
-    x = np.stack([values, markers], axis=-1).astype(np.float32)
-    return x, (values * markers).sum(axis=0).astype(np.float32)
-
-
-class Adam:
-    """A minimal Adam over named arrays, updated in place."""
-
-    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
-        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-
-    def step(self, grads):
-        self.t += 1
-        b1, b2 = self.betas
-        for k, p in self.params.items():
-            self.m[k] = b1 * self.m[k] + (1 - b1) * grads[k]
-            self.v[k] = b2 * self.v[k] + (1 - b2) * grads[k] ** 2
-            m_hat = self.m[k] / (1 - b1**self.t)
-            v_hat = self.v[k] / (1 - b2**self.t)
-            p -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(p.dtype)
+from eigengru.linear import Linear
+from eigengru.optim import Adam, clip_grad_norm
+from eigengru.tasks import AddingProblem
 
 
 def main():
@@ -58,30 +32,26 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(args.seed)
-    gru = eigengru.GRU(2, args.hidden, seed=args.seed)
-    readout = {"w": rng.normal(0, 1 / np.sqrt(args.hidden), args.hidden).astype(np.float32),
-               "b": np.zeros(1, dtype=np.float32)}
-    params = dict(gru.parameters()) | readout
-    optimizer = Adam(params, args.lr)
+    task = AddingProblem(args.seq_len, seed=args.seed)
+    gru = eigengru.GRU(task.input_size, args.hidden, seed=args.seed)
+    head = Linear(args.hidden, 1, seed=args.seed + 1)
+    params = {f"gru.{k}": p for k, p in gru.parameters()} | {f"head.{k}": p for k, p in head.parameters()}
+    optimizer = Adam(params, lr=args.lr)
     print(f"adding problem, T={args.seq_len}, {gru}, {eigengru.get_num_threads()} threads; "
           f"predicting the mean scores MSE 0.167")
 
     start, recent = time.perf_counter(), []
     for step in range(1, args.steps + 1):
-        x, target = adding_batch(rng, args.seq_len, args.batch)
-        out, h_n = gru.forward(x, train=True)
-        prediction = h_n[0] @ readout["w"] + readout["b"]
-        error = prediction - target
+        batch = task.batch(args.batch)
+        _, h_n = gru.forward(batch.x, train=True)                # (1, B, H)
+        error = head(h_n[0])[:, 0] - batch.target
         recent.append(float(np.mean(error**2)))
-        d_prediction = 2 * error / args.batch
-        grads = {"w": h_n[0].T @ d_prediction, "b": np.array([d_prediction.sum()], np.float32)}
         gru.zero_grad()
-        gru.backward(None, (d_prediction[:, None] * readout["w"])[None])
-        grads |= gru.grads
-        norm = np.sqrt(sum(float(np.sum(g**2)) for g in grads.values()))
-        if norm > 1.0:  # clip the gradient norm at 1
-            grads = {k: g / norm for k, g in grads.items()}
+        head.zero_grad()
+        grad_h = head.backward((2 * error / args.batch)[:, None])  # dL/dh_n
+        gru.backward(None, grad_h[None])
+        grads = {f"gru.{k}": g for k, g in gru.grads.items()} | {f"head.{k}": g for k, g in head.grads.items()}
+        clip_grad_norm(grads, 1.0)
         optimizer.step(grads)
         if step % 25 == 0 or step == 1:
             print(f"step {step:4d}  mse {np.mean(recent):.4f}  "
