@@ -151,12 +151,9 @@ def machine() -> dict:
 
 def parse_dims(text: str) -> tuple[int, int, int, int]:
     try:
-        dims = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        dims = ()
-    if len(dims) != 4 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected T,B,I,H (four positive integers), got {text!r}")
-    return dims
+        return bench.parse_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main() -> None:

@@ -9,6 +9,7 @@
 
 #include "cell.hpp"
 #include "denormals.hpp"
+#include "eigengru/forward_weights.hpp"
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/threads.hpp"
 
@@ -51,56 +52,23 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequen
   if (steps * batch > 0 && x == nullptr) throw std::invalid_argument(where + ": x must not be null");
   if (seq.out_stride != 0 && seq.out_stride < w.hidden_size)
     throw std::invalid_argument(where + ": out_stride must be 0 or at least hidden_size");
-  if (seq.lengths != nullptr)
-    for (Index b = 0; b < batch; ++b)
-      if (seq.lengths[b] < 1 || seq.lengths[b] > steps)
-        throw std::invalid_argument(where + ": lengths[" + std::to_string(b) + "] = " +
-                                    std::to_string(seq.lengths[b]) + " is outside [1, " +
-                                    std::to_string(steps) + "]");
+  check_lengths(fn, seq.lengths, batch, steps);
 }
 
-/// The biases added to x W_ihᵀ: b_ih, with every bias that sits outside the reset gate folded in
-/// (b_hr and b_hz always, b_hn too when the reset comes before the product). Zero without biases.
+/// W_hh packed for backward's per-step products with the gate gradients: W_hh itself, as one
+/// block (reset_after) or as the r|z block and the n block (reset before the product).
 template <typename Scalar>
-Vector<Scalar> folded_input_bias(const LayerWeights<Scalar>& w) {
-  const Index H = w.hidden_size;
-  Vector<Scalar> bias = Vector<Scalar>::Zero(3 * H);
-  if (w.has_bias()) {
-    bias = Eigen::Map<const Vector<Scalar>>(w.bias_ih, 3 * H);
-    const Index folded = w.reset_after ? 2 * H : 3 * H;
-    bias.head(folded) += Eigen::Map<const Vector<Scalar>>(w.bias_hh, folded);
-  }
-  return bias;
-}
+struct BackwardRecurrentWeights {
+  PackedMatrix<Scalar> rz_or_all;
+  PackedMatrix<Scalar> n;
 
-/// W_hh packed for the per-step products. Forward multiplies h by W_hhᵀ; backward multiplies
-/// gate gradients by W_hh. With the reset before the product, the r|z block and the n block are
-/// separate products, since r must be known before W_hn can be applied.
-template <typename Scalar>
-struct RecurrentWeights {
-  PackedMatrix<Scalar> rz_or_all;  // reset_after: all three gates; else r and z
-  PackedMatrix<Scalar> n;          // reset before the product only
-
-  static RecurrentWeights for_forward(const Scalar* w_hh, Index H, bool reset_after) {
-    RecurrentWeights r;  // B(k, j) = W_hh(j, k): row stride 1, column stride H
+  BackwardRecurrentWeights(const Scalar* w_hh, Index H, bool reset_after) {
     if (reset_after) {
-      r.rz_or_all.pack(w_hh, H, 3 * H, 1, H);
+      rz_or_all.pack(w_hh, 3 * H, H, H, 1);
     } else {
-      r.rz_or_all.pack(w_hh, H, 2 * H, 1, H);
-      r.n.pack(w_hh + 2 * H * H, H, H, 1, H);
+      rz_or_all.pack(w_hh, 2 * H, H, H, 1);
+      n.pack(w_hh + 2 * H * H, H, H, H, 1);
     }
-    return r;
-  }
-
-  static RecurrentWeights for_backward(const Scalar* w_hh, Index H, bool reset_after) {
-    RecurrentWeights r;  // B = W_hh itself
-    if (reset_after) {
-      r.rz_or_all.pack(w_hh, 3 * H, H, H, 1);
-    } else {
-      r.rz_or_all.pack(w_hh, 2 * H, H, H, 1);
-      r.n.pack(w_hh + 2 * H * H, H, H, H, 1);
-    }
-    return r;
   }
 };
 
@@ -137,10 +105,7 @@ struct LayerPasses {
 
     // Everything is allocated here, before the time loop (nothing is allocated inside it). A
     // failure here leaves the caller's buffers untouched and the cache not ready().
-    PackedMatrix<Scalar> w_ih_t;  // B(k, j) = W_ih(j, k)
-    w_ih_t.pack(w.weight_ih, I, G, 1, I);
-    const Vector<Scalar> input_bias = folded_input_bias(w);
-    const auto rec = RecurrentWeights<Scalar>::for_forward(w.weight_hh, H, w.reset_after);
+    const ForwardWeights<Scalar> prepared(w);
     RowMatrix<Scalar> state[2] = {RowMatrix<Scalar>::Zero(B, H), RowMatrix<Scalar>(B, H)};
     if (h0 != nullptr) state[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
     RowMatrix<Scalar> gates = RowMatrix<Scalar>::Zero(B, R);  // this step's records
@@ -169,7 +134,6 @@ struct LayerPasses {
       kept_gates = cache->gates_.data();
       kept_states = cache->prev_states_.data();
     }
-    const Scalar* bias_hn = w.has_bias() && w.reset_after ? w.bias_hh + 2 * H : nullptr;
 
     if (out != nullptr && seq.lengths != nullptr)
       for (Index b = 0; b < B; ++b)
@@ -197,23 +161,24 @@ struct LayerPasses {
               std::copy_n(x + (t * B + b0 + r % n) * I, I, x_chunk + r * I);
             else
               std::fill_n(x_chunk + r * I, I, 0);
-            std::copy_n(input_bias.data(), G, gx_chunk + r * G);
+            std::copy_n(prepared.input_bias.data(), G, gx_chunk + r * G);
           }
-          w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, true);
+          prepared.w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, true);
         }
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
-        rec.rz_or_all.multiply(hp, H, n, ghs, G, false);
+        prepared.w_hh_t.multiply(hp, H, n, ghs, G, false);
         if (w.reset_after) {
           for (Index i = 0; i < n; ++i)
             if (active(i))
-              forward_reset_after(H, gxs + i * G, ghs + i * G, bias_hn, hp + i * H, recs + i * R,
+              forward_reset_after(H, gxs + i * G, ghs + i * G, prepared.bias_hn_or_null(), hp + i * H,
+                                  recs + i * R,
                                   hn + i * H);
         } else {
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_gates_rz(H, gxs + i * G, ghs + i * G, hp + i * H, recs + i * R);
-          rec.n.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false);  // W_hn (r * h)
+          prepared.w_hn_t.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false);  // W_hn (r * h)
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_candidate(H, gxs + i * G, ghs + i * G + 2 * H, hp + i * H, recs + i * R,
@@ -266,7 +231,7 @@ struct LayerPasses {
     Sequence seq;
     seq.threads = c.threads_;
 
-    const auto rec = RecurrentWeights<Scalar>::for_backward(c.weight_hh_.data(), H, reset_after);
+    const BackwardRecurrentWeights<Scalar> rec(c.weight_hh_.data(), H, reset_after);
     RowMatrix<Scalar> dh = RowMatrix<Scalar>::Zero(B, H);  // dL/dh, carried backwards in time
     if (grad_h_n != nullptr) dh = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B, H);
     RowMatrix<Scalar> dgh(B, G);                   // left factor of the product with W_hh

@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "eigengru/forward_weights.hpp"
 #include "eigengru/threads.hpp"
 
 namespace eigengru {
@@ -71,19 +72,13 @@ void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scala
   for (Index l = 0; l < spec.num_layers; ++l)
     for (Index d = 0; d < spec.directions(); ++d) {
       const auto& w = weights[l * spec.directions() + d];
-      if (w.input_size != spec.layer_input_size(l) || w.hidden_size != spec.hidden_size ||
-          w.reset_after != spec.reset_after)
+      if (!matches_spec(w, spec.layer_input_size(l), spec.hidden_size, spec.reset_after))
         throw std::invalid_argument(where + ": the weights of layer " + std::to_string(l) +
                                     (d ? " (reverse)" : "") + " do not match the spec");
     }
   if (steps < 0 || batch < 0)
     throw std::invalid_argument(where + ": steps and batch must not be negative");
-  if (lengths != nullptr)
-    for (Index b = 0; b < batch; ++b)
-      if (lengths[b] < 1 || lengths[b] > steps)
-        throw std::invalid_argument(where + ": lengths[" + std::to_string(b) + "] = " +
-                                    std::to_string(lengths[b]) + " is outside [1, " +
-                                    std::to_string(steps) + "]");
+  check_lengths(fn, lengths, batch, steps);
 }
 
 }  // namespace

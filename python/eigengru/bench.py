@@ -31,6 +31,17 @@ SHAPES = {
 MODES = ("inference", "training")
 
 
+def parse_shape(text: str) -> tuple[int, int, int, int]:
+    """``"T,B,I,H"`` as four positive integers; ValueError with a one-line message otherwise."""
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) != 4 or min(dims) < 1:
+        raise ValueError(f"expected T,B,I,H (four positive integers), got {text!r}")
+    return dims
+
+
 def forward_flops(steps: int, batch: int, inputs: int, hidden: int) -> float:
     """2 T B 3H (I + H): the multiply-adds of a forward pass; training counts 3x this."""
     return 2.0 * steps * batch * 3 * hidden * (inputs + hidden)

@@ -245,13 +245,9 @@ def run_bench(args) -> int:
     shapes = {}
     for text in args.shape:
         try:
-            dims = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            dims = ()
-        if len(dims) != 4 or min(dims) < 1:
-            raise CommandError(f"eigengru bench: --shape: expected T,B,I,H (four positive "
-                               f"integers), got {text!r}")
-        shapes[text] = dims
+            shapes[text] = bench.parse_shape(text)
+        except ValueError as error:
+            raise CommandError(f"eigengru bench: --shape: {error}") from None
     shapes = shapes or {k: bench.SHAPES[k] for k in ("small", "medium")}
     try:
         threads = sorted({int(t) for t in (args.threads or f"1,{os.cpu_count()}").split(",")})

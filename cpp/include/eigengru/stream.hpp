@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "eigengru/packed_matrix.hpp"
+#include "eigengru/forward_weights.hpp"
 #include "eigengru/stack.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
@@ -40,17 +40,9 @@ class Stream {
   Index batch() const noexcept { return batch_; }
 
  private:
-  struct Layer {
-    Index input_size;
-    PackedMatrix<Scalar> w_ih_t;      // (I, 3H)
-    PackedMatrix<Scalar> w_hh_t;      // reset_after: (H, 3H); else (H, 2H), r and z
-    PackedMatrix<Scalar> w_hn_t;      // reset before the product: (H, H)
-    Vector<Scalar> input_bias;        // b_ih with b_hr, b_hz (and b_hn when reset before) folded
-    Vector<Scalar> bias_hn;           // reset_after with biases: b_hn; else empty
-  };
   StackSpec spec_;
   Index batch_;
-  std::vector<Layer> layers_;
+  std::vector<detail::ForwardWeights<Scalar>> layers_;
   Vector<Scalar> state_;          // (L, B, H)
   RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) scratch
 };

@@ -1,0 +1,44 @@
+// One layer-direction's weights prepared for forward products: what the sequence forward builds
+// once per call and a Stream once at construction. Internal to eigengru (namespace detail); it is
+// in the public headers only because Stream holds it.
+#pragma once
+
+#include "eigengru/packed_matrix.hpp"
+#include "eigengru/types.hpp"
+#include "eigengru/weights.hpp"
+
+namespace eigengru::detail {
+
+template <typename Scalar>
+struct ForwardWeights {
+  Index input_size = 0;
+  PackedMatrix<Scalar> w_ih_t;     ///< W_ihᵀ (I, 3H)
+  PackedMatrix<Scalar> w_hh_t;     ///< reset_after: W_hhᵀ (H, 3H); else the r and z blocks (H, 2H)
+  PackedMatrix<Scalar> w_hn_t;     ///< reset before the product: W_hnᵀ (H, H); else empty
+  /// b_ih with every bias outside the reset gate folded in: b_hr and b_hz always, b_hn too when
+  /// the reset comes before the product. Zero without biases.
+  Vector<Scalar> input_bias;
+  Vector<Scalar> bias_hn;           ///< reset_after with biases: b_hn; else empty
+
+  /// Packs and copies: nothing of w is referenced afterwards.
+  explicit ForwardWeights(const LayerWeights<Scalar>& w);
+
+  /// b_hn for the gate pass, or nullptr when there is none.
+  const Scalar* bias_hn_or_null() const { return bias_hn.size() > 0 ? bias_hn.data() : nullptr; }
+};
+
+/// Whether w is layer `layer` of a stack with this spec: sizes, formulation, weights present,
+/// biases both given or both absent.
+template <typename Scalar>
+bool matches_spec(const LayerWeights<Scalar>& w, Index input_size, Index hidden_size,
+                  bool reset_after) {
+  return w.input_size == input_size && w.hidden_size == hidden_size &&
+         w.reset_after == reset_after && w.weight_ih != nullptr && w.weight_hh != nullptr &&
+         (w.bias_ih == nullptr) == (w.bias_hh == nullptr);
+}
+
+/// Throws std::invalid_argument, prefixed with `where`, unless every lengths[b] is in
+/// [1, steps] (nullptr passes).
+void check_lengths(const char* where, const Index* lengths, Index batch, Index steps);
+
+}  // namespace eigengru::detail
