@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .parameters import layer_parameters
+
 MAGIC = b"EIGENGRU"
 VERSION = 1
 _HEADER = struct.Struct("<8sIIIIIId")
@@ -29,9 +31,9 @@ def encode(config: dict[str, Any], state: dict[str, np.ndarray]) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def decode(data: bytes, path: str, shapes_of) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(config, state) from a file's bytes; ``shapes_of(config)`` gives the parameter shapes in
-    order. Raises ValueError naming ``path`` on anything malformed."""
+def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(config, state) from a file's bytes. Raises ValueError naming ``path`` on anything
+    malformed."""
     if len(data) < _HEADER.size + 4 or not data.startswith(MAGIC):
         raise ValueError(f"{path}: not an eigengru model file")
     _, version, size, inputs, hidden, layers, flags, dropout = _HEADER.unpack_from(data)
@@ -50,7 +52,8 @@ def decode(data: bytes, path: str, shapes_of) -> tuple[dict[str, Any], dict[str,
               "dropout": dropout, "dtype": "float32" if size == 4 else "float64"}
     dtype = np.dtype(config["dtype"]).newbyteorder("<")
     state, at = {}, _HEADER.size
-    for name, shape in shapes_of(config).items():
+    shapes = layer_parameters(inputs, hidden, layers, config["bidirectional"], config["bias"])
+    for name, shape in (item for layer in shapes for item in layer.items()):
         count = int(np.prod(shape))
         if at + count * size > len(data) - 4:
             raise ValueError(f"{path}: not a readable eigengru model file (truncated)")

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core, egru_file
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
+from .parameters import layer_parameters
 
 _CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
            np.dtype(np.float64): _core.TrainingCacheFloat64}
@@ -73,7 +74,9 @@ class GRU:
         state["dtype"] = model_dtype(dtype)
         state["_spec"] = _core.StackSpec(self.input_size, self.hidden_size, self.num_layers,
                                          self.bidirectional, self.reset_after, self.dropout)
-        state["_shapes"] = self._parameter_shapes()
+        state["_layers"] = layer_parameters(self.input_size, self.hidden_size, self.num_layers,
+                                            self.bidirectional, self.bias)
+        state["_shapes"] = {name: shape for layer in self._layers for name, shape in layer.items()}
         bound = 1.0 / np.sqrt(self.hidden_size)
         rng = np.random.default_rng(seed)
         state["_rng"] = rng
@@ -91,22 +94,8 @@ class GRU:
 
     def _layer_names(self) -> Iterator[tuple[str, ...]]:
         """The parameter names of each layer-direction, in PyTorch's order."""
-        kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())
-        for layer in range(self.num_layers):
-            for suffix in ("", "_reverse")[: self.directions]:
-                yield tuple(f"{kind}_l{layer}{suffix}" for kind in kinds)
-
-    def _parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        gates, hidden = 3 * self.hidden_size, self.hidden_size
-        shapes = {}
-        for names in self._layer_names():
-            layer = int(names[0].split("_l")[1].split("_")[0])
-            inputs = self.input_size if layer == 0 else self.directions * hidden
-            for name in names:
-                kind = name[: name.index("_l")]
-                shapes[name] = {"weight_ih": (gates, inputs), "weight_hh": (gates, hidden),
-                                "bias_ih": (gates,), "bias_hh": (gates,)}[kind]
-        return shapes
+        for layer in self._layers:
+            yield tuple(layer)
 
     # -- parameters ---------------------------------------------------------------------------
     def __getattr__(self, name: str) -> np.ndarray:
@@ -319,8 +308,7 @@ class GRU:
         with open(path, "rb") as f:  # our handle: np.load leaks its own on a corrupt file
             if f.read(len(egru_file.MAGIC)) == egru_file.MAGIC:
                 f.seek(0)
-                config, arrays = egru_file.decode(
-                    f.read(), path, lambda c: cls(**c)._shapes)
+                config, arrays = egru_file.decode(f.read(), path)
             else:
                 f.seek(0)
                 config, arrays = _read_npz(f, path)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _core
+from .parameters import layer_parameters
 
 __all__ = ["GRU"]
 
@@ -147,19 +148,11 @@ class GRU(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.reset_after = bidirectional, reset_after
         self.mode = "GRU"
-        directions = 2 if bidirectional else 1
         self._flat_weights_names = []
-        for layer in range(num_layers):
-            for suffix in ("", "_reverse")[:directions]:
-                inputs = input_size if layer == 0 else directions * hidden_size
-                shapes = [("weight_ih", (3 * hidden_size, inputs)),
-                          ("weight_hh", (3 * hidden_size, hidden_size))]
-                if bias:
-                    shapes += [("bias_ih", (3 * hidden_size,)), ("bias_hh", (3 * hidden_size,))]
-                for kind, shape in shapes:
-                    name = f"{kind}_l{layer}{suffix}"
-                    self.register_parameter(name, nn.Parameter(torch.empty(shape, dtype=dtype)))
-                    self._flat_weights_names.append(name)
+        for layer in layer_parameters(input_size, hidden_size, num_layers, bidirectional, bias):
+            for name, shape in layer.items():
+                self.register_parameter(name, nn.Parameter(torch.empty(shape, dtype=dtype)))
+                self._flat_weights_names.append(name)
         self._spec = _core.StackSpec(input_size, hidden_size, num_layers, bidirectional,
                                      reset_after, self.dropout)
         self.reset_parameters()
