@@ -12,6 +12,7 @@
 #include "eigengru/forward_weights.hpp"
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/threads.hpp"
+#include "transposed_product.hpp"
 
 namespace eigengru {
 namespace detail {
@@ -243,13 +244,26 @@ struct LayerPasses {
       gates = c.kept_copy_.data();
     }
 
-#pragma omp parallel num_threads(threads_for(seq, B))
+    // The biases' gradients are the column sums of the gate gradients [da_r, da_z, da_n, m'],
+    // summed per thread as the rows are made, while they are in cache.
+    const int loop_threads = threads_for(seq, B);
+    RowMatrix<Scalar> bias_sums = RowMatrix<Scalar>::Zero(c.has_bias_ ? loop_threads : 1, R);
+
+#pragma omp parallel num_threads(loop_threads)
     {
       const FlushDenormals flush;
       const RowSlice rows = my_rows(B);
       const Index b0 = rows.begin, n = rows.size();
       Scalar* dhs = dh.data() + b0 * H;
       Scalar* dghs = dgh.data() + b0 * G;
+      auto add_to_sums = [&](Index s) {
+        if (!c.has_bias_) return;
+        ArrayMap<Scalar> sums(bias_sums.data() + omp_get_thread_num() * R, R);
+        for (Index i = 0; i < n; ++i) {
+          const Index t = clock.time(b0 + i, s);
+          if (t >= 0) sums += ConstArrayMap<Scalar>(gates + (t * B + b0 + i) * R, R);
+        }
+      };
       for (Index s = T - 1; s >= 0 && n > 0; --s) {
         for (Index i = 0; i < n; ++i) {
           const Index b = b0 + i, t = clock.time(b, s);
@@ -282,61 +296,35 @@ struct LayerPasses {
           }
           rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z] W_h{r,z}
         }
+        add_to_sums(s);
       }
     }
     if (grad_h0 != nullptr) std::copy(dh.data(), dh.data() + B * H, grad_h0);
 
-    const FlushDenormals flush;  // on this thread; multiply_parallel's threads set their own
-    // Whole-sequence products: the gate gradients of all steps against the inputs and states,
-    // each weight gradient formed transposed, (inputs)ᵀ x (gate gradients), so that the long
-    // T*B reduction runs down packed panels of gate gradients.
+    // Whole-sequence products: dx = D W_ih, and every weight gradient dW += Dᵀ X, a reduction
+    // over all T*B rows of the gate gradients D (transposed_product.hpp).
+    const FlushDenormals flush;  // on this thread; the products' threads set their own
     const Index rows = T * B;
     const int threads = threads_for(seq, rows);
-    ConstMatrixMap<Scalar> records(gates, rows, R, Eigen::OuterStride<>(R));
     if (grad_x != nullptr) {
       PackedMatrix<Scalar> w_ih;  // B = W_ih (3H x I)
       w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
       w_ih.multiply_parallel(gates, R, rows, grad_x, I, accumulate_grad_x, threads);
     }
-    PackedMatrix<Scalar>& d_rz = c.d_rz_;  // gate-gradient column blocks, K = T*B
-    PackedMatrix<Scalar>& d_n = c.d_n_;
-    PackedMatrix<Scalar>& d_m = c.d_m_;
-    d_rz.pack(gates, rows, 2 * H, R, 1, threads);
-    d_n.pack(gates + 2 * H, rows, H, R, 1, threads);
-    auto add_transposed = [&](Scalar* grad, Index grad_rows, Index grad_cols, Index first_row,
-                              const PackedMatrix<Scalar>& d, const Scalar* a, Index a_rows) {
-      // grad[first_row : first_row + d.cols(), :] += (aᵀ d)ᵀ, with a (T*B x a_rows) row-major
-      RowMatrix<Scalar> product(a_rows, d.cols());
-      d.multiply_parallel(a, 1, a_rows, product.data(), d.cols(), false, threads, a_rows);
-      MatrixMap<Scalar>(grad, grad_rows, grad_cols, Eigen::OuterStride<>(grad_cols))
-          .middleRows(first_row, d.cols()) += product.transpose();
-    };
-    auto add_transposed_strided = [&](Scalar* grad, Index grad_cols, Index first_row,
-                                      const PackedMatrix<Scalar>& d, const Scalar* a) {
-      // as above, with a = records' m block (rows R apart)
-      RowMatrix<Scalar> product(H, d.cols());
-      d.multiply_parallel(a, 1, H, product.data(), d.cols(), false, threads, R);
-      MatrixMap<Scalar>(grad, G, grad_cols, Eigen::OuterStride<>(grad_cols))
-          .middleRows(first_row, d.cols()) += product.transpose();
-    };
-    if (grads.weight_ih != nullptr) {
-      add_transposed(grads.weight_ih, G, I, 0, d_rz, c.inputs_.data(), I);
-      add_transposed(grads.weight_ih, G, I, 2 * H, d_n, c.inputs_.data(), I);
-    }
+    if (grads.weight_ih != nullptr)  // [da_r da_z da_n]ᵀ x
+      add_transposed_product(gates, R, G, c.inputs_.data(), I, I, rows, grads.weight_ih, I,
+                             threads);
     if (grads.weight_hh != nullptr) {
-      add_transposed(grads.weight_hh, G, H, 0, d_rz, c.prev_states_.data(), H);
-      if (reset_after) {
-        d_m.pack(gates + 3 * H, rows, H, R, 1, threads);
-        add_transposed(grads.weight_hh, G, H, 2 * H, d_m, c.prev_states_.data(), H);
-      } else {
-        add_transposed_strided(grads.weight_hh, H, 2 * H, d_n, gates + 3 * H);  // (r * h)ᵀ da_n
-      }
+      const Scalar* h = c.prev_states_.data();
+      Scalar* dw_hn = grads.weight_hh + 2 * H * H;
+      add_transposed_product(gates, R, 2 * H, h, H, H, rows, grads.weight_hh, H, threads);
+      if (reset_after)  // dmᵀ h
+        add_transposed_product(gates + 3 * H, R, H, h, H, H, rows, dw_hn, H, threads);
+      else  // da_nᵀ (r * h)
+        add_transposed_product(gates + 2 * H, R, H, gates + 3 * H, R, H, rows, dw_hn, H, threads);
     }
-    if (c.has_bias_) {
-      // Column sums of the gate gradients, summed row after row: contiguous, unlike Eigen's
-      // colwise() on a row-major matrix. Columns: [da_r, da_z, da_n, W_hn's factor].
-      Vector<Scalar> sums = Vector<Scalar>::Zero(R);
-      for (Index r = 0; r < rows; ++r) sums += records.row(r).transpose();
+    if (c.has_bias_) {  // the threads' column sums, added in thread order
+      const Vector<Scalar> sums = bias_sums.colwise().sum().transpose();
       if (grads.bias_ih != nullptr) Eigen::Map<Vector<Scalar>>(grads.bias_ih, G) += sums.head(G);
       if (grads.bias_hh != nullptr) {
         Eigen::Map<Vector<Scalar>> db(grads.bias_hh, G);

@@ -32,11 +32,12 @@ class PackedMatrix {
   Index size() const { return static_cast<Index>(panels_.size()); }
   Index cols() const { return cols_; }
 
-  /// C = A * B, or C += A * B when accumulate. A is m x rows() with A(i, k) =
-  /// a[i * lda + k * a_step] (a_step = 1: row-major; lda = 1: a transposed view), C is
-  /// m x cols() with rows ldc apart. Allocates nothing; C must not overlap A.
+  /// C = A * B, or C += A * B when accumulate, plus the row vector `bias` (cols() values) on
+  /// every row when given. A is m x rows() with A(i, k) = a[i * lda + k * a_step] (a_step = 1:
+  /// row-major; lda = 1: a transposed view), C is m x cols() with rows ldc apart. Allocates
+  /// nothing; C must not overlap A.
   void multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
-                Index a_step = 1) const noexcept;
+                Index a_step = 1, const Scalar* bias = nullptr) const noexcept;
 
   /// multiply() with the rows of A and C split over `threads` OpenMP threads. The slices start
   /// on the kernel's row blocks, so every row is computed exactly as by one thread: results do

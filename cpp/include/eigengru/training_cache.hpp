@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <vector>
 
-#include "eigengru/packed_matrix.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
 
@@ -41,9 +40,7 @@ class TrainingCache {
   std::size_t bytes() const {
     return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
                                                      weight_hh_.size() + prev_states_.size() +
-                                                     gates_.size() + d_rz_.size() +
-                                                     d_n_.size() + d_m_.size() +
-                                                     kept_copy_.size()) +
+                                                     gates_.size() + kept_copy_.size()) +
            sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
@@ -64,8 +61,6 @@ class TrainingCache {
   // Indexed by time t and row b as row t*B + b, zero at padded steps:
   RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
   RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
-  // backward's packed copies of gate-gradient column blocks (r|z, n, and W_hn's factor)
-  PackedMatrix<Scalar> d_rz_, d_n_, d_m_;
   RowMatrix<Scalar> kept_copy_;  // backward's work copy of gates_ when the cache is kept
 };
 

@@ -1,0 +1,163 @@
+// The one multiply-add kernel under every product of the library: a block of up to kRowBlock
+// rows of C times one panel of B (kPanelWidth columns), accumulated over a depth of k.
+//
+//   C(i, j) (+)= sum_k A(i, k) B(k, j) [+ bias(j)]    i < rows, j < ncols <= kPanelWidth
+//   A(i, k) = a[i * lda + k * a_step]                   (row-major A: a_step = 1; Aᵀ: lda = 1)
+//   B(k, j) = b[k * ldb + j]                            (a packed panel: ldb = kPanelWidth)
+//
+// B is read as two full 64-byte vectors per k, so b[k * ldb + j] must be readable for every
+// j < kPanelWidth even when ncols is smaller (packed panels are zero-padded for this).
+//
+// Vectors are GCC/Clang vector extensions: one 64-byte register on AVX-512, split by the
+// compiler elsewhere, so the portable build stays correct. The aligned(...) attribute allows
+// unaligned loads.
+#pragma once
+
+#include <cstring>
+
+#include "eigengru/types.hpp"
+
+namespace eigengru::detail {
+
+template <typename Scalar>
+struct VectorOf;
+template <>
+struct VectorOf<float> {
+  typedef float type __attribute__((vector_size(64), aligned(4)));
+};
+template <>
+struct VectorOf<double> {
+  typedef double type __attribute__((vector_size(64), aligned(8)));
+};
+template <typename Scalar>
+using Vec = typename VectorOf<Scalar>::type;
+
+template <typename Scalar>
+constexpr Index kLanes = 64 / static_cast<Index>(sizeof(Scalar));
+/// Two vectors: 32 floats or 16 doubles.
+template <typename Scalar>
+constexpr Index kPanelWidth = 2 * kLanes<Scalar>;
+/// 6 rows x 2 vectors = 12 accumulators of the 32 vector registers.
+constexpr Index kRowBlock = 6;
+
+template <typename Scalar>
+inline Vec<Scalar> load_vector(const Scalar* p) {
+  Vec<Scalar> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename Scalar>
+inline void store_vector(Scalar* p, const Vec<Scalar>& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+/// What a kernel call writes: C = product, C += product, and an optional row vector (a bias)
+/// added to every row.
+template <typename Scalar>
+struct Output {
+  Scalar* c;
+  Index ldc;
+  Index ncols;
+  bool accumulate;
+  const Scalar* bias = nullptr;  ///< kPanelWidth readable values, or nullptr
+};
+
+// The accumulators are split KU ways over k so that even one row keeps enough independent
+// multiply-add chains in flight to hide their latency; the KU partial sums are added in a fixed
+// order, so results do not depend on anything but the inputs.
+template <typename Scalar, int MR, int KU, bool kUnitStep>
+void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
+                  Index depth, const Output<Scalar>& out) {
+  const Index step = kUnitStep ? 1 : a_step;
+  constexpr Index L = kLanes<Scalar>;
+  Vec<Scalar> acc[KU][MR][2];
+  for (int u = 0; u < KU; ++u)
+    for (int i = 0; i < MR; ++i) acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
+
+  Index k = 0;
+  for (; k + KU <= depth; k += KU) {
+    for (int u = 0; u < KU; ++u) {
+      const Vec<Scalar> b0 = load_vector(b + (k + u) * ldb);
+      const Vec<Scalar> b1 = load_vector(b + (k + u) * ldb + L);
+      for (int i = 0; i < MR; ++i) {
+        const Scalar ai = a[i * lda + (k + u) * step];
+        acc[u][i][0] += ai * b0;
+        acc[u][i][1] += ai * b1;
+      }
+    }
+  }
+  for (; k < depth; ++k) {
+    const Vec<Scalar> b0 = load_vector(b + k * ldb);
+    const Vec<Scalar> b1 = load_vector(b + k * ldb + L);
+    for (int i = 0; i < MR; ++i) {
+      const Scalar ai = a[i * lda + k * step];
+      acc[0][i][0] += ai * b0;
+      acc[0][i][1] += ai * b1;
+    }
+  }
+  for (int u = 1; u < KU; ++u)
+    for (int i = 0; i < MR; ++i) {
+      acc[0][i][0] += acc[u][i][0];
+      acc[0][i][1] += acc[u][i][1];
+    }
+
+  Vec<Scalar> bias0{}, bias1{};
+  if (out.bias != nullptr) {
+    bias0 = load_vector(out.bias);
+    bias1 = load_vector(out.bias + L);
+  }
+  for (int i = 0; i < MR; ++i) {
+    Scalar* row = out.c + i * out.ldc;
+    Vec<Scalar> v0 = acc[0][i][0], v1 = acc[0][i][1];
+    if (out.bias != nullptr) {
+      v0 += bias0;
+      v1 += bias1;
+    }
+    if (out.ncols == kPanelWidth<Scalar>) {
+      if (out.accumulate) {
+        v0 += load_vector(row);
+        v1 += load_vector(row + L);
+      }
+      store_vector(row, v0);
+      store_vector(row + L, v1);
+    } else {
+      alignas(64) Scalar tmp[kPanelWidth<Scalar>];
+      store_vector(tmp, v0);
+      store_vector(tmp + L, v1);
+      for (Index j = 0; j < out.ncols; ++j) row[j] = out.accumulate ? row[j] + tmp[j] : tmp[j];
+    }
+  }
+}
+
+template <typename Scalar, int MR>
+void kernel_for_rows(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
+                     Index depth, const Output<Scalar>& out) {
+  constexpr int KU = MR >= 4 ? 1 : (MR == 1 ? 4 : 2);
+  if (a_step == 1)
+    micro_kernel<Scalar, MR, KU, true>(a, lda, 1, b, ldb, depth, out);
+  else
+    micro_kernel<Scalar, MR, KU, false>(a, lda, a_step, b, ldb, depth, out);
+}
+
+/// Rows [0, m) of A and C against one panel of B, kRowBlock rows at a time.
+template <typename Scalar>
+void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scalar* b, Index ldb,
+                   Index depth, Output<Scalar> out) {
+  Index i = 0;
+  for (; i + kRowBlock <= m; i += kRowBlock) {
+    kernel_for_rows<Scalar, kRowBlock>(a + i * lda, lda, a_step, b, ldb, depth, out);
+    out.c += kRowBlock * out.ldc;
+  }
+  const Scalar* ai = a + i * lda;
+  switch (m - i) {
+    case 5: kernel_for_rows<Scalar, 5>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 4: kernel_for_rows<Scalar, 4>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 3: kernel_for_rows<Scalar, 3>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 2: kernel_for_rows<Scalar, 2>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 1: kernel_for_rows<Scalar, 1>(ai, lda, a_step, b, ldb, depth, out); break;
+    default: break;
+  }
+}
+
+}  // namespace eigengru::detail
