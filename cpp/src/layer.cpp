@@ -135,6 +135,12 @@ struct LayerPasses {
       kept_gates = cache->gates_.data();
       kept_states = cache->prev_states_.data();
     }
+    // Without lengths all rows are at one time index at each step, so a thread's rows of a step
+    // are contiguous in the cache: a training forward then makes its records and states there,
+    // with no copies; the first step's state is h0, copied in.
+    const bool in_place = training && seq.lengths == nullptr;
+    if (in_place && T > 0)
+      std::copy_n(state[0].data(), B * H, kept_states + clock.time(0, 0) * B * H);
 
     if (out != nullptr && seq.lengths != nullptr)
       for (Index b = 0; b < B; ++b)
@@ -148,23 +154,33 @@ struct LayerPasses {
       Scalar* gx_chunk = gx.data() + ahead * b0 * G;  // row (s - s0) * n + i
       Scalar* x_chunk = gathered.data() + ahead * b0 * I;
       Scalar* ghs = gh.data() + b0 * G;
-      Scalar* recs = gates.data() + b0 * R;
       for (Index s = 0; s < T && n > 0; ++s) {
         const Scalar* hp = state[s % 2].data() + b0 * H;
         Scalar* hn = state[(s + 1) % 2].data() + b0 * H;
+        Scalar* recs = gates.data() + b0 * R;
+        if (in_place) {
+          const Index at = clock.time(b0, s) * B + b0;
+          hp = kept_states + at * H;
+          recs = kept_gates + at * R;
+          if (s + 1 < T) hn = kept_states + (clock.time(b0, s + 1) * B + b0) * H;
+        }
         auto active = [&](Index i) { return clock.time(b0 + i, s) >= 0; };
 
         if (s % ahead == 0) {  // gx = x W_ihᵀ + bias for the next `ahead` steps' rows
           const Index chunk_rows = std::min(ahead, T - s) * n;
-          for (Index r = 0; r < chunk_rows; ++r) {
-            const Index t = clock.time(b0 + r % n, s + r / n);
-            if (t >= 0)
-              std::copy_n(x + (t * B + b0 + r % n) * I, I, x_chunk + r * I);
-            else
-              std::fill_n(x_chunk + r * I, I, 0);
-            std::copy_n(prepared.input_bias.data(), G, gx_chunk + r * G);
-          }
-          prepared.w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, true);
+          const Scalar* inputs = x_chunk;
+          if (ahead == 1 && seq.lengths == nullptr)  // one step's rows: contiguous in x
+            inputs = x + (clock.time(b0, s) * B + b0) * I;
+          else
+            for (Index r = 0; r < chunk_rows; ++r) {
+              const Index t = clock.time(b0 + r % n, s + r / n);
+              if (t >= 0)
+                std::copy_n(x + (t * B + b0 + r % n) * I, I, x_chunk + r * I);
+              else
+                std::fill_n(x_chunk + r * I, I, 0);
+            }
+          prepared.w_ih_t.multiply(inputs, I, chunk_rows, gx_chunk, G, false, 1,
+                                   prepared.input_bias.data());
         }
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
@@ -192,7 +208,7 @@ struct LayerPasses {
             continue;
           }
           if (out != nullptr) std::copy(hn + i * H, hn + (i + 1) * H, out + (t * B + b) * ldo);
-          if (training) {
+          if (training && !in_place) {
             std::copy(recs + i * R, recs + (i + 1) * R, kept_gates + (t * B + b) * R);
             std::copy(hp + i * H, hp + (i + 1) * H, kept_states + (t * B + b) * H);
           }
