@@ -73,6 +73,40 @@ struct BackwardRecurrentWeights {
   }
 };
 
+/// The products that follow from a run of consecutive rows of gate gradients D (rows of the
+/// records, [da_r, da_z, da_n, m']): dx = [da_r da_z da_n] W_ih for those rows, and the weight
+/// gradients' shares dW_ih += [da_r da_z da_n]ᵀ x and dW_hh += [da_r da_z]ᵀ h, with the candidate
+/// rows of dW_hh from m' (reset_after: dmᵀ h) or from da_n and m = r * h (reset before).
+template <typename Scalar>
+struct GradientProducts {
+  const Scalar* gates;
+  const Scalar* inputs;
+  const Scalar* states;
+  Index I, H;
+  bool reset_after;
+  const PackedMatrix<Scalar>* w_ih;  ///< W_ih packed, or nullptr: no dx
+  Scalar* grad_x;
+  bool accumulate_grad_x;
+
+  void run(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int threads) const {
+    const Index G = 3 * H, R = 4 * H;
+    const Scalar* d = gates + first * R;
+    if (w_ih != nullptr)
+      w_ih->multiply_parallel(d, R, count, grad_x + first * I, I, accumulate_grad_x, threads);
+    if (dw_ih != nullptr)
+      add_transposed_product(d, R, G, inputs + first * I, I, I, count, dw_ih, I, threads);
+    if (dw_hh != nullptr) {
+      const Scalar* h = states + first * H;
+      add_transposed_product(d, R, 2 * H, h, H, H, count, dw_hh, H, threads);
+      if (reset_after)
+        add_transposed_product(d + 3 * H, R, H, h, H, H, count, dw_hh + 2 * H * H, H, threads);
+      else
+        add_transposed_product(d + 2 * H, R, H, d + 3 * H, R, H, count, dw_hh + 2 * H * H, H,
+                               threads);
+    }
+  }
+};
+
 }  // namespace
 
 /// Where row b is at step s of a run: its time index, or -1 once past its length.
@@ -265,6 +299,26 @@ struct LayerPasses {
     const int loop_threads = threads_for(seq, B);
     RowMatrix<Scalar> bias_sums = RowMatrix<Scalar>::Zero(c.has_bias_ ? loop_threads : 1, R);
 
+    // dx and the weight gradients are products over the gate gradients of all rows and steps.
+    // Without lengths, a thread's rows of a step are contiguous, so each thread makes its share
+    // every few steps from the rows it has just made, while they are in cache, into its own
+    // partial weight gradients when there are several threads. With lengths, a row's steps lie
+    // apart in time, and one pass after the loop makes them.
+    PackedMatrix<Scalar> w_ih;
+    if (grad_x != nullptr) w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
+    const GradientProducts<Scalar> products{gates, c.inputs_.data(), states, I, H, reset_after,
+                                            grad_x != nullptr ? &w_ih : nullptr, grad_x,
+                                            accumulate_grad_x};
+    const bool in_loop = c.lengths_.empty();
+    const bool partials = in_loop && loop_threads > 1;
+    RowMatrix<Scalar> partial_ih(partials && grads.weight_ih != nullptr ? loop_threads * G : 0, I);
+    RowMatrix<Scalar> partial_hh(partials && grads.weight_hh != nullptr ? loop_threads * G : 0, H);
+    partial_ih.setZero();
+    partial_hh.setZero();
+    // Rows per share: enough depth for the products to be efficient and for the partials'
+    // reads and writes to be small beside the multiply-adds.
+    const Index share_rows = std::max<Index>(128, G * (I + H) / 2048);
+
 #pragma omp parallel num_threads(loop_threads)
     {
       const FlushDenormals flush;
@@ -279,6 +333,24 @@ struct LayerPasses {
           const Index t = clock.time(b0 + i, s);
           if (t >= 0) sums += ConstArrayMap<Scalar>(gates + (t * B + b0 + i) * R, R);
         }
+      };
+      Scalar* my_dw_ih = !partials ? grads.weight_ih
+                         : grads.weight_ih != nullptr ? partial_ih.data() + omp_get_thread_num() * G * I
+                                                      : nullptr;
+      Scalar* my_dw_hh = !partials ? grads.weight_hh
+                         : grads.weight_hh != nullptr ? partial_hh.data() + omp_get_thread_num() * G * H
+                                                      : nullptr;
+      const Index share_steps = std::max<Index>(1, share_rows / std::max<Index>(1, n));
+      Index share_end = T;  // steps [s, share_end) are made and not yet multiplied
+      auto multiply_share = [&](Index s) {
+        const Index t_first = std::min(clock.time(b0, s), clock.time(b0, share_end - 1));
+        const Index t_count = share_end - s;
+        if (n == B)  // the whole batch: one run of rows
+          products.run(t_first * B, t_count * B, my_dw_ih, my_dw_hh, 1);
+        else
+          for (Index t = t_first; t < t_first + t_count; ++t)
+            products.run(t * B + b0, n, my_dw_ih, my_dw_hh, 1);
+        share_end = s;
       };
       for (Index s = T - 1; s >= 0 && n > 0; --s) {
         for (Index i = 0; i < n; ++i) {
@@ -313,31 +385,19 @@ struct LayerPasses {
           rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z] W_h{r,z}
         }
         add_to_sums(s);
+        if (in_loop && (share_end - s == share_steps || s == 0)) multiply_share(s);
       }
     }
     if (grad_h0 != nullptr) std::copy(dh.data(), dh.data() + B * H, grad_h0);
 
-    // Whole-sequence products: dx = D W_ih, and every weight gradient dW += Dᵀ X, a reduction
-    // over all T*B rows of the gate gradients D (transposed_product.hpp).
     const FlushDenormals flush;  // on this thread; the products' threads set their own
-    const Index rows = T * B;
-    const int threads = threads_for(seq, rows);
-    if (grad_x != nullptr) {
-      PackedMatrix<Scalar> w_ih;  // B = W_ih (3H x I)
-      w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
-      w_ih.multiply_parallel(gates, R, rows, grad_x, I, accumulate_grad_x, threads);
-    }
-    if (grads.weight_ih != nullptr)  // [da_r da_z da_n]ᵀ x
-      add_transposed_product(gates, R, G, c.inputs_.data(), I, I, rows, grads.weight_ih, I,
-                             threads);
-    if (grads.weight_hh != nullptr) {
-      const Scalar* h = c.prev_states_.data();
-      Scalar* dw_hn = grads.weight_hh + 2 * H * H;
-      add_transposed_product(gates, R, 2 * H, h, H, H, rows, grads.weight_hh, H, threads);
-      if (reset_after)  // dmᵀ h
-        add_transposed_product(gates + 3 * H, R, H, h, H, H, rows, dw_hn, H, threads);
-      else  // da_nᵀ (r * h)
-        add_transposed_product(gates + 2 * H, R, H, gates + 3 * H, R, H, rows, dw_hn, H, threads);
+    if (!in_loop)
+      products.run(0, T * B, grads.weight_ih, grads.weight_hh, threads_for(seq, T * B));
+    for (int t = 0; t < loop_threads && partials; ++t) {  // in thread order
+      if (grads.weight_ih != nullptr)
+        Eigen::Map<RowMatrix<Scalar>>(grads.weight_ih, G, I) += partial_ih.middleRows(t * G, G);
+      if (grads.weight_hh != nullptr)
+        Eigen::Map<RowMatrix<Scalar>>(grads.weight_hh, G, H) += partial_hh.middleRows(t * G, G);
     }
     if (c.has_bias_) {  // the threads' column sums, added in thread order
       const Vector<Scalar> sums = bias_sums.colwise().sum().transpose();
