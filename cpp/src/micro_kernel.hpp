@@ -37,8 +37,8 @@ constexpr Index kLanes = 64 / static_cast<Index>(sizeof(Scalar));
 /// Two vectors: 32 floats or 16 doubles.
 template <typename Scalar>
 constexpr Index kPanelWidth = 2 * kLanes<Scalar>;
-/// 6 rows x 2 vectors = 12 accumulators of the 32 vector registers.
-constexpr Index kRowBlock = 6;
+/// 8 rows x 2 vectors = 16 accumulators of the 32 vector registers.
+constexpr Index kRowBlock = 8;
 
 template <typename Scalar>
 inline Vec<Scalar> load_vector(const Scalar* p) {
@@ -151,6 +151,8 @@ void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scal
   }
   const Scalar* ai = a + i * lda;
   switch (m - i) {
+    case 7: kernel_for_rows<Scalar, 7>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 6: kernel_for_rows<Scalar, 6>(ai, lda, a_step, b, ldb, depth, out); break;
     case 5: kernel_for_rows<Scalar, 5>(ai, lda, a_step, b, ldb, depth, out); break;
     case 4: kernel_for_rows<Scalar, 4>(ai, lda, a_step, b, ldb, depth, out); break;
     case 3: kernel_for_rows<Scalar, 3>(ai, lda, a_step, b, ldb, depth, out); break;
