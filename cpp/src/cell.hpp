@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include <Eigen/Core>
 
@@ -29,27 +30,35 @@ constexpr Index kChunk = 64 / static_cast<Index>(sizeof(Scalar));
 template <typename Scalar>
 using Chunk = Eigen::Array<Scalar, kChunk<Scalar>, 1>;
 
-/// Elements [j, j + len) of p, len <= kChunk, zero-padded.
+/// A chunk's length: kChunk, known when compiling, for every chunk but a row's last.
 template <typename Scalar>
-__attribute__((always_inline)) inline Chunk<Scalar> load(const Scalar* p, Index j, Index len) {
+using FullChunk = std::integral_constant<Index, kChunk<Scalar>>;
+
+/// Elements [j, j + len) of p, len <= kChunk, zero-padded.
+template <typename Scalar, typename Length>
+__attribute__((always_inline)) inline Chunk<Scalar> load(const Scalar* p, Index j, Length len) {
   if (len == kChunk<Scalar>) return Eigen::Map<const Chunk<Scalar>>(p + j);
   Chunk<Scalar> c = Chunk<Scalar>::Zero();
   std::copy(p + j, p + j + len, c.data());
   return c;
 }
 
-template <typename Scalar>
-__attribute__((always_inline)) inline void store(Scalar* p, Index j, Index len, const Chunk<Scalar>& c) {
+template <typename Scalar, typename Length>
+__attribute__((always_inline)) inline void store(Scalar* p, Index j, Length len,
+                                                 const Chunk<Scalar>& c) {
   if (len == kChunk<Scalar>)
     Eigen::Map<Chunk<Scalar>>(p + j) = c;
   else
     std::copy(c.data(), c.data() + len, p + j);
 }
 
-/// Calls step(j, len) for consecutive chunks covering [0, n).
+/// Calls step(j, len) for consecutive chunks covering [0, n): len is a FullChunk for all but a
+/// last, shorter chunk, so that the full chunks' code has no length tests and no copies.
 template <typename Scalar, typename Step>
-inline void for_each_chunk(Index n, Step step) {
-  for (Index j = 0; j < n; j += kChunk<Scalar>) step(j, std::min(kChunk<Scalar>, n - j));
+__attribute__((always_inline)) inline void for_each_chunk(Index n, Step step) {
+  Index j = 0;
+  for (; j + kChunk<Scalar> <= n; j += kChunk<Scalar>) step(j, FullChunk<Scalar>{});
+  if (j < n) step(j, n - j);
 }
 
 /// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
@@ -57,7 +66,7 @@ template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
                                 const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
                                 Scalar* h_next) {
-  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
     const Chunk<Scalar> z = (load(gx + H, j, len) + load(gh + H, j, len)).logistic();
     Chunk<Scalar> m = load(gh + 2 * H, j, len);
@@ -75,7 +84,7 @@ inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
 template <typename Scalar>
 inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
                              Scalar* rec) {
-  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
     store(rec, j, len, r);
     store(rec + H, j, len, Chunk<Scalar>((load(gx + H, j, len) + load(gh + H, j, len)).logistic()));
@@ -87,7 +96,7 @@ inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const 
 template <typename Scalar>
 inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, const Scalar* h_prev,
                               Scalar* rec, Scalar* h_next) {
-  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + load(gh_n, j, len)).tanh();
     const Chunk<Scalar> z = load(rec + H, j, len);
     store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));
@@ -110,7 +119,7 @@ inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, con
 template <typename Scalar>
 inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
                                  Scalar* dgh) {
-  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
     const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
@@ -134,7 +143,7 @@ inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Sca
 template <typename Scalar>
 inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
                                       Scalar* dgh) {
-  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
     const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                    // (1), (4)
@@ -152,7 +161,7 @@ inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec
 template <typename Scalar>
 inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec,
                            Scalar* dh, Scalar* dgh) {
-  for_each_chunk<Scalar>(H, [&](Index j, Index len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
     const Chunk<Scalar> da_r = q * load(h_prev, j, len) * r * (1 - r);  // (9), (6)
     store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));         // (10)
