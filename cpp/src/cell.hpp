@@ -16,14 +16,9 @@
 #pragma once
 
 #include <algorithm>
-#include <cstdint>
 #include <type_traits>
 
 #include <Eigen/Core>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "eigengru/types.hpp"
 
@@ -57,31 +52,6 @@ __attribute__((always_inline)) inline void store(Scalar* p, Index j, Length len,
     std::copy(c.data(), c.data() + len, p + j);
 }
 
-/// store(), bypassing the caches for full, 64-byte aligned chunks where the instruction set
-/// allows: for records that are read again only after a whole sequence, when they have left the
-/// cache anyway, so that writing them costs no read of the old line. The writer must call
-/// end_streaming() before another thread reads them.
-template <typename Scalar, typename Length>
-__attribute__((always_inline)) inline void store_streaming(Scalar* p, Index j, Length len,
-                                                           const Chunk<Scalar>& c) {
-#if defined(__AVX512F__)
-  if (len == kChunk<Scalar> && reinterpret_cast<std::uintptr_t>(p + j) % 64 == 0) {
-    if constexpr (std::is_same_v<Scalar, float>)
-      _mm512_stream_ps(p + j, _mm512_loadu_ps(c.data()));
-    else
-      _mm512_stream_pd(p + j, _mm512_loadu_pd(c.data()));
-    return;
-  }
-#endif
-  store(p, j, len, c);
-}
-
-inline void end_streaming() {
-#if defined(__AVX512F__)
-  _mm_sfence();
-#endif
-}
-
 /// Calls step(j, len) for consecutive chunks covering [0, n): len is a FullChunk for all but a
 /// last, shorter chunk, so that the full chunks' code has no length tests and no copies.
 template <typename Scalar, typename Step>
@@ -92,17 +62,10 @@ __attribute__((always_inline)) inline void for_each_chunk(Index n, Step step) {
 }
 
 /// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
-/// kStream: the record is written with store_streaming().
-template <typename Scalar, bool kStream = false>
+template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
                                 const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
                                 Scalar* h_next) {
-  auto store_record = [](Scalar* p, Index j, auto len, const Chunk<Scalar>& c) {
-    if constexpr (kStream)
-      store_streaming(p, j, len, c);
-    else
-      store(p, j, len, c);
-  };
   for_each_chunk<Scalar>(H, [&](Index j, auto len) {
     const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
     const Chunk<Scalar> z = (load(gx + H, j, len) + load(gh + H, j, len)).logistic();
@@ -110,10 +73,10 @@ inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
     if (bias_hn != nullptr) m += load(bias_hn, j, len);
     const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + r * m).tanh();
     store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));  // (1-z) n + z h
-    store_record(rec, j, len, r);
-    store_record(rec + H, j, len, z);
-    store_record(rec + 2 * H, j, len, n);
-    store_record(rec + 3 * H, j, len, m);
+    store(rec, j, len, r);
+    store(rec + H, j, len, z);
+    store(rec + 2 * H, j, len, n);
+    store(rec + 3 * H, j, len, m);
   });
 }
 

@@ -219,12 +219,7 @@ struct LayerPasses {
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
         prepared.w_hh_t.multiply(hp, H, n, ghs, G, false);
-        if (w.reset_after && in_place) {  // records in place, not read again in this pass
-          for (Index i = 0; i < n; ++i)
-            forward_reset_after<Scalar, true>(H, gxs + i * G, ghs + i * G,
-                                              prepared.bias_hn_or_null(), hp + i * H,
-                                              recs + i * R, hn + i * H);
-        } else if (w.reset_after) {
+        if (w.reset_after) {
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_reset_after(H, gxs + i * G, ghs + i * G, prepared.bias_hn_or_null(), hp + i * H,
@@ -253,7 +248,6 @@ struct LayerPasses {
           }
         }
       }
-      end_streaming();  // the records are complete before another thread reads them
     }
 
     const RowMatrix<Scalar>& last = state[T % 2];
