@@ -62,6 +62,7 @@ __attribute__((always_inline)) inline void for_each_chunk(Index n, Step step) {
 }
 
 /// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
+/// rec may be nullptr (inference: nothing reads the record).
 template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
                                 const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
@@ -73,10 +74,12 @@ inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
     if (bias_hn != nullptr) m += load(bias_hn, j, len);
     const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + r * m).tanh();
     store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));  // (1-z) n + z h
-    store(rec, j, len, r);
-    store(rec + H, j, len, z);
-    store(rec + 2 * H, j, len, n);
-    store(rec + 3 * H, j, len, m);
+    if (rec != nullptr) {
+      store(rec, j, len, r);
+      store(rec + H, j, len, z);
+      store(rec + 2 * H, j, len, n);
+      store(rec + 3 * H, j, len, m);
+    }
   });
 }
 

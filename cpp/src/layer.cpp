@@ -222,9 +222,8 @@ struct LayerPasses {
         if (w.reset_after) {
           for (Index i = 0; i < n; ++i)
             if (active(i))
-              forward_reset_after(H, gxs + i * G, ghs + i * G, prepared.bias_hn_or_null(), hp + i * H,
-                                  recs + i * R,
-                                  hn + i * H);
+              forward_reset_after<Scalar>(H, gxs + i * G, ghs + i * G, prepared.bias_hn_or_null(),
+                                  hp + i * H, training ? recs + i * R : nullptr, hn + i * H);
         } else {
           for (Index i = 0; i < n; ++i)
             if (active(i))

@@ -27,7 +27,7 @@ Stream<Scalar>::Stream(const StackSpec& spec, const LayerWeights<Scalar>* weight
   state_ = Vector<Scalar>::Zero(spec.num_layers * batch * H);
   gx_ = RowMatrix<Scalar>::Zero(batch, G);
   gh_ = RowMatrix<Scalar>::Zero(batch, G);
-  records_ = RowMatrix<Scalar>::Zero(batch, 4 * H);
+  records_ = RowMatrix<Scalar>::Zero(spec.reset_after ? 0 : batch, 4 * H);  // reset before only
 }
 
 template <typename Scalar>
@@ -38,14 +38,14 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const detail::ForwardWeights<Scalar>& layer = layers_[l];
     Scalar* h = state_.data() + static_cast<Index>(l) * B * H;  // updated in place
-    for (Index b = 0; b < B; ++b) std::copy_n(layer.input_bias.data(), G, gx_.data() + b * G);
-    layer.w_ih_t.multiply(input, layer.input_size, B, gx_.data(), G, true);
+    layer.w_ih_t.multiply(input, layer.input_size, B, gx_.data(), G, false, 1,
+                          layer.input_bias.data());
     layer.w_hh_t.multiply(h, H, B, gh_.data(), G, false);
     const Scalar* bias_hn = layer.bias_hn_or_null();
     for (Index b = 0; b < B; ++b) {
       if (spec_.reset_after) {
-        detail::forward_reset_after(H, gx_.data() + b * G, gh_.data() + b * G, bias_hn,
-                                    h + b * H, records_.data() + b * R, h + b * H);
+        detail::forward_reset_after<Scalar>(H, gx_.data() + b * G, gh_.data() + b * G, bias_hn,
+                                            h + b * H, nullptr, h + b * H);
       } else {
         detail::forward_gates_rz(H, gx_.data() + b * G, gh_.data() + b * G, h + b * H,
                                  records_.data() + b * R);

@@ -44,7 +44,7 @@ class Stream {
   Index batch_;
   std::vector<detail::ForwardWeights<Scalar>> layers_;
   Vector<Scalar> state_;          // (L, B, H)
-  RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) scratch
+  RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) or empty: scratch
 };
 
 }  // namespace eigengru
