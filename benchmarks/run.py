@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -92,12 +91,21 @@ def packed_versus_padded(repeats: int) -> list[dict]:
 
 
 def memory_probe(library: str, dims) -> dict:
-    """Peak extra resident memory of one training forward+backward, in a fresh process."""
+    """Peak extra resident memory of one training forward+backward, in a fresh process.
+
+    The peak is the process's VmHWM, reset once the libraries are loaded (ru_maxrss would not
+    do: on Linux it also counts the forked copy of this large parent process before exec)."""
     code = f"""
-import json, resource, numpy as np
-def rss_kb():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * {resource.getpagesize() // 1024}
+import json, numpy as np
+def status_kb(field):
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ':'))
+def reset_peak():
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
 T, B, I, H = {tuple(dims)}
 x = np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32)
 g = np.ones((T, B, H), np.float32)
@@ -105,7 +113,8 @@ extra = {{}}
 if {library!r} == 'eigengru':
     import eigengru
     gru = eigengru.GRU(I, H, seed=0)
-    base = rss_kb()
+    base = status_kb('VmRSS')
+    reset_peak()
     gru.forward(x, train=True)
     extra['cache_bytes'] = gru._pending[0].nbytes
     gru.backward(g)
@@ -113,11 +122,11 @@ else:
     import torch
     m = torch.nn.GRU(I, H)
     xt, gt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(g)
-    base = rss_kb()
+    base = status_kb('VmRSS')
+    reset_peak()
     out, _ = m(xt)
     out.backward(gt)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps(dict(extra_mb=(peak - base) / 1024, **extra)))
+print(json.dumps(dict(extra_mb=(status_kb('VmHWM') - base) / 1024, **extra)))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
