@@ -67,7 +67,7 @@ template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
                                 const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
                                 Scalar* h_next) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
     const Chunk<Scalar> z = (load(gx + H, j, len) + load(gh + H, j, len)).logistic();
     Chunk<Scalar> m = load(gh + 2 * H, j, len);
@@ -87,7 +87,7 @@ inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
 template <typename Scalar>
 inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
                              Scalar* rec) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
     store(rec, j, len, r);
     store(rec + H, j, len, Chunk<Scalar>((load(gx + H, j, len) + load(gh + H, j, len)).logistic()));
@@ -99,7 +99,7 @@ inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const 
 template <typename Scalar>
 inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, const Scalar* h_prev,
                               Scalar* rec, Scalar* h_next) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + load(gh_n, j, len)).tanh();
     const Chunk<Scalar> z = load(rec + H, j, len);
     store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));
@@ -122,7 +122,7 @@ inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, con
 template <typename Scalar>
 inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
                                  Scalar* dgh) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
     const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
@@ -146,7 +146,7 @@ inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Sca
 template <typename Scalar>
 inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
                                       Scalar* dgh) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
     const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                    // (1), (4)
@@ -164,7 +164,7 @@ inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec
 template <typename Scalar>
 inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec,
                            Scalar* dh, Scalar* dgh) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) {
+  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
     const Chunk<Scalar> da_r = q * load(h_prev, j, len) * r * (1 - r);  // (9), (6)
     store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));         // (10)

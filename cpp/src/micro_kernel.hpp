@@ -131,7 +131,7 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
 }
 
 template <typename Scalar, int MR>
-void kernel_for_rows(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
+__attribute__((always_inline)) inline void kernel_for_rows(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
                      Index depth, const Output<Scalar>& out) {
   constexpr int KU = MR >= 4 ? 1 : (MR == 1 ? 4 : 2);
   if (a_step == 1)
@@ -142,7 +142,7 @@ void kernel_for_rows(const Scalar* a, Index lda, Index a_step, const Scalar* b, 
 
 /// Rows [0, m) of A and C against one panel of B, kRowBlock rows at a time.
 template <typename Scalar>
-void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scalar* b, Index ldb,
+__attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scalar* b, Index ldb,
                    Index depth, Output<Scalar> out) {
   Index i = 0;
   for (; i + kRowBlock <= m; i += kRowBlock) {
