@@ -57,3 +57,39 @@ def test_thread_count_is_settable(threads):
     with pytest.raises(TypeError, match="set_num_threads: n: expected a positive integer"):
         eigengru.set_num_threads(1.5)
     assert eigengru.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("batch, hidden, bidirectional, with_lengths", [
+    (1, 64, False, False), (2, 100, False, True), (1, 96, True, False), (2, 70, True, True)])
+def test_batch_smaller_than_threads_splits_units(rng, threads, reset_after, dtype, batch, hidden,
+                                                 bidirectional, with_lengths):
+    """Inference with fewer rows than threads splits the hidden units over the threads (uneven
+    splits, a last chunk shorter than a vector, lengths, both directions): it matches the NumPy
+    reference and the one-thread result."""
+    from . import reference
+
+    steps, inputs = 23, 7
+    gru = eigengru.GRU(inputs, hidden, bidirectional=bidirectional, reset_after=reset_after,
+                       dtype=dtype, seed=3)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-0.4, 0.4, p.shape))
+    directions = 2 if bidirectional else 1
+    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    h0 = rng.uniform(-0.8, 0.8, (directions, batch, hidden)).astype(dtype)
+    lengths = rng.integers(1, steps + 1, batch) if with_lengths else None
+    eigengru.set_num_threads(3)
+    out, h_n = gru(x, h0, lengths=lengths)
+    params = {name: p.astype(np.float64) for name, p in gru.parameters()}
+    ref_lengths = lengths if with_lengths else np.full(batch, steps)
+    ref_out, ref_h_n, *_ = reference.stack(
+        params, 1, bidirectional, reset_after, x.astype(np.float64), h0.astype(np.float64),
+        ref_lengths, np.zeros((steps, batch, directions * hidden)),
+        np.zeros((directions, batch, hidden)))
+    assert_close(out, ref_out, dtype, "out")
+    assert_close(h_n, ref_h_n, dtype, "h_n")
+    eigengru.set_num_threads(1)
+    one_out, one_h_n = gru(x, h0, lengths=lengths)
+    assert_close(out, one_out, dtype, "out vs one thread")
+    assert_close(h_n, one_h_n, dtype, "h_n vs one thread")

@@ -2,25 +2,43 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace eigengru::detail {
 
 template <typename Scalar>
-ForwardWeights<Scalar>::ForwardWeights(const LayerWeights<Scalar>& w) : input_size(w.input_size) {
-  const Index H = w.hidden_size, I = w.input_size, G = 3 * H;
-  w_ih_t.pack(w.weight_ih, I, G, 1, I);  // B(k, j) = W(j, k): row stride 1, column stride
+ForwardWeights<Scalar>::ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit,
+                                       Index unit_count)
+    : input_size(w.input_size),
+      first(first_unit),
+      units(unit_count < 0 ? w.hidden_size - first_unit : unit_count) {
+  const Index H = w.hidden_size, I = w.input_size, m = units, G = 3 * m;
+  // The rows of the three gate blocks that belong to units [first, first + m), stacked: the
+  // source itself when that is every unit, else a gathered copy.
+  std::vector<RowMatrix<Scalar>> gathered;
+  auto gate_rows = [&](const Scalar* source, Index cols) -> const Scalar* {
+    if (m == H) return source;
+    RowMatrix<Scalar>& rows = gathered.emplace_back(G, cols);
+    for (Index g = 0; g < 3; ++g)
+      rows.middleRows(g * m, m) =
+          Eigen::Map<const RowMatrix<Scalar>>(source + (g * H + first) * cols, m, cols);
+    return rows.data();
+  };
+  w_ih_t.pack(gate_rows(w.weight_ih, I), I, G, 1, I);  // B(k, j) = W(j, k)
+  const Scalar* w_hh = gate_rows(w.weight_hh, H);
   if (w.reset_after) {
-    w_hh_t.pack(w.weight_hh, H, G, 1, H);
+    w_hh_t.pack(w_hh, H, G, 1, H);
   } else {  // r must be known before W_hn can be applied: two products
-    w_hh_t.pack(w.weight_hh, H, 2 * H, 1, H);
-    w_hn_t.pack(w.weight_hh + 2 * H * H, H, H, 1, H);
+    w_hh_t.pack(w_hh, H, 2 * m, 1, H);
+    w_hn_t.pack(w_hh + 2 * m * H, H, m, 1, H);
   }
   input_bias = Vector<Scalar>::Zero(G);
   if (w.has_bias()) {
-    input_bias = Eigen::Map<const Vector<Scalar>>(w.bias_ih, G);
-    const Index folded = w.reset_after ? 2 * H : G;
-    input_bias.head(folded) += Eigen::Map<const Vector<Scalar>>(w.bias_hh, folded);
-    if (w.reset_after) bias_hn = Eigen::Map<const Vector<Scalar>>(w.bias_hh + 2 * H, H);
+    input_bias = Eigen::Map<const Vector<Scalar>>(gate_rows(w.bias_ih, 1), G);
+    const Eigen::Map<const Vector<Scalar>> bias_hh(gate_rows(w.bias_hh, 1), G);
+    const Index folded = w.reset_after ? 2 * m : G;
+    input_bias.head(folded) += bias_hh.head(folded);
+    if (w.reset_after) bias_hn = bias_hh.tail(m);
   }
 }
 

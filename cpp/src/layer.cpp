@@ -12,6 +12,7 @@
 #include "eigengru/forward_weights.hpp"
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/threads.hpp"
+#include "spin_barrier.hpp"
 #include "transposed_product.hpp"
 
 namespace eigengru {
@@ -29,9 +30,19 @@ RowSlice my_rows(Index batch) {
   return {batch * t / n, batch * (t + 1) / n};
 }
 
+int wanted_threads(const Sequence& seq) { return seq.threads > 0 ? seq.threads : get_num_threads(); }
+
 int threads_for(const Sequence& seq, Index batch) {
-  const Index wanted = seq.threads > 0 ? seq.threads : get_num_threads();
-  return static_cast<int>(std::clamp<Index>(batch, 1, wanted));
+  return static_cast<int>(std::clamp<Index>(batch, 1, wanted_threads(seq)));
+}
+
+/// Threads for an inference forward split by hidden units rather than rows: when the batch has
+/// fewer rows than there are threads, at least 32 units a thread, and no more threads than
+/// processors, since they wait for each other every step (else 1: split by rows).
+int unit_threads_for(const Sequence& seq, Index batch, Index hidden_size) {
+  const Index wanted = std::min<Index>(wanted_threads(seq), omp_get_num_procs());
+  if (batch >= wanted || seq.steps == 0 || batch == 0) return 1;
+  return static_cast<int>(std::clamp<Index>(hidden_size / 32, 1, wanted));
 }
 
 template <typename Scalar>
@@ -130,6 +141,10 @@ struct LayerPasses {
   /// with a cache, each row's gate record and starting state are then kept at its time index.
   static void forward(const LayerWeights<Scalar>& w, const Sequence& seq, const Scalar* x,
                       const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>* cache) {
+    if (cache == nullptr) {
+      const int unit_threads = unit_threads_for(seq, seq.batch, w.hidden_size);
+      if (unit_threads > 1) return forward_by_units(w, seq, x, h0, out, h_n, unit_threads);
+    }
     const Index T = seq.steps, B = seq.batch;
     const Index H = w.hidden_size, I = w.input_size, G = 3 * H, R = 4 * H;
     const Index ldo = seq.out_stride > 0 ? seq.out_stride : H;
@@ -265,6 +280,104 @@ struct LayerPasses {
     c.has_bias_ = w.has_bias();
     c.reverse_ = seq.reverse;
     c.ready_ = true;
+  }
+
+  /// Inference with fewer rows than threads (a batch of one above all): the threads split the
+  /// hidden units instead of the rows. Each thread multiplies every row with the weights of its
+  /// units only (a fraction of W_hh that can stay in its core's cache), makes those units' gates
+  /// and states, and waits for the others once per step (twice with the reset before the
+  /// product, whose W_hn needs r * h of every unit) on a spinning barrier.
+  static void forward_by_units(const LayerWeights<Scalar>& w, const Sequence& seq,
+                               const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
+                               int threads) {
+    const Index T = seq.steps, B = seq.batch, H = w.hidden_size, I = w.input_size;
+    const Index ldo = seq.out_stride > 0 ? seq.out_stride : H;
+    std::vector<Index> lengths;
+    if (seq.lengths != nullptr) lengths.assign(seq.lengths, seq.lengths + B);
+    const StepClock clock{seq.lengths != nullptr ? lengths.data() : nullptr, T, seq.reverse};
+
+    // Everything is allocated here, before the parallel region.
+    std::vector<ForwardWeights<Scalar>> parts;  // thread q: units [first, first + units)
+    std::vector<RowMatrix<Scalar>> gx(threads), gathered(threads), gh(threads), recs(threads);
+    const Index ahead = std::clamp<Index>(48 / B, 1, T);
+    parts.reserve(threads);
+    for (int q = 0; q < threads; ++q) {
+      const Index first = H * q / threads / 16 * 16;
+      const Index last = q + 1 == threads ? H : H * (q + 1) / threads / 16 * 16;
+      const Index m = last - first;
+      parts.emplace_back(w, first, m);
+      gx[q].resize(ahead * B, 3 * m);
+      gathered[q].resize(ahead * B, I);
+      gh[q].resize(B, 3 * m);
+      recs[q].resize(w.reset_after ? 0 : B, 4 * m);
+    }
+    RowMatrix<Scalar> state[2] = {RowMatrix<Scalar>::Zero(B, H), RowMatrix<Scalar>::Zero(B, H)};
+    if (h0 != nullptr) state[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
+    RowMatrix<Scalar> reset_state = RowMatrix<Scalar>::Zero(w.reset_after ? 0 : B, H);  // r * h
+    if (out != nullptr && seq.lengths != nullptr)
+      for (Index b = 0; b < B; ++b)
+        for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
+    SpinBarrier barrier(threads);
+
+#pragma omp parallel num_threads(threads)
+    {
+      const FlushDenormals flush;
+      const int q = omp_get_thread_num();
+      const ForwardWeights<Scalar>& part = parts[q];
+      const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
+      Scalar* gx_chunk = gx[q].data();
+      Scalar* ghs = gh[q].data();
+      Scalar* rec = recs[q].data();
+      bool sense = false;
+      for (Index s = 0; s < T; ++s) {
+        const Scalar* hp = state[s % 2].data();
+        Scalar* hn = state[(s + 1) % 2].data();
+        auto active = [&](Index i) { return clock.time(i, s) >= 0; };
+        if (s % ahead == 0) {  // the projection of the next `ahead` steps onto this thread's units
+          const Index chunk_rows = std::min(ahead, T - s) * B;
+          Scalar* x_chunk = gathered[q].data();
+          for (Index r = 0; r < chunk_rows; ++r) {
+            const Index t = clock.time(r % B, s + r / B);
+            if (t >= 0)
+              std::copy_n(x + (t * B + r % B) * I, I, x_chunk + r * I);
+            else
+              std::fill_n(x_chunk + r * I, I, 0);
+          }
+          part.w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, false, 1,
+                               part.input_bias.data());
+        }
+        const Scalar* gxs = gx_chunk + (s % ahead) * B * G;
+        part.w_hh_t.multiply(hp, H, B, ghs, G, false);
+        if (w.reset_after) {
+          for (Index i = 0; i < B; ++i)
+            if (active(i))
+              forward_reset_after<Scalar>(m, gxs + i * G, ghs + i * G, part.bias_hn_or_null(),
+                                          hp + i * H + u0, nullptr, hn + i * H + u0);
+        } else {
+          for (Index i = 0; i < B; ++i)
+            if (active(i)) {
+              forward_gates_rz(m, gxs + i * G, ghs + i * G, hp + i * H + u0, rec + i * R);
+              std::copy_n(rec + i * R + 3 * m, m, reset_state.data() + i * H + u0);
+            }
+          barrier.wait(sense);  // r * h of every unit is complete
+          part.w_hn_t.multiply(reset_state.data(), H, B, ghs + 2 * m, G, false);
+          for (Index i = 0; i < B; ++i)
+            if (active(i))
+              forward_candidate(m, gxs + i * G, ghs + i * G + 2 * m, hp + i * H + u0,
+                                rec + i * R, hn + i * H + u0);
+        }
+        for (Index i = 0; i < B; ++i) {
+          const Index t = clock.time(i, s);
+          if (t < 0)  // past this row's length: its state stays
+            std::copy_n(hp + i * H + u0, m, hn + i * H + u0);
+          else if (out != nullptr)
+            std::copy_n(hn + i * H + u0, m, out + (t * B + i) * ldo + u0);
+        }
+        barrier.wait(sense);  // the new state of every unit is complete
+      }
+    }
+    const RowMatrix<Scalar>& last = state[T % 2];
+    if (h_n != nullptr) std::copy(last.data(), last.data() + B * H, h_n);
   }
 
   static void backward(TrainingCache<Scalar>& c, const Scalar* grad_out, const Scalar* grad_h_n,

@@ -1,6 +1,7 @@
 // The C++ core used as a C++ application would: raw buffers, no Python.
 // Checks training forward against inference, every gradient against central differences (double),
 // the one-backward-per-forward rule, and argument errors. Exits non-zero on the first failure.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -17,10 +18,12 @@ namespace {
 using eigengru_test::check;
 
 struct Problem {
-  eigengru::Index T = 5, B = 3, I = 4, H = 7;
+  eigengru::Index T, B, I, H;
   std::vector<double> w_ih, w_hh, b_ih, b_hh, x, h0, g_out, g_hn;
 
-  explicit Problem(unsigned seed) {
+  explicit Problem(unsigned seed, eigengru::Index steps = 5, eigengru::Index batch = 3,
+                   eigengru::Index inputs = 4, eigengru::Index hidden = 7)
+      : T(steps), B(batch), I(inputs), H(hidden) {
     std::mt19937 gen(seed);
     std::uniform_real_distribution<double> u(-0.7, 0.7);
     auto fill = [&](std::vector<double>& v, eigengru::Index n) {
@@ -174,9 +177,32 @@ void test_stack_paths() {
   check(threw, "stack: a backward after the consuming one throws");
 }
 
+// A batch smaller than the thread count splits the hidden units over the threads in inference
+// (uneven parts, lengths, reverse); training never does, so the two forwards must agree.
+void test_units_split(bool reset_after) {
+  const std::string variant = reset_after ? "reset_after" : "reset_before";
+  const int before = eigengru::get_num_threads();
+  eigengru::set_num_threads(3);
+  const Problem p(reset_after ? 3 : 4, 9, 2, 5, 100);
+  std::vector<double> out(p.T * p.B * p.H), h_n(p.B * p.H), out_t(out.size()), h_n_t(h_n.size());
+  const eigengru::Index lengths[] = {9, 4};
+  eigengru::Sequence seq{p.T, p.B, lengths, true};
+  eigengru::forward(p.weights(reset_after), seq, p.x.data(), p.h0.data(), out.data(), h_n.data());
+  eigengru::TrainingCache<double> cache;
+  eigengru::forward_training(p.weights(reset_after), seq, p.x.data(), p.h0.data(), out_t.data(),
+                             h_n_t.data(), cache);
+  double worst = 0;
+  for (std::size_t k = 0; k < out.size(); ++k) worst = std::max(worst, std::abs(out[k] - out_t[k]));
+  for (std::size_t k = 0; k < h_n.size(); ++k) worst = std::max(worst, std::abs(h_n[k] - h_n_t[k]));
+  check(worst < 1e-12, variant + ": inference split by units equals the training forward");
+  eigengru::set_num_threads(before);
+}
+
 }  // namespace
 
 int main() {
+  test_units_split(true);
+  test_units_split(false);
   test_stack_paths();
   test_gradients(true);
   test_gradients(false);

@@ -9,19 +9,23 @@
 
 namespace eigengru::detail {
 
+/// The weights of hidden units [first, first + units) (every unit by default): U = units below,
+/// and the gate columns of the products are [r, z, n] of those units, U each.
 template <typename Scalar>
 struct ForwardWeights {
   Index input_size = 0;
-  PackedMatrix<Scalar> w_ih_t;     ///< W_ihᵀ (I, 3H)
-  PackedMatrix<Scalar> w_hh_t;     ///< reset_after: W_hhᵀ (H, 3H); else the r and z blocks (H, 2H)
-  PackedMatrix<Scalar> w_hn_t;     ///< reset before the product: W_hnᵀ (H, H); else empty
+  Index first = 0, units = 0;
+  PackedMatrix<Scalar> w_ih_t;     ///< W_ihᵀ (I, 3U)
+  PackedMatrix<Scalar> w_hh_t;     ///< reset_after: W_hhᵀ (H, 3U); else the r and z blocks (H, 2U)
+  PackedMatrix<Scalar> w_hn_t;     ///< reset before the product: W_hnᵀ (H, U); else empty
   /// b_ih with every bias outside the reset gate folded in: b_hr and b_hz always, b_hn too when
   /// the reset comes before the product. Zero without biases.
   Vector<Scalar> input_bias;
   Vector<Scalar> bias_hn;           ///< reset_after with biases: b_hn; else empty
 
-  /// Packs and copies: nothing of w is referenced afterwards.
-  explicit ForwardWeights(const LayerWeights<Scalar>& w);
+  /// Packs and copies: nothing of w is referenced afterwards. unit_count < 0: up to the last.
+  explicit ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit = 0,
+                          Index unit_count = -1);
 
   /// b_hn for the gate pass, or nullptr when there is none.
   const Scalar* bias_hn_or_null() const { return bias_hn.size() > 0 ? bias_hn.data() : nullptr; }
