@@ -416,14 +416,16 @@ struct LayerPasses {
     // every few steps from the rows it has just made, while they are in cache, into its own
     // partial weight gradients when there are several threads, if those fit in L2 (each share
     // reads and writes them whole). With lengths, a row's steps lie apart in time, and one pass
-    // after the loop makes them, as it does for weights too large for per-thread partials.
+    // after the loop makes them, as it does for weights too large for per-thread partials and
+    // for slices of a step too thin to multiply efficiently.
     PackedMatrix<Scalar> w_ih;
     if (grad_x != nullptr) w_ih.pack(c.weight_ih_.data(), G, I, I, 1);
     const GradientProducts<Scalar> products{gates, c.inputs_.data(), states, I, H, reset_after,
                                             grad_x != nullptr ? &w_ih : nullptr, grad_x,
                                             accumulate_grad_x};
     const bool small_weights = G * (I + H) * static_cast<Index>(sizeof(Scalar)) <= 512 * 1024;
-    const bool in_loop = c.lengths_.empty() && (loop_threads == 1 || small_weights);
+    const bool in_loop = c.lengths_.empty() &&
+                         (loop_threads == 1 || (small_weights && B / loop_threads >= 64));
     const bool partials = in_loop && loop_threads > 1;
     RowMatrix<Scalar> partial_ih(partials && grads.weight_ih != nullptr ? loop_threads * G : 0, I);
     RowMatrix<Scalar> partial_hh(partials && grads.weight_hh != nullptr ? loop_threads * G : 0, H);
