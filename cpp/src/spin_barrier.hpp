@@ -37,7 +37,7 @@ class SpinBarrier {
   }
 
  private:
-  static constexpr long kSpins = 1L << 16;
+  static constexpr long kSpins = 1L << 10;
   const int threads_;
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<bool> released_{false};
