@@ -319,7 +319,11 @@ process: {memory_line}.
 
 "bound allows at most" is the peer's time over the packed-kernel GEMM bound: no GRU that does
 the same products can be faster than that here. Where it is below the target, the target cannot
-be met on this machine by any implementation that uses these products.
+be met on this machine by any implementation that uses these products. The machine is shared:
+medians move by about 5-10% from run to run (the peers' too), so a cell within a few percent of
+its target can be met in one run and not in the next; sub-millisecond cells at 2 threads move
+most, since their threads compete with the idle threads that the library timed before leaves
+spinning for a while.
 
 {targets}
 
