@@ -133,6 +133,20 @@ struct StepClock {
   }
 };
 
+/// Copies the inputs of rows [b0, b0 + n) at steps [s, s + steps) into contiguous rows (row
+/// (s' - s) * n + i of dst), zeros where a row is past its length.
+template <typename Scalar>
+void gather_inputs(const Scalar* x, Index batch, Index input_size, const StepClock& clock,
+                   Index b0, Index n, Index s, Index steps, Scalar* dst) {
+  for (Index r = 0; r < steps * n; ++r) {
+    const Index t = clock.time(b0 + r % n, s + r / n);
+    if (t >= 0)
+      std::copy_n(x + (t * batch + b0 + r % n) * input_size, input_size, dst + r * input_size);
+    else
+      std::fill_n(dst + r * input_size, input_size, 0);
+  }
+}
+
 template <typename Scalar>
 struct LayerPasses {
   /// The forward recurrence over steps s = 0..T-1. Each step works on contiguous per-step
@@ -221,13 +235,7 @@ struct LayerPasses {
           if (ahead == 1 && seq.lengths == nullptr)  // one step's rows: contiguous in x
             inputs = x + (clock.time(b0, s) * B + b0) * I;
           else
-            for (Index r = 0; r < chunk_rows; ++r) {
-              const Index t = clock.time(b0 + r % n, s + r / n);
-              if (t >= 0)
-                std::copy_n(x + (t * B + b0 + r % n) * I, I, x_chunk + r * I);
-              else
-                std::fill_n(x_chunk + r * I, I, 0);
-            }
+            gather_inputs(x, B, I, clock, b0, n, s, chunk_rows / n, x_chunk);
           prepared.w_ih_t.multiply(inputs, I, chunk_rows, gx_chunk, G, false, 1,
                                    prepared.input_bias.data());
         }
@@ -336,13 +344,7 @@ struct LayerPasses {
         if (s % ahead == 0) {  // the projection of the next `ahead` steps onto this thread's units
           const Index chunk_rows = std::min(ahead, T - s) * B;
           Scalar* x_chunk = gathered[q].data();
-          for (Index r = 0; r < chunk_rows; ++r) {
-            const Index t = clock.time(r % B, s + r / B);
-            if (t >= 0)
-              std::copy_n(x + (t * B + r % B) * I, I, x_chunk + r * I);
-            else
-              std::fill_n(x_chunk + r * I, I, 0);
-          }
+          gather_inputs(x, B, I, clock, 0, B, s, chunk_rows / B, x_chunk);
           part.w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, false, 1,
                                part.input_bias.data());
         }
