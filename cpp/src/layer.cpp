@@ -325,56 +325,78 @@ struct LayerPasses {
     if (out != nullptr && seq.lengths != nullptr)
       for (Index b = 0; b < B; ++b)
         for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
-    SpinBarrier barrier(threads);
+    SpinBarrier barrier;
+
+    // One part's share of step s, in up to three phases: the products and gates (reset_after),
+    // or the products and r, z (reset before); then W_hn (r * h) and the candidate (reset
+    // before); then the state of past-the-end rows and the outputs.
+    auto gates = [&](int q, Index s) {
+      const ForwardWeights<Scalar>& part = parts[q];
+      const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
+      const Scalar* hp = state[s % 2].data();
+      Scalar* hn = state[(s + 1) % 2].data();
+      if (s % ahead == 0) {  // the projection of the next `ahead` steps onto the part's units
+        const Index chunk_rows = std::min(ahead, T - s) * B;
+        gather_inputs(x, B, I, clock, 0, B, s, chunk_rows / B, gathered[q].data());
+        part.w_ih_t.multiply(gathered[q].data(), I, chunk_rows, gx[q].data(), G, false, 1,
+                             part.input_bias.data());
+      }
+      const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
+      Scalar* ghs = gh[q].data();
+      part.w_hh_t.multiply(hp, H, B, ghs, G, false);
+      for (Index i = 0; i < B; ++i) {
+        if (clock.time(i, s) < 0) continue;
+        if (w.reset_after) {
+          forward_reset_after<Scalar>(m, gxs + i * G, ghs + i * G, part.bias_hn_or_null(),
+                                      hp + i * H + u0, nullptr, hn + i * H + u0);
+        } else {
+          Scalar* rec = recs[q].data() + i * R;
+          forward_gates_rz(m, gxs + i * G, ghs + i * G, hp + i * H + u0, rec);
+          std::copy_n(rec + 3 * m, m, reset_state.data() + i * H + u0);
+        }
+      }
+    };
+    auto candidate = [&](int q, Index s) {  // reset before the product, once r * h is complete
+      const ForwardWeights<Scalar>& part = parts[q];
+      const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
+      const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
+      Scalar* ghs = gh[q].data();
+      part.w_hn_t.multiply(reset_state.data(), H, B, ghs + 2 * m, G, false);
+      for (Index i = 0; i < B; ++i)
+        if (clock.time(i, s) >= 0)
+          forward_candidate(m, gxs + i * G, ghs + i * G + 2 * m,
+                            state[s % 2].data() + i * H + u0, recs[q].data() + i * R,
+                            state[(s + 1) % 2].data() + i * H + u0);
+    };
+    auto outputs = [&](int q, Index s) {
+      const Index u0 = parts[q].first, m = parts[q].units;
+      const Scalar* hp = state[s % 2].data();
+      Scalar* hn = state[(s + 1) % 2].data();
+      for (Index i = 0; i < B; ++i) {
+        const Index t = clock.time(i, s);
+        if (t < 0)  // past this row's length: its state stays
+          std::copy_n(hp + i * H + u0, m, hn + i * H + u0);
+        else if (out != nullptr)
+          std::copy_n(hn + i * H + u0, m, out + (t * B + i) * ldo + u0);
+      }
+    };
 
 #pragma omp parallel num_threads(threads)
     {
       const FlushDenormals flush;
-      const int q = omp_get_thread_num();
-      const ForwardWeights<Scalar>& part = parts[q];
-      const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
-      Scalar* gx_chunk = gx[q].data();
-      Scalar* ghs = gh[q].data();
-      Scalar* rec = recs[q].data();
+      // OpenMP may grant fewer threads than asked (inside another parallel region, say): then
+      // a thread takes parts q, q + team, ..., and the barrier counts the threads there are.
+      const int team = omp_get_num_threads(), me = omp_get_thread_num();
+#pragma omp single
+      barrier.set_threads(team);
       bool sense = false;
       for (Index s = 0; s < T; ++s) {
-        const Scalar* hp = state[s % 2].data();
-        Scalar* hn = state[(s + 1) % 2].data();
-        auto active = [&](Index i) { return clock.time(i, s) >= 0; };
-        if (s % ahead == 0) {  // the projection of the next `ahead` steps onto this thread's units
-          const Index chunk_rows = std::min(ahead, T - s) * B;
-          Scalar* x_chunk = gathered[q].data();
-          gather_inputs(x, B, I, clock, 0, B, s, chunk_rows / B, x_chunk);
-          part.w_ih_t.multiply(x_chunk, I, chunk_rows, gx_chunk, G, false, 1,
-                               part.input_bias.data());
-        }
-        const Scalar* gxs = gx_chunk + (s % ahead) * B * G;
-        part.w_hh_t.multiply(hp, H, B, ghs, G, false);
-        if (w.reset_after) {
-          for (Index i = 0; i < B; ++i)
-            if (active(i))
-              forward_reset_after<Scalar>(m, gxs + i * G, ghs + i * G, part.bias_hn_or_null(),
-                                          hp + i * H + u0, nullptr, hn + i * H + u0);
-        } else {
-          for (Index i = 0; i < B; ++i)
-            if (active(i)) {
-              forward_gates_rz(m, gxs + i * G, ghs + i * G, hp + i * H + u0, rec + i * R);
-              std::copy_n(rec + i * R + 3 * m, m, reset_state.data() + i * H + u0);
-            }
+        for (int q = me; q < threads; q += team) gates(q, s);
+        if (!w.reset_after) {
           barrier.wait(sense);  // r * h of every unit is complete
-          part.w_hn_t.multiply(reset_state.data(), H, B, ghs + 2 * m, G, false);
-          for (Index i = 0; i < B; ++i)
-            if (active(i))
-              forward_candidate(m, gxs + i * G, ghs + i * G + 2 * m, hp + i * H + u0,
-                                rec + i * R, hn + i * H + u0);
+          for (int q = me; q < threads; q += team) candidate(q, s);
         }
-        for (Index i = 0; i < B; ++i) {
-          const Index t = clock.time(i, s);
-          if (t < 0)  // past this row's length: its state stays
-            std::copy_n(hp + i * H + u0, m, hn + i * H + u0);
-          else if (out != nullptr)
-            std::copy_n(hn + i * H + u0, m, out + (t * B + i) * ldo + u0);
-        }
+        for (int q = me; q < threads; q += team) outputs(q, s);
         barrier.wait(sense);  // the new state of every unit is complete
       }
     }

@@ -14,7 +14,8 @@ namespace eigengru::detail {
 
 class SpinBarrier {
  public:
-  explicit SpinBarrier(int threads) : threads_(threads) {}
+  /// The number of threads that will wait; set before any of them waits.
+  void set_threads(int threads) noexcept { threads_ = threads; }
 
   /// Returns once all `threads` threads have called it. `sense` is the calling thread's own
   /// flag, false before its first wait.
@@ -38,7 +39,7 @@ class SpinBarrier {
 
  private:
   static constexpr long kSpins = 1L << 10;
-  const int threads_;
+  int threads_ = 1;
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<bool> released_{false};
 };
