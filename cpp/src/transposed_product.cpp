@@ -13,7 +13,6 @@ namespace {
 /// Rows of the depth per pass: measured best on Zen 4 among 64-512.
 constexpr Index kTransposedProductChunk = 128;
 
-
 // A thread's rows [m0, m1) of C. For each chunk of the depth, every row block of A is multiplied
 // with every panel of B, read in place from B's rows. Two copies keep this in cache:
 // - with more than one panel, the row block's chunk of A is copied into a contiguous strip first:
