@@ -241,7 +241,8 @@ struct LayerPasses {
         }
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
-        prepared.w_hh_t.multiply(hp, H, n, ghs, G, false);
+        const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
+        prepared.w_hh_t.multiply(hp, H, n, ghs, G, false, 1, nullptr, backwards);
         if (w.reset_after) {
           for (Index i = 0; i < n; ++i)
             if (active(i))
@@ -251,7 +252,8 @@ struct LayerPasses {
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_gates_rz(H, gxs + i * G, ghs + i * G, hp + i * H, recs + i * R);
-          prepared.w_hn_t.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false);  // W_hn (r * h)
+          prepared.w_hn_t.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false, 1, nullptr,
+                                   backwards);  // W_hn (r * h)
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_candidate(H, gxs + i * G, ghs + i * G + 2 * H, hp + i * H, recs + i * R,
@@ -343,7 +345,7 @@ struct LayerPasses {
       }
       const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
       Scalar* ghs = gh[q].data();
-      part.w_hh_t.multiply(hp, H, B, ghs, G, false);
+      part.w_hh_t.multiply(hp, H, B, ghs, G, false, 1, nullptr, s % 2 == 1);
       for (Index i = 0; i < B; ++i) {
         if (clock.time(i, s) < 0) continue;
         if (w.reset_after) {
@@ -361,7 +363,8 @@ struct LayerPasses {
       const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
       const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
       Scalar* ghs = gh[q].data();
-      part.w_hn_t.multiply(reset_state.data(), H, B, ghs + 2 * m, G, false);
+      part.w_hn_t.multiply(reset_state.data(), H, B, ghs + 2 * m, G, false, 1, nullptr,
+                           s % 2 == 1);
       for (Index i = 0; i < B; ++i)
         if (clock.time(i, s) >= 0)
           forward_candidate(m, gxs + i * G, ghs + i * G + 2 * m,
@@ -511,10 +514,12 @@ struct LayerPasses {
             backward_update_candidate(H, states + at * H, gates + at * R, dh_i, dghs + i * G);
         }
         if (reset_after) {
-          rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z dm] W_hh
+          rec.rz_or_all.multiply(dghs, G, n, dhs, H, true, 1, nullptr,
+                                 s % 2 == 1);  // dh_{t-1} += [da_r da_z dm] W_hh
         } else {
           Scalar* dqs = dq.data() + b0 * H;
-          rec.n.multiply(dghs + 2 * H, G, n, dqs, H, false);  // dq = da_n W_hn
+          rec.n.multiply(dghs + 2 * H, G, n, dqs, H, false, 1, nullptr,
+                         s % 2 == 1);  // dq = da_n W_hn
           for (Index i = 0; i < n; ++i) {
             const Index b = b0 + i, t = clock.time(b, s);
             if (t < 0) continue;
@@ -522,7 +527,8 @@ struct LayerPasses {
             backward_reset(H, states + at * H, dqs + i * H, gates + at * R, dhs + i * H,
                            dghs + i * G);
           }
-          rec.rz_or_all.multiply(dghs, G, n, dhs, H, true);  // dh_{t-1} += [da_r da_z] W_h{r,z}
+          rec.rz_or_all.multiply(dghs, G, n, dhs, H, true, 1, nullptr,
+                                 s % 2 == 1);  // dh_{t-1} += [da_r da_z] W_h{r,z}
         }
         add_to_sums(s);
         if (in_loop && (share_end - s == share_steps || s == 0)) multiply_share(s);

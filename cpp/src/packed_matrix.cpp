@@ -33,8 +33,8 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
 
 template <typename Scalar>
 void PackedMatrix<Scalar>::multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
-                                    bool accumulate, Index a_step,
-                                    const Scalar* bias) const noexcept {
+                                    bool accumulate, Index a_step, const Scalar* bias,
+                                    bool backwards) const noexcept {
   using detail::kRowBlock;
   // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
   // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 12
@@ -47,7 +47,8 @@ void PackedMatrix<Scalar>::multiply(const Scalar* a, Index lda, Index m, Scalar*
   alignas(64) Scalar bias_tail[kPanelWidth] = {};  // the last panel's bias, zero-padded
   for (Index r0 = 0; r0 < m; r0 += row_block) {
     const Index r1 = std::min(m, r0 + row_block);
-    for (Index p = 0; p < panels; ++p) {
+    for (Index q = 0; q < panels; ++q) {
+      const Index p = backwards ? panels - 1 - q : q;
       const Index j0 = p * kPanelWidth;
       const Index ncols = std::min(kPanelWidth, cols_ - j0);
       const Scalar* panel_bias = bias == nullptr ? nullptr : bias + j0;

@@ -35,12 +35,13 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
   const detail::FlushDenormals flush;
   const Index H = spec_.hidden_size, G = 3 * H, R = 4 * H, B = batch_;
   const Scalar* input = x;
+  backwards_ = !backwards_;  // panel order, alternated step by step: see PackedMatrix::multiply
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const detail::ForwardWeights<Scalar>& layer = layers_[l];
     Scalar* h = state_.data() + static_cast<Index>(l) * B * H;  // updated in place
     layer.w_ih_t.multiply(input, layer.input_size, B, gx_.data(), G, false, 1,
-                          layer.input_bias.data());
-    layer.w_hh_t.multiply(h, H, B, gh_.data(), G, false);
+                          layer.input_bias.data(), backwards_);
+    layer.w_hh_t.multiply(h, H, B, gh_.data(), G, false, 1, nullptr, backwards_);
     const Scalar* bias_hn = layer.bias_hn_or_null();
     for (Index b = 0; b < B; ++b) {
       if (spec_.reset_after) {
@@ -52,7 +53,8 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
       }
     }
     if (!spec_.reset_after) {
-      layer.w_hn_t.multiply(records_.data() + 3 * H, R, B, gh_.data() + 2 * H, G, false);
+      layer.w_hn_t.multiply(records_.data() + 3 * H, R, B, gh_.data() + 2 * H, G, false, 1,
+                            nullptr, backwards_);
       for (Index b = 0; b < B; ++b)
         detail::forward_candidate(H, gx_.data() + b * G, gh_.data() + b * G + 2 * H, h + b * H,
                                   records_.data() + b * R, h + b * H);

@@ -36,8 +36,13 @@ class PackedMatrix {
   /// every row when given. A is m x rows() with A(i, k) = a[i * lda + k * a_step] (a_step = 1:
   /// row-major; lda = 1: a transposed view), C is m x cols() with rows ldc apart. Allocates
   /// nothing; C must not overlap A.
+  ///
+  /// backwards: take the panels last to first (the result is the same, bit for bit). A
+  /// recurrence that alternates the order from step to step starts each step on the panels
+  /// it used last, still in L1 (a step at batch 1 measured 20% faster with 48 KB of weights).
   void multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
-                Index a_step = 1, const Scalar* bias = nullptr) const noexcept;
+                Index a_step = 1, const Scalar* bias = nullptr,
+                bool backwards = false) const noexcept;
 
   /// multiply() with the rows of A and C split over `threads` OpenMP threads. The slices start
   /// on the kernel's row blocks, so every row is computed exactly as by one thread: results do

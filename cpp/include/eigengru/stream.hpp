@@ -45,6 +45,7 @@ class Stream {
   std::vector<detail::ForwardWeights<Scalar>> layers_;
   Vector<Scalar> state_;          // (L, B, H)
   RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) or empty: scratch
+  bool backwards_ = false;                // the order of this step's weight panels
 };
 
 }  // namespace eigengru
