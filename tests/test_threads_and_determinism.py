@@ -94,3 +94,35 @@ def test_batch_smaller_than_threads_splits_units(rng, threads, reset_after, dtyp
     one_out, one_h_n = gru(x, h0, lengths=lengths)
     assert_close(out, one_out, dtype, "out vs one thread")
     assert_close(h_n, one_h_n, dtype, "h_n vs one thread")
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_backward_product_paths_match_the_reference(rng, threads, reset_after, with_lengths):
+    """Backward makes dx and the weight gradients in its time loop (one thread; two threads with
+    at least 64 rows each, into per-thread partial gradients) or after it (with lengths): each
+    path matches the NumPy reference."""
+    from . import reference
+
+    steps, batch, inputs, hidden = 5, 130, 3, 8
+    gru = eigengru.GRU(inputs, hidden, reset_after=reset_after, dtype=np.float64, seed=5)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-0.6, 0.6, p.shape))
+    x = rng.standard_normal((steps, batch, inputs))
+    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden))
+    lengths = rng.integers(1, steps + 1, batch) if with_lengths else np.full(batch, steps)
+    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+    grad_out = rng.standard_normal((steps, batch, hidden)) * mask
+    grad_h_n = rng.standard_normal((1, batch, hidden))
+    params = {name: p.copy() for name, p in gru.parameters()}
+    ref = reference.stack(params, 1, False, reset_after, x, h0, lengths, grad_out, grad_h_n)
+    for n in (1, 2):
+        eigengru.set_num_threads(n)
+        gru.zero_grad()
+        out, h_n = gru.forward(x, h0, lengths=lengths if with_lengths else None, train=True)
+        dx, dh0 = gru.backward(grad_out, grad_h_n)
+        for what, actual, expected in [("out", out, ref[0]), ("h_n", h_n, ref[1]),
+                                       ("dx", dx, ref[2]), ("dh0", dh0, ref[3])]:
+            assert_close(actual, expected, np.float64, f"{what}, {n} thread(s)")
+        for name, expected in ref[4].items():
+            assert_close(gru.grads[name], expected, np.float64, f"{name}, {n} thread(s)")
