@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,19 @@ def reference_run(gru, x, h0, grad_out, grad_h_n):
     dx, dh0, g = reference.backward(w, saved, grad_out.astype(np.float64),
                                     grad_h_n.astype(np.float64), gru.reset_after)
     return out, h_n, dx, dh0, g
+
+
+def feature_grid(dtypes):
+    """Every combination of the stack's features, as tuples (layers in {1, 2}, bidirectional,
+    batch_first, with lengths, with an initial state, dtype)."""
+    return list(itertools.product([1, 2], [False, True], [False, True], [False, True],
+                                  [False, True], dtypes))
+
+
+def feature_id(case, lengths_words, state_words):
+    """A test id for a feature_grid case, e.g. L2-bi-bf-len-h0-float32; the words name the
+    lengths and initial-state flags (False, True) as the test knows them."""
+    layers, bidirectional, batch_first, lengths, state, dtype = case
+    dtype_name = getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]
+    return (f"L{layers}-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tf'}-"
+            f"{lengths_words[lengths]}-{state_words[state]}-{dtype_name}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 import zlib
@@ -15,17 +14,14 @@ torch = pytest.importorskip("torch", reason="eigengru.torch needs PyTorch (torch
 import eigengru.torch as egt  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
-from .conftest import assert_close  # noqa: E402
+from .conftest import assert_close, feature_grid, feature_id  # noqa: E402
 
 T, B, I, H = 6, 4, 3, 5
-CASES = list(itertools.product([1, 2], [False, True], [False, True], [False, True],
-                               [False, True], [torch.float32, torch.float64]))
+CASES = feature_grid([torch.float32, torch.float64])
 
 
 def case_id(case):
-    layers, bi, bf, packed, hx, dtype = case
-    return (f"L{layers}-{'bi' if bi else 'uni'}-{'bf' if bf else 'tf'}-"
-            f"{'packed' if packed else 'padded'}-{'hx' if hx else 'nohx'}-{str(dtype)[6:]}")
+    return feature_id(case, ("padded", "packed"), ("nohx", "hx"))
 
 
 def twins(dtype=torch.float64, **kwargs):

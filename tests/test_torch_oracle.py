@@ -3,7 +3,6 @@ lengths x h0 x dtype, forward and every gradient, on random data."""
 
 from __future__ import annotations
 
-import itertools
 import zlib
 
 import numpy as np
@@ -11,19 +10,16 @@ import pytest
 
 import eigengru
 
-from .conftest import assert_close
+from .conftest import assert_close, feature_grid, feature_id
 
 torch = pytest.importorskip("torch", reason="PyTorch is the oracle here (pip install torch==2.13.0)")
 
 STEPS, BATCH, INPUT, HIDDEN = 7, 4, 5, 6
-CASES = list(itertools.product([1, 2], [False, True], [False, True], [False, True],
-                               [False, True], [np.float32, np.float64]))
+CASES = feature_grid([np.float32, np.float64])
 
 
 def case_id(case):
-    layers, bidirectional, batch_first, lengths, h0, dtype = case
-    return (f"L{layers}-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tf'}-"
-            f"{'len' if lengths else 'full'}-{'h0' if h0 else 'noh0'}-{np.dtype(dtype).name}")
+    return feature_id(case, ("full", "len"), ("noh0", "h0"))
 
 
 def torch_run(module, x, h0, lengths, grad_out, grad_h_n):
