@@ -2,8 +2,6 @@
 // product of a GRU, C (m x N) = A (m x K) * B (K x N), where B is a weight matrix and m is a batch.
 #pragma once
 
-#include <vector>
-
 #include <Eigen/Core>
 
 #include "eigengru/types.hpp"
@@ -53,7 +51,7 @@ class PackedMatrix {
  private:
   Index rows_ = 0;
   Index cols_ = 0;
-  std::vector<Scalar, Eigen::aligned_allocator<Scalar>> panels_;
+  Eigen::Matrix<Scalar, Eigen::Dynamic, 1> panels_;  ///< aligned; resize() leaves it unset
 };
 
 }  // namespace eigengru
