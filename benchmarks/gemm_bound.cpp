@@ -1,7 +1,8 @@
 // The GEMM bound of a GRU forward pass, timed in C++ with the project's Eigen build:
 // one input-projection product (T*B x I)(I x 3H) plus T recurrent products (B x H)(H x 3H).
 // Also times eigengru's packed kernel on the same products (rows split over the threads, as the
-// library splits them), a tighter bound where that kernel is the faster one.
+// library splits them), a tighter bound where that kernel is the faster one, and the cores'
+// multiply-add peak: what no product can beat.
 //
 //   gemm_bound T B I H [repeats]    prints one JSON object
 #include <Eigen/Core>
@@ -31,6 +32,36 @@ double median_seconds(int repeats, F f) {
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+/// GFLOP/s of `threads` threads doing nothing but vector multiply-adds on registers: 16
+/// independent chains each, enough to hide the latency, so the rate is the cores' throughput.
+/// The best of a few short runs, since a peak is what is measured without interruptions.
+double multiply_add_peak_gflops(int threads) {
+  typedef float Vec __attribute__((vector_size(64)));
+  constexpr int kChains = 16, kRuns = 5;
+  constexpr long kIterations = 500000;
+  double best = 0;
+  float sink = 0;
+  for (int run = 0; run < kRuns; ++run) {
+    double seconds = 0;
+#pragma omp parallel num_threads(threads) reduction(max : seconds) reduction(+ : sink)
+    {
+      Vec acc[kChains], scale = Vec{} + 0.999999f, shift = Vec{} + 1e-7f;
+      for (int c = 0; c < kChains; ++c) acc[c] = Vec{} + 1.0f + 1e-3f * static_cast<float>(c);
+      __asm__ volatile("" : "+v"(scale), "+v"(shift));  // not constants to fold
+      const auto start = Clock::now();
+      for (long n = 0; n < kIterations; ++n)
+        for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * scale + shift;
+      seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      for (int c = 0; c < kChains; ++c) sink += acc[c][0];
+    }
+    const double lanes = sizeof(Vec) / sizeof(float);
+    best = std::max(best, 2.0 * lanes * kChains * kIterations * threads / seconds / 1e9);
+  }
+  volatile float keep = sink;  // the chains' results are used
+  (void)keep;
+  return best;
 }
 
 }  // namespace
@@ -68,10 +99,12 @@ int main(int argc, char** argv) {
   packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
   const double packed_projection = median_seconds(
       repeats, [&] { packed_ih.multiply_parallel(x.data(), I, T * B, gx.data(), 3 * H, false, threads); });
+  const double peak = multiply_add_peak_gflops(threads);
   std::printf(
       "{\"threads\": %d, \"projection_ms\": %.4f, \"eigen_step_us\": %.3f, "
-      "\"bound_ms\": %.4f, \"packed_projection_ms\": %.4f, \"packed_step_us\": %.3f}\n",
+      "\"bound_ms\": %.4f, \"packed_projection_ms\": %.4f, \"packed_step_us\": %.3f, "
+      "\"multiply_add_peak_gflops\": %.1f}\n",
       eigengru::get_num_threads(), projection * 1e3, eigen_steps / T * 1e6,
-      (projection + eigen_steps) * 1e3, packed_projection * 1e3, packed_steps / T * 1e6);
+      (projection + eigen_steps) * 1e3, packed_projection * 1e3, packed_steps / T * 1e6, peak);
   return 0;
 }
