@@ -223,7 +223,8 @@ def main() -> None:
                "memory": memory, "streaming": streaming, "packed_versus_padded": packing}
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory, streaming, packing,
-                                                 targets_table(cells, bounds), bounds))
+                                                 targets_table(cells, bounds), bounds,
+                                                 args.repeats))
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
 
 
@@ -294,7 +295,7 @@ def extras(bounds, cells):
                      "vs 1 thread"]
 
 
-def markdown(info, table, memory, streaming, packing, targets, bounds) -> str:
+def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
     def peak_range(n):
         rates = [v["multiply_add_peak_gflops"] for k, v in bounds.items() if k[1] == n]
         low, high = f"{min(rates):.0f}", f"{max(rates):.0f}"
@@ -313,14 +314,15 @@ Written by `python benchmarks/run.py` on {info['date']}.
 - Build: {info['compiler']}, Eigen {info['eigen']} ({info['simd']})
 - Versions: {versions}
 
-float32, the same weights and inputs for every library. Median of the repeats after a warm-up,
-libraries interleaved repeat by repeat (min-max in brackets), each timed call right after an
-untimed call of the same library: every library is timed as in a loop of its own calls, not while
-the core recovers from the previous library's work (right after torch's GRU, a 0.56 ms eigengru
-call took 0.1 ms longer and ONNX Runtime's 1.0 ms call 0.13 ms longer). Inference: `gru(x)` against
-`torch.nn.GRU` under `inference_mode` and ONNX Runtime's GRU operator. Training: eigengru's
-training forward + backward against torch autograd with the input requiring grad (both compute dx
-and every weight gradient). GFLOP/s counts 2·T·B·3H·(I+H) per forward, 3x that for training.
+float32, the same weights and inputs for every library. Median of the repeats after a warm-up
+(at least {repeats}; a cell repeats until its timed calls add up to {bench.MIN_SECONDS:g} s, at
+most {bench.MAX_REPEATS} times), libraries interleaved repeat by repeat (min-max in brackets),
+each timed call right after an untimed call of the same library: every library is timed as in a
+loop of its own calls, not while the core recovers from the previous library's work (right after
+torch's GRU, a 0.56 ms eigengru call took 0.1 ms longer and ONNX Runtime's 1.0 ms call 0.13 ms
+longer). Inference: `gru(x)` against `torch.nn.GRU` under `inference_mode` and ONNX Runtime's
+GRU operator. Training: eigengru's training forward + backward against torch autograd with the
+input requiring grad (both compute dx and every weight gradient). GFLOP/s counts 2·T·B·3H·(I+H) per forward, 3x that for training.
 "x vs" is how many times faster eigengru is. The Eigen GEMM bound is one input-projection product
 plus T recurrent products, timed in C++ with the same Eigen build (`benchmarks/gemm_bound.cpp`),
 3x for training; the packed-kernel bound is the same products done by eigengru's own packed

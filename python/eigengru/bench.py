@@ -162,9 +162,17 @@ def _runners(dims, mode: str, threads: int, peers: Iterable[str], seed: int) -> 
     return runners
 
 
+#: Short cells repeat until their timed calls add up to this many seconds (at most
+#: MAX_REPEATS repeats), so that a disturbance of a few tenths of a second on the shared machine
+#: touches a minority of the samples and moves no median.
+MIN_SECONDS = 1.0
+MAX_REPEATS = 101
+
+
 def time_cell(shape: str, dims, mode: str, threads: int, peers: Iterable[str] = (),
               repeats: int = 5, seed: int = 0) -> Cell:
-    """Times one cell: every library on the same data, interleaved, after a warm-up."""
+    """Times one cell: every library on the same data, interleaved, after a warm-up; at least
+    `repeats` repeats, more for short cells (see MIN_SECONDS)."""
     before = get_num_threads()
     set_num_threads(threads)
     try:
@@ -173,7 +181,10 @@ def time_cell(shape: str, dims, mode: str, threads: int, peers: Iterable[str] = 
             run()
             run()
         samples: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(repeats):
+        done = 0
+        while done < repeats or (done < MAX_REPEATS and
+                                 sum(map(sum, samples.values())) < MIN_SECONDS):
+            done += 1
             for name, run in runners.items():
                 run()  # untimed: the timed call follows a call of the same library
                 start = time.perf_counter()

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a shape to time (repeatable); default: the small and medium shapes")
     bench.add_argument("--threads", default=None, help="comma-separated thread counts "
                        "(default: 1 and all cores)")
-    bench.add_argument("--repeats", type=_positive(int), default=5, help="timed repeats (5)")
+    bench.add_argument("--repeats", type=_positive(int), default=5, help="timed repeats at least (5); short cells repeat until 1 s is timed")
 
     commands.add_parser("info", help="version, build and threads",
                         description="Version, compiler and flags, SIMD instruction sets, OpenMP "
@@ -258,7 +258,7 @@ def run_bench(args) -> int:
         raise CommandError("eigengru bench: --threads: counts must be at least 1")
     peers = [p for p in bench.available_peers() if p == "torch"]
     print(f"eigengru bench: {'against torch.nn.GRU' if peers else 'PyTorch not installed: eigengru alone'}"
-          f", float32, median of {args.repeats}")
+          f", float32, median of at least {args.repeats} repeats")
     cells = []
     for n in threads:
         for name, dims in shapes.items():
