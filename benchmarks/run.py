@@ -314,21 +314,21 @@ Written by `python benchmarks/run.py` on {info['date']}.
 - Build: {info['compiler']}, Eigen {info['eigen']} ({info['simd']})
 - Versions: {versions}
 
-float32, the same weights and inputs for every library. Median of the repeats after a warm-up
-(at least {repeats}; a cell repeats until its timed calls add up to {bench.MIN_SECONDS:g} s, at
-most {bench.MAX_REPEATS} times), libraries interleaved repeat by repeat (min-max in brackets),
-each timed call right after an untimed call of the same library: every library is timed as in a
-loop of its own calls, not while the core recovers from the previous library's work (right after
-torch's GRU, a 0.56 ms eigengru call took 0.1 ms longer and ONNX Runtime's 1.0 ms call 0.13 ms
-longer). Inference: `gru(x)` against `torch.nn.GRU` under `inference_mode` and ONNX Runtime's
-GRU operator. Training: eigengru's training forward + backward against torch autograd with the
-input requiring grad (both compute dx and every weight gradient). GFLOP/s counts 2·T·B·3H·(I+H) per forward, 3x that for training.
-"x vs" is how many times faster eigengru is. The Eigen GEMM bound is one input-projection product
-plus T recurrent products, timed in C++ with the same Eigen build (`benchmarks/gemm_bound.cpp`),
-3x for training; the packed-kernel bound is the same products done by eigengru's own packed
-kernel (`PackedMatrix`), a tighter bound since that kernel is faster than Eigen's generic product
-here. "of bound" is a bound over eigengru's time (above 100% means faster than the bare products,
-which happens when the bound's products are slower than the library's).
+float32, the same weights and inputs for every library. Median of the repeats after a warm-up (at
+least {repeats}; a cell repeats until its timed calls add up to {bench.MIN_SECONDS:g} s, at most
+{bench.MAX_REPEATS} times), libraries interleaved repeat by repeat (min-max in brackets), each
+timed call right after an untimed call of the same library: every library is timed as in a loop of
+its own calls, not while the core recovers from the previous library's work (right after torch's
+GRU, a 0.56 ms eigengru call took 0.1 ms longer and ONNX Runtime's 1.0 ms call 0.13 ms longer).
+Inference: `gru(x)` against `torch.nn.GRU` under `inference_mode` and ONNX Runtime's GRU operator.
+Training: eigengru's training forward + backward against torch autograd with the input requiring
+grad (both compute dx and every weight gradient). GFLOP/s counts 2·T·B·3H·(I+H) per forward, 3x
+that for training. "x vs" is how many times faster eigengru is. The Eigen GEMM bound is one
+input-projection product plus T recurrent products, timed in C++ with the same Eigen build
+(`benchmarks/gemm_bound.cpp`), 3x for training; the packed-kernel bound is the same products done
+by eigengru's own packed kernel (`PackedMatrix`), a tighter bound since that kernel is faster than
+Eigen's generic product here. "of bound" is a bound over eigengru's time (above 100% means faster
+than the bare products, which happens when the bound's products are slower than the library's).
 
 {table}
 
@@ -337,16 +337,16 @@ process: {memory_line}.
 
 ## Targets (issue 5) against this run
 
-"bound allows at most" is the peer's time over the packed-kernel GEMM bound: no GRU that does
-the same products can be faster than that here. Where it is below the target, the target cannot
-be met on this machine by any implementation that uses these products. "peak allows at most" is
-the peer's time over the time the cell's multiply-adds take at the cores' peak rate, measured in
-the same run ({peaks}: vector multiply-adds on registers, no memory traffic), with the gates
-free: an absolute ceiling, which no product reaches (the packed kernel runs at about 90% of it
-on the larger products) and which leaves nothing for the gates. The machine is shared:
-medians move by about 5-10% from run to run (the peers' too), so a cell within a few percent of
-its target can be met in one run and not in the next; sub-millisecond cells at 2 threads move
-most, since their threads compete with whatever else the two cores run.
+"bound allows at most" is the peer's time over the packed-kernel GEMM bound: no GRU that does the
+same products can be faster than that here. Where it is below the target, the target cannot be met
+on this machine by any implementation that uses these products. "peak allows at most" is the peer's
+time over the time the cell's multiply-adds take at the cores' peak rate, measured in the same run
+({peaks}: vector multiply-adds on registers, no memory traffic), with the gates free: an absolute
+ceiling, which no product reaches (the packed kernel runs at about 90% of it on the larger
+products) and which leaves nothing for the gates. The machine is shared: medians move by about
+5-10% from run to run (the peers' too), so a cell within a few percent of its target can be met in
+one run and not in the next; sub-millisecond cells at 2 threads move most, since their threads
+compete with whatever else the two cores run.
 
 {targets}
 
