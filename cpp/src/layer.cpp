@@ -204,6 +204,9 @@ struct LayerPasses {
     const bool in_place = training && seq.lengths == nullptr;
     if (in_place && T > 0)
       std::copy_n(state[0].data(), B * H, kept_states + clock.time(0, 0) * B * H);
+    // Likewise an inference forward without lengths makes each step's states in the output
+    // (rows ldo apart) and reads them there at the next step: no state buffers, no copies.
+    const bool into_out = !training && out != nullptr && seq.lengths == nullptr;
 
     if (out != nullptr && seq.lengths != nullptr)
       for (Index b = 0; b < B; ++b)
@@ -218,14 +221,22 @@ struct LayerPasses {
       Scalar* x_chunk = gathered.data() + ahead * b0 * I;
       Scalar* ghs = gh.data() + b0 * G;
       for (Index s = 0; s < T && n > 0; ++s) {
-        const Scalar* hp = state[s % 2].data() + b0 * H;
-        Scalar* hn = state[(s + 1) % 2].data() + b0 * H;
+        const Scalar* hp = state[s % 2].data() + b0 * H;  // row i at hp + i * ldp
+        Scalar* hn = state[(s + 1) % 2].data() + b0 * H;  // row i at hn + i * ldn
+        Index ldp = H, ldn = H;
         Scalar* recs = gates.data() + b0 * R;
         if (in_place) {
           const Index at = clock.time(b0, s) * B + b0;
           hp = kept_states + at * H;
           recs = kept_gates + at * R;
           if (s + 1 < T) hn = kept_states + (clock.time(b0, s + 1) * B + b0) * H;
+        } else if (into_out) {
+          hn = out + (clock.time(b0, s) * B + b0) * ldo;
+          ldn = ldo;
+          if (s > 0) {
+            hp = out + (clock.time(b0, s - 1) * B + b0) * ldo;
+            ldp = ldo;
+          }
         }
         auto active = [&](Index i) { return clock.time(b0 + i, s) >= 0; };
 
@@ -242,24 +253,24 @@ struct LayerPasses {
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
         const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
-        prepared.w_hh_t.multiply(hp, H, n, ghs, G, false, 1, nullptr, backwards);
+        prepared.w_hh_t.multiply(hp, ldp, n, ghs, G, false, 1, nullptr, backwards);
         if (w.reset_after) {
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_reset_after<Scalar>(H, gxs + i * G, ghs + i * G, prepared.bias_hn_or_null(),
-                                  hp + i * H, training ? recs + i * R : nullptr, hn + i * H);
+                                  hp + i * ldp, training ? recs + i * R : nullptr, hn + i * ldn);
         } else {
           for (Index i = 0; i < n; ++i)
             if (active(i))
-              forward_gates_rz(H, gxs + i * G, ghs + i * G, hp + i * H, recs + i * R);
+              forward_gates_rz(H, gxs + i * G, ghs + i * G, hp + i * ldp, recs + i * R);
           prepared.w_hn_t.multiply(recs + 3 * H, R, n, ghs + 2 * H, G, false, 1, nullptr,
                                    backwards);  // W_hn (r * h)
           for (Index i = 0; i < n; ++i)
             if (active(i))
-              forward_candidate(H, gxs + i * G, ghs + i * G + 2 * H, hp + i * H, recs + i * R,
-                                hn + i * H);
+              forward_candidate(H, gxs + i * G, ghs + i * G + 2 * H, hp + i * ldp, recs + i * R,
+                                hn + i * ldn);
         }
-        for (Index i = 0; i < n; ++i) {
+        for (Index i = 0; i < n && !into_out; ++i) {
           const Index b = b0 + i, t = clock.time(b, s);
           if (t < 0) {  // past this row's length: its state stays
             std::copy(hp + i * H, hp + (i + 1) * H, hn + i * H);
@@ -274,8 +285,12 @@ struct LayerPasses {
       }
     }
 
-    const RowMatrix<Scalar>& last = state[T % 2];
-    if (h_n != nullptr) std::copy(last.data(), last.data() + B * H, h_n);
+    if (h_n != nullptr && into_out && T > 0) {
+      const Scalar* last = out + clock.time(0, T - 1) * B * ldo;
+      for (Index b = 0; b < B; ++b) std::copy_n(last + b * ldo, H, h_n + b * H);
+    } else if (h_n != nullptr) {
+      std::copy_n(state[T % 2].data(), B * H, h_n);
+    }
     if (!training) return;
 
     TrainingCache<Scalar>& c = *cache;
