@@ -32,7 +32,8 @@ constexpr bool kHasShuffle = false;  // GCC before 12: packs element by element
 /// pair of rows (i, i + D) with i & D == 0 swaps its off-diagonal D-wide blocks. The rounds for
 /// D = 1, 2, 4 (, 8) together transpose the tile, in any order.
 template <typename Scalar, int D, std::size_t... E>
-__attribute__((always_inline)) inline void swap_blocks(Vec<Scalar>* v, std::index_sequence<E...>) {
+__attribute__((always_inline)) inline void swap_blocks(Vec<Scalar>* v,
+                                                       std::index_sequence<E...>) {
   constexpr int L = static_cast<int>(kLanes<Scalar>);
   for (int i = 0; i < L; ++i) {
     if (i & D) continue;
@@ -83,8 +84,8 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   // transposed in registers, reading whole source rows: element by element, the reads stride
   // across rows (the forward of a small layer spent 6 us a call packing, now 2.4). The rows
   // past the last whole tile go one by one.
-  const Index tiled_rows =
-      kHasShuffle && row_stride == 1 && col_stride != 1 ? rows / kLanes<Scalar> * kLanes<Scalar> : 0;
+  const bool transposed = kHasShuffle && row_stride == 1 && col_stride != 1;
+  const Index tiled_rows = transposed ? rows / kLanes<Scalar> * kLanes<Scalar> : 0;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (Index p = 0; p < panels; ++p) {
     const Index j0 = p * kPanelWidth;

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a shape to time (repeatable); default: the small and medium shapes")
     bench.add_argument("--threads", default=None, help="comma-separated thread counts "
                        "(default: 1 and all cores)")
-    bench.add_argument("--repeats", type=_positive(int), default=5, help="timed repeats at least (5); short cells repeat until 1 s is timed")
+    bench.add_argument("--repeats", type=_positive(int), default=5,
+                       help="timed repeats at least (5); short cells repeat until 1 s is timed")
 
     commands.add_parser("info", help="version, build and threads",
                         description="Version, compiler and flags, SIMD instruction sets, OpenMP "
