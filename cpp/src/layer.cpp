@@ -528,13 +528,14 @@ struct LayerPasses {
           else
             backward_update_candidate(H, states + at * H, gates + at * R, dh_i, dghs + i * G);
         }
+        const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
         if (reset_after) {
           rec.rz_or_all.multiply(dghs, G, n, dhs, H, true, 1, nullptr,
-                                 s % 2 == 1);  // dh_{t-1} += [da_r da_z dm] W_hh
+                                 backwards);  // dh_{t-1} += [da_r da_z dm] W_hh
         } else {
           Scalar* dqs = dq.data() + b0 * H;
           rec.n.multiply(dghs + 2 * H, G, n, dqs, H, false, 1, nullptr,
-                         s % 2 == 1);  // dq = da_n W_hn
+                         backwards);  // dq = da_n W_hn
           for (Index i = 0; i < n; ++i) {
             const Index b = b0 + i, t = clock.time(b, s);
             if (t < 0) continue;
@@ -543,7 +544,7 @@ struct LayerPasses {
                            dghs + i * G);
           }
           rec.rz_or_all.multiply(dghs, G, n, dhs, H, true, 1, nullptr,
-                                 s % 2 == 1);  // dh_{t-1} += [da_r da_z] W_h{r,z}
+                                 backwards);  // dh_{t-1} += [da_r da_z] W_h{r,z}
         }
         add_to_sums(s);
         if (in_loop && (share_end - s == share_steps || s == 0)) multiply_share(s);

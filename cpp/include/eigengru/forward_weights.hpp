@@ -31,8 +31,8 @@ struct ForwardWeights {
   const Scalar* bias_hn_or_null() const { return bias_hn.size() > 0 ? bias_hn.data() : nullptr; }
 };
 
-/// Whether w is layer `layer` of a stack with this spec: sizes, formulation, weights present,
-/// biases both given or both absent.
+/// Whether w can be a layer with these sizes and this formulation: sizes and formulation equal,
+/// weights present, biases both given or both absent.
 template <typename Scalar>
 bool matches_spec(const LayerWeights<Scalar>& w, Index input_size, Index hidden_size,
                   bool reset_after) {
