@@ -63,6 +63,17 @@ struct Output {
   const Scalar* bias = nullptr;  ///< kPanelWidth readable values, or nullptr
 };
 
+// Loops over the kernel's registers are unrolled before the compiler decides where the
+// accumulators live: GCC otherwise kept the KU partial sums in stack memory around the k loop
+// (stored and reloaded once per call), which cost 10-20% on a batch-1 product of depth 16-64.
+#if defined(__clang__)
+#define EIGENGRU_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define EIGENGRU_UNROLL _Pragma("GCC unroll 16")
+#else
+#define EIGENGRU_UNROLL
+#endif
+
 // The accumulators are split KU ways over k so that even one row keeps enough independent
 // multiply-add chains in flight to hide their latency; the KU partial sums are added in a fixed
 // order, so results do not depend on anything but the inputs.
@@ -72,15 +83,15 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
   const Index step = kUnitStep ? 1 : a_step;
   constexpr Index L = kLanes<Scalar>;
   Vec<Scalar> acc[KU][MR][2];
-  for (int u = 0; u < KU; ++u)
-    for (int i = 0; i < MR; ++i) acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
+  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u)
+    EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
 
   Index k = 0;
   for (; k + KU <= depth; k += KU) {
-    for (int u = 0; u < KU; ++u) {
+    EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) {
       const Vec<Scalar> b0 = load_vector(b + (k + u) * ldb);
       const Vec<Scalar> b1 = load_vector(b + (k + u) * ldb + L);
-      for (int i = 0; i < MR; ++i) {
+      EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
         const Scalar ai = a[i * lda + (k + u) * step];
         acc[u][i][0] += ai * b0;
         acc[u][i][1] += ai * b1;
@@ -90,14 +101,14 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
   for (; k < depth; ++k) {
     const Vec<Scalar> b0 = load_vector(b + k * ldb);
     const Vec<Scalar> b1 = load_vector(b + k * ldb + L);
-    for (int i = 0; i < MR; ++i) {
+    EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
       const Scalar ai = a[i * lda + k * step];
       acc[0][i][0] += ai * b0;
       acc[0][i][1] += ai * b1;
     }
   }
-  for (int u = 1; u < KU; ++u)
-    for (int i = 0; i < MR; ++i) {
+  EIGENGRU_UNROLL for (int u = 1; u < KU; ++u)
+    EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
       acc[0][i][0] += acc[u][i][0];
       acc[0][i][1] += acc[u][i][1];
     }
