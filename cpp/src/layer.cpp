@@ -12,7 +12,7 @@
 #include "eigengru/forward_weights.hpp"
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/threads.hpp"
-#include "spin_barrier.hpp"
+#include "phase_counters.hpp"
 #include "transposed_product.hpp"
 
 namespace eigengru {
@@ -308,10 +308,12 @@ struct LayerPasses {
   }
 
   /// Inference with fewer rows than threads (a batch of one above all): the threads split the
-  /// hidden units instead of the rows. Each thread multiplies every row with the weights of its
-  /// units only (a fraction of W_hh that can stay in its core's cache), makes those units' gates
-  /// and states, and waits for the others once per step (twice with the reset before the
-  /// product, whose W_hn needs r * h of every unit) on a spinning barrier.
+  /// hidden units instead of the rows. Each part multiplies every row with the weights of its
+  /// units only (a fraction of W_hh that can stay in its core's cache) and makes those units'
+  /// gates and states. The recurrent product is split by depth as well: a part multiplies the
+  /// state of its own units first, then each other part's as soon as that part has published
+  /// it (PhaseCounters). With the reset before the product a step has two phases, since W_hn
+  /// needs r * h of every unit.
   static void forward_by_units(const LayerWeights<Scalar>& w, const Sequence& seq,
                                const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
                                int threads) {
@@ -322,7 +324,7 @@ struct LayerPasses {
     const StepClock clock{seq.lengths != nullptr ? lengths.data() : nullptr, T, seq.reverse};
 
     // Everything is allocated here, before the parallel region.
-    std::vector<ForwardWeights<Scalar>> parts;  // thread q: units [first, first + units)
+    std::vector<ForwardWeights<Scalar>> parts;  // part q: units [first, first + units)
     std::vector<RowMatrix<Scalar>> gx(threads), gathered(threads), gh(threads), recs(threads);
     const Index ahead = std::clamp<Index>(48 / B, 1, T);
     parts.reserve(threads);
@@ -342,11 +344,38 @@ struct LayerPasses {
     if (out != nullptr && seq.lengths != nullptr)
       for (Index b = 0; b < B; ++b)
         for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
-    SpinBarrier barrier;
+    // done counts the phases each part has completed: per step its states (reset after the
+    // product), or r * h of its units and then its states (reset before). A part reads another
+    // part's units of a buffer only once that part has made them, and overwrites its own only
+    // after waiting for every other part to be past the phase that read them, so two state
+    // buffers and one r * h buffer suffice.
+    const Index phases = w.reset_after ? 1 : 2;
+    PhaseCounters done(threads);
 
-    // One part's share of step s, in up to three phases: the products and gates (reset_after),
-    // or the products and r, z (reset before); then W_hn (r * h) and the candidate (reset
-    // before); then the state of past-the-end rows and the outputs.
+    // C = a * packed over every part's units: part q's own first, then each other part's
+    // once that part has completed `phase`.
+    auto split_product = [&](int q, const PackedMatrix<Scalar>& packed, const Scalar* a,
+                             Scalar* c, Index phase, bool backwards) {
+      const Index ldc = 3 * parts[q].units;
+      packed.multiply_depth(a, H, B, c, ldc, false, parts[q].first,
+                            parts[q].first + parts[q].units, backwards);
+      for (int k = 1; k < threads; ++k) {
+        const int p = (q + k) % threads;
+        done.wait(p, phase);
+        packed.multiply_depth(a, H, B, c, ldc, true, parts[p].first,
+                              parts[p].first + parts[p].units, backwards);
+      }
+    };
+    // The rows past their length keep their state, then the part publishes its states.
+    auto finish_states = [&](int q, Index s) {
+      const Index u0 = parts[q].first, m = parts[q].units;
+      for (Index i = 0; i < B; ++i)
+        if (clock.time(i, s) < 0)
+          std::copy_n(state[s % 2].data() + i * H + u0, m, state[(s + 1) % 2].data() + i * H + u0);
+      done.publish(q, (s + 1) * phases);
+    };
+    // One part's share of step s: the products and gates (reset_after), or the products and
+    // r, z (reset before, then `candidate`).
     auto gates = [&](int q, Index s) {
       const ForwardWeights<Scalar>& part = parts[q];
       const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
@@ -360,7 +389,7 @@ struct LayerPasses {
       }
       const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
       Scalar* ghs = gh[q].data();
-      part.w_hh_t.multiply(hp, H, B, ghs, G, false, 1, nullptr, s % 2 == 1);
+      split_product(q, part.w_hh_t, hp, ghs, s * phases, s % 2 == 1);
       for (Index i = 0; i < B; ++i) {
         if (clock.time(i, s) < 0) continue;
         if (w.reset_after) {
@@ -372,30 +401,31 @@ struct LayerPasses {
           std::copy_n(rec + 3 * m, m, reset_state.data() + i * H + u0);
         }
       }
+      if (w.reset_after)
+        finish_states(q, s);
+      else
+        done.publish(q, s * phases + 1);  // r * h of the part's units
     };
-    auto candidate = [&](int q, Index s) {  // reset before the product, once r * h is complete
+    auto candidate = [&](int q, Index s) {  // reset before the product
       const ForwardWeights<Scalar>& part = parts[q];
       const Index u0 = part.first, m = part.units, G = 3 * m, R = 4 * m;
       const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
       Scalar* ghs = gh[q].data();
-      part.w_hn_t.multiply(reset_state.data(), H, B, ghs + 2 * m, G, false, 1, nullptr,
-                           s % 2 == 1);
+      split_product(q, part.w_hn_t, reset_state.data(), ghs + 2 * m, s * phases + 1,
+                    s % 2 == 1);
       for (Index i = 0; i < B; ++i)
         if (clock.time(i, s) >= 0)
           forward_candidate(m, gxs + i * G, ghs + i * G + 2 * m,
                             state[s % 2].data() + i * H + u0, recs[q].data() + i * R,
                             state[(s + 1) % 2].data() + i * H + u0);
+      finish_states(q, s);
     };
     auto outputs = [&](int q, Index s) {
       const Index u0 = parts[q].first, m = parts[q].units;
-      const Scalar* hp = state[s % 2].data();
-      Scalar* hn = state[(s + 1) % 2].data();
+      const Scalar* hn = state[(s + 1) % 2].data();
       for (Index i = 0; i < B; ++i) {
         const Index t = clock.time(i, s);
-        if (t < 0)  // past this row's length: its state stays
-          std::copy_n(hp + i * H + u0, m, hn + i * H + u0);
-        else if (out != nullptr)
-          std::copy_n(hn + i * H + u0, m, out + (t * B + i) * ldo + u0);
+        if (t >= 0) std::copy_n(hn + i * H + u0, m, out + (t * B + i) * ldo + u0);
       }
     };
 
@@ -403,19 +433,15 @@ struct LayerPasses {
     {
       const FlushDenormals flush;
       // OpenMP may grant fewer threads than asked (inside another parallel region, say): then
-      // a thread takes parts q, q + team, ..., and the barrier counts the threads there are.
+      // a thread takes parts q, q + team, ... in turn; a part waits only for phases of the
+      // step before, or of its own step that the thread has done already.
       const int team = omp_get_num_threads(), me = omp_get_thread_num();
-#pragma omp single
-      barrier.set_threads(team);
-      bool sense = false;
       for (Index s = 0; s < T; ++s) {
         for (int q = me; q < threads; q += team) gates(q, s);
-        if (!w.reset_after) {
-          barrier.wait(sense);  // r * h of every unit is complete
+        if (!w.reset_after)
           for (int q = me; q < threads; q += team) candidate(q, s);
-        }
-        for (int q = me; q < threads; q += team) outputs(q, s);
-        barrier.wait(sense);  // the new state of every unit is complete
+        if (out != nullptr)
+          for (int q = me; q < threads; q += team) outputs(q, s);
       }
     }
     const RowMatrix<Scalar>& last = state[T % 2];

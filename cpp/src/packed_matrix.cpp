@@ -103,18 +103,19 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   cols_ = cols;
 }
 
+// Inlined into both callers, so that multiply() is compiled for a depth from 0 as before.
 template <typename Scalar>
-void PackedMatrix<Scalar>::multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
-                                    bool accumulate, Index a_step, const Scalar* bias,
-                                    bool backwards) const noexcept {
+__attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
+    const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate, Index a_step,
+    const Scalar* bias, bool backwards, Index k_begin, Index k_end) const noexcept {
   using detail::kRowBlock;
   // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
   // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 16
   // vector multiply-adds per 128 bytes of B, so hardware prefetching keeps up even from L3, and
   // blocking the depth as well measured no faster.
+  const Index depth = std::max<Index>(1, k_end - k_begin);
   const Index row_block = std::max<Index>(
-      kRowBlock, 256 * 1024 / static_cast<Index>(sizeof(Scalar)) / std::max<Index>(1, rows_) /
-                     kRowBlock * kRowBlock);
+      kRowBlock, 256 * 1024 / static_cast<Index>(sizeof(Scalar)) / depth / kRowBlock * kRowBlock);
   const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
   alignas(64) Scalar bias_tail[kPanelWidth] = {};  // the last panel's bias, zero-padded
   for (Index r0 = 0; r0 < m; r0 += row_block) {
@@ -128,11 +129,26 @@ void PackedMatrix<Scalar>::multiply(const Scalar* a, Index lda, Index m, Scalar*
         std::copy_n(bias + j0, ncols, bias_tail);
         panel_bias = bias_tail;
       }
-      detail::multiply_rows<Scalar>(a + r0 * lda, lda, a_step, r1 - r0,
-                                    panels_.data() + p * rows_ * kPanelWidth, kPanelWidth, rows_,
+      detail::multiply_rows<Scalar>(a + r0 * lda + k_begin * a_step, lda, a_step, r1 - r0,
+                                    panels_.data() + (p * rows_ + k_begin) * kPanelWidth,
+                                    kPanelWidth, k_end - k_begin,
                                     {c + r0 * ldc + j0, ldc, ncols, accumulate, panel_bias});
     }
   }
+}
+
+template <typename Scalar>
+void PackedMatrix<Scalar>::multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+                                    bool accumulate, Index a_step, const Scalar* bias,
+                                    bool backwards) const noexcept {
+  multiply_range(a, lda, m, c, ldc, accumulate, a_step, bias, backwards, 0, rows_);
+}
+
+template <typename Scalar>
+void PackedMatrix<Scalar>::multiply_depth(const Scalar* a, Index lda, Index m, Scalar* c,
+                                          Index ldc, bool accumulate, Index k_begin, Index k_end,
+                                          bool backwards) const noexcept {
+  multiply_range(a, lda, m, c, ldc, accumulate, 1, nullptr, backwards, k_begin, k_end);
 }
 
 template <typename Scalar>

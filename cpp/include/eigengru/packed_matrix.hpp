@@ -42,6 +42,12 @@ class PackedMatrix {
                 Index a_step = 1, const Scalar* bias = nullptr,
                 bool backwards = false) const noexcept;
 
+  /// multiply() over the depth range [k_begin, k_end) only: C (+)= A(:, k_begin:k_end) *
+  /// B(k_begin:k_end, :), with `a` still at A's column 0. A recurrence whose hidden units are
+  /// split over threads multiplies the state of its own units while it waits for the others'.
+  void multiply_depth(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
+                      Index k_begin, Index k_end, bool backwards = false) const noexcept;
+
   /// multiply() with the rows of A and C split over `threads` OpenMP threads. The slices start
   /// on the kernel's row blocks, so every row is computed exactly as by one thread: results do
   /// not depend on the thread count.
@@ -49,6 +55,10 @@ class PackedMatrix {
                          bool accumulate, int threads, Index a_step = 1) const noexcept;
 
  private:
+  void multiply_range(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+                      bool accumulate, Index a_step, const Scalar* bias, bool backwards,
+                      Index k_begin, Index k_end) const noexcept;
+
   Index rows_ = 0;
   Index cols_ = 0;
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> panels_;  ///< aligned; resize() leaves it unset
