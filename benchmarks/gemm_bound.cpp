@@ -1,8 +1,9 @@
 // The GEMM bound of a GRU forward pass, timed in C++ with the project's Eigen build:
 // one input-projection product (T*B x I)(I x 3H) plus T recurrent products (B x H)(H x 3H).
 // Also times eigengru's packed kernel on the same products (rows split over the threads, as the
-// library splits them), a tighter bound where that kernel is the faster one, and the cores'
-// multiply-add peak: what no product can beat.
+// library splits them; with fewer rows than threads, hidden units split over them as well, as
+// the library's inference does), a tighter bound where that kernel is the faster one, and the
+// cores' multiply-add peak: what no product can beat.
 //
 //   gemm_bound T B I H [repeats]    prints one JSON object
 #include <Eigen/Core>
@@ -97,6 +98,20 @@ int main(int argc, char** argv) {
     for (Eigen::Index t = 0; t < T; ++t)
       packed.multiply(h.data(), H, slice, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
   });
+  // With fewer rows than threads, the library's inference splits the hidden units instead
+  // (parts of 16-unit multiples, at least 32 units each; layer.cpp): a step then takes the
+  // largest part's product, every row against the weights of that part's units.
+  double packed_units_steps = packed_steps;
+  const Eigen::Index parts = std::clamp<Eigen::Index>(H / 32, 1, threads);
+  if (B < threads && parts > 1) {
+    const Eigen::Index units = H - H * (parts - 1) / parts / 16 * 16;  // the last part's
+    eigengru::PackedMatrix<float> part;
+    part.pack(w_hh.data(), H, 3 * units, 1, H);
+    packed_units_steps = median_seconds(repeats, [&] {
+      for (Eigen::Index t = 0; t < T; ++t)
+        part.multiply(h.data(), H, B, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
+    });
+  }
   eigengru::PackedMatrix<float> packed_ih;
   packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
   const double packed_projection = median_seconds(
@@ -105,8 +120,9 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"threads\": %d, \"projection_ms\": %.4f, \"eigen_step_us\": %.3f, "
       "\"bound_ms\": %.4f, \"packed_projection_ms\": %.4f, \"packed_step_us\": %.3f, "
-      "\"multiply_add_peak_gflops\": %.1f}\n",
+      "\"packed_units_step_us\": %.3f, \"multiply_add_peak_gflops\": %.1f}\n",
       eigengru::get_num_threads(), projection * 1e3, eigen_steps / T * 1e6,
-      (projection + eigen_steps) * 1e3, packed_projection * 1e3, packed_steps / T * 1e6, peak);
+      (projection + eigen_steps) * 1e3, packed_projection * 1e3, packed_steps / T * 1e6,
+      packed_units_steps / T * 1e6, peak);
   return 0;
 }

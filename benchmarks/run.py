@@ -237,10 +237,12 @@ TARGETS = {
 
 
 def packed_bound_ms(bounds, cell) -> float:
+    """The packed kernel's products, split as the library splits them: by rows, or in
+    inference with fewer rows than threads by hidden units."""
     measured = bounds[(cell.shape, cell.threads)]
-    factor = 3 if cell.mode == "training" else 1
-    return (measured["packed_projection_ms"]
-            + cell.dims[0] * measured["packed_step_us"] / 1e3) * factor
+    training = cell.mode == "training"
+    step_us = measured["packed_step_us" if training else "packed_units_step_us"]
+    return (measured["packed_projection_ms"] + cell.dims[0] * step_us / 1e3) * (3 if training else 1)
 
 
 def peak_ms(bounds, cell) -> float:
@@ -327,7 +329,8 @@ that for training. "x vs" is how many times faster eigengru is. The Eigen GEMM b
 input-projection product plus T recurrent products, timed in C++ with the same Eigen build
 (`benchmarks/gemm_bound.cpp`), 3x for training; the packed-kernel bound is the same products done
 by eigengru's own packed kernel (`PackedMatrix`), a tighter bound since that kernel is faster than
-Eigen's generic product here. "of bound" is a bound over eigengru's time (above 100% means faster
+Eigen's generic product here, split over the threads as the library splits them (by rows; in
+inference with fewer rows than threads, by hidden units). "of bound" is a bound over eigengru's time (above 100% means faster
 than the bare products, which happens when the bound's products are slower than the library's).
 
 {table}
