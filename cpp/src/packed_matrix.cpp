@@ -109,6 +109,42 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate, Index a_step,
     const Scalar* bias, bool backwards, Index k_begin, Index k_end) const noexcept {
   using detail::kRowBlock;
+  const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
+  alignas(64) Scalar bias_tail[kPanelWidth] = {};  // the last panel's bias, zero-padded
+  auto output = [&](Index p, Scalar* c_row) {
+    const Index j0 = p * kPanelWidth, ncols = std::min(kPanelWidth, cols_ - j0);
+    const Scalar* panel_bias = bias == nullptr ? nullptr : bias + j0;
+    if (bias != nullptr && ncols < kPanelWidth) {
+      std::copy_n(bias + j0, ncols, bias_tail);
+      panel_bias = bias_tail;
+    }
+    return detail::Output<Scalar>{c_row + j0, ldc, ncols, accumulate, panel_bias};
+  };
+  if (m == 1) {  // one row: panels in pairs, and the depth reversed with the panel order
+    const Scalar* a0 = a + k_begin * a_step;
+    const Index rows = k_end - k_begin;
+    const Index groups = (panels + 1) / 2;
+    for (Index q = 0; q < groups; ++q) {
+      const Index g = backwards ? groups - 1 - q : q, p = 2 * g;
+      const Scalar* b = panels_.data() + (p * rows_ + k_begin) * kPanelWidth;
+      if (p + 1 < panels) {
+        const detail::Output<Scalar> outs[2] = {output(p, c), output(p + 1, c)};
+        if (a_step == 1)
+          detail::row_kernel<Scalar, 2, 2, true>(a0, 1, b, rows_ * kPanelWidth, rows,
+                                                 backwards, outs);
+        else
+          detail::row_kernel<Scalar, 2, 2, false>(a0, a_step, b, rows_ * kPanelWidth, rows,
+                                                  backwards, outs);
+      } else {
+        const detail::Output<Scalar> outs[1] = {output(p, c)};
+        if (a_step == 1)
+          detail::row_kernel<Scalar, 1, 4, true>(a0, 1, b, 0, rows, backwards, outs);
+        else
+          detail::row_kernel<Scalar, 1, 4, false>(a0, a_step, b, 0, rows, backwards, outs);
+      }
+    }
+    return;
+  }
   // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
   // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 16
   // vector multiply-adds per 128 bytes of B, so hardware prefetching keeps up even from L3, and
@@ -116,23 +152,13 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
   const Index depth = std::max<Index>(1, k_end - k_begin);
   const Index row_block = std::max<Index>(
       kRowBlock, 256 * 1024 / static_cast<Index>(sizeof(Scalar)) / depth / kRowBlock * kRowBlock);
-  const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
-  alignas(64) Scalar bias_tail[kPanelWidth] = {};  // the last panel's bias, zero-padded
   for (Index r0 = 0; r0 < m; r0 += row_block) {
     const Index r1 = std::min(m, r0 + row_block);
     for (Index q = 0; q < panels; ++q) {
       const Index p = backwards ? panels - 1 - q : q;
-      const Index j0 = p * kPanelWidth;
-      const Index ncols = std::min(kPanelWidth, cols_ - j0);
-      const Scalar* panel_bias = bias == nullptr ? nullptr : bias + j0;
-      if (bias != nullptr && ncols < kPanelWidth) {
-        std::copy_n(bias + j0, ncols, bias_tail);
-        panel_bias = bias_tail;
-      }
       detail::multiply_rows<Scalar>(a + r0 * lda + k_begin * a_step, lda, a_step, r1 - r0,
                                     panels_.data() + (p * rows_ + k_begin) * kPanelWidth,
-                                    kPanelWidth, k_end - k_begin,
-                                    {c + r0 * ldc + j0, ldc, ncols, accumulate, panel_bias});
+                                    kPanelWidth, k_end - k_begin, output(p, c + r0 * ldc));
     }
   }
 }
