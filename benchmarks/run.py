@@ -245,10 +245,16 @@ def packed_bound_ms(bounds, cell) -> float:
     return (measured["packed_projection_ms"] + cell.dims[0] * step_us / 1e3) * (3 if training else 1)
 
 
+def peak_gflops(bounds, threads: int) -> float:
+    """The cores' multiply-add peak at this thread count: the best of the run's measurements
+    (one per shape), since a measurement taken while a neighbour held a core reads low."""
+    return max(v["multiply_add_peak_gflops"] for k, v in bounds.items() if k[1] == threads)
+
+
 def peak_ms(bounds, cell) -> float:
     """The cell's multiply-adds at the cores' measured peak rate: what no implementation beats."""
     flops = bench.forward_flops(*cell.dims) * (3 if cell.mode == "training" else 1)
-    return flops / (bounds[(cell.shape, cell.threads)]["multiply_add_peak_gflops"] * 1e9) * 1e3
+    return flops / (peak_gflops(bounds, cell.threads) * 1e9) * 1e3
 
 
 def targets_table(cells, bounds) -> str:
@@ -298,11 +304,8 @@ def extras(bounds, cells):
 
 
 def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
-    def peak_range(n):
-        rates = [v["multiply_add_peak_gflops"] for k, v in bounds.items() if k[1] == n]
-        low, high = f"{min(rates):.0f}", f"{max(rates):.0f}"
-        return f"{low if low == high else low + '-' + high} GFLOP/s at {n} thread{'s' * (n > 1)}"
-    peaks = ", ".join(peak_range(n) for n in sorted({k[1] for k in bounds}))
+    peaks = ", ".join(f"{peak_gflops(bounds, n):.0f} GFLOP/s at {n} thread{'s' * (n > 1)}"
+                      for n in sorted({k[1] for k in bounds}))
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     memory_line = ", ".join(
         f"{k} {v['extra_mb']:.0f} MB" + (f" (training cache {v['cache_bytes'] / 2**20:.0f} MB)"
@@ -344,7 +347,8 @@ process: {memory_line}.
 same products can be faster than that here. Where it is below the target, the target cannot be met
 on this machine by any implementation that uses these products. "peak allows at most" is the peer's
 time over the time the cell's multiply-adds take at the cores' peak rate, measured in the same run
-({peaks}: vector multiply-adds on registers, no memory traffic), with the gates free: an absolute
+({peaks}, the best of one measurement per shape: vector multiply-adds on registers, no memory
+traffic), with the gates free: an absolute
 ceiling, which no product reaches (the packed kernel runs at about 90% of it on the larger
 products) and which leaves nothing for the gates. The machine is shared: medians move by about
 5-10% from run to run (the peers' too), so a cell within a few percent of its target can be met in
