@@ -7,8 +7,10 @@
 //
 //   gemm_bound T B I H [repeats]    prints one JSON object
 #include <Eigen/Core>
+#include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +64,44 @@ double multiply_add_peak_gflops(int threads) {
   }
   volatile float keep = sink;  // the chains' results are used
   (void)keep;
+  return best;
+}
+
+/// Nanoseconds for two threads to pass a cache line there and back (the best of a few runs;
+/// 0 below 2 threads). Inference at batch 1 with several threads exchanges lines every step, so
+/// its speed follows this latency, which depends on where the host places the cores.
+double core_round_trip_ns(int threads) {
+  if (threads < 2) return 0;
+  struct alignas(64) Flag {
+    std::atomic<long> value{0};
+  };
+  constexpr long kTrips = 20000;
+  constexpr int kRuns = 3;
+  double best = 1e30;
+  for (int run = 0; run < kRuns; ++run) {
+    Flag ping, pong;
+    double seconds = 0;
+    bool paired = true;
+#pragma omp parallel num_threads(2) reduction(max : seconds)
+    {
+#pragma omp single
+      paired = omp_get_num_threads() == 2;  // else no one would answer
+      const bool first = omp_get_thread_num() == 0;
+      Flag& mine = first ? ping : pong;
+      const Flag& theirs = first ? pong : ping;
+#pragma omp barrier
+      const auto start = Clock::now();
+      for (long n = 1; n <= kTrips && paired; ++n) {
+        if (first) mine.value.store(n, std::memory_order_release);
+        while (theirs.value.load(std::memory_order_acquire) < n) {
+        }
+        if (!first) mine.value.store(n, std::memory_order_release);
+      }
+      seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    }
+    if (!paired) return 0;
+    best = std::min(best, seconds / kTrips * 1e9);
+  }
   return best;
 }
 
@@ -120,9 +160,10 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"threads\": %d, \"projection_ms\": %.4f, \"eigen_step_us\": %.3f, "
       "\"bound_ms\": %.4f, \"packed_projection_ms\": %.4f, \"packed_step_us\": %.3f, "
-      "\"packed_units_step_us\": %.3f, \"multiply_add_peak_gflops\": %.1f}\n",
+      "\"packed_units_step_us\": %.3f, \"multiply_add_peak_gflops\": %.1f, "
+      "\"core_round_trip_ns\": %.0f}\n",
       eigengru::get_num_threads(), projection * 1e3, eigen_steps / T * 1e6,
       (projection + eigen_steps) * 1e3, packed_projection * 1e3, packed_steps / T * 1e6,
-      packed_units_steps / T * 1e6, peak);
+      packed_units_steps / T * 1e6, peak, core_round_trip_ns(threads));
   return 0;
 }

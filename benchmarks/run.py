@@ -242,7 +242,8 @@ def packed_bound_ms(bounds, cell) -> float:
     measured = bounds[(cell.shape, cell.threads)]
     training = cell.mode == "training"
     step_us = measured["packed_step_us" if training else "packed_units_step_us"]
-    return (measured["packed_projection_ms"] + cell.dims[0] * step_us / 1e3) * (3 if training else 1)
+    steps_ms = cell.dims[0] * step_us / 1e3
+    return (measured["packed_projection_ms"] + steps_ms) * (3 if training else 1)
 
 
 def peak_gflops(bounds, threads: int) -> float:
@@ -304,6 +305,8 @@ def extras(bounds, cells):
 
 
 def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
+    round_trips = ", ".join(f"{k[0]} {v['core_round_trip_ns']:.0f} ns" for k, v in bounds.items()
+                            if v.get("core_round_trip_ns"))
     peaks = ", ".join(f"{peak_gflops(bounds, n):.0f} GFLOP/s at {n} thread{'s' * (n > 1)}"
                       for n in sorted({k[1] for k in bounds}))
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
@@ -333,10 +336,17 @@ input-projection product plus T recurrent products, timed in C++ with the same E
 (`benchmarks/gemm_bound.cpp`), 3x for training; the packed-kernel bound is the same products done
 by eigengru's own packed kernel (`PackedMatrix`), a tighter bound since that kernel is faster than
 Eigen's generic product here, split over the threads as the library splits them (by rows; in
-inference with fewer rows than threads, by hidden units). "of bound" is a bound over eigengru's time (above 100% means faster
-than the bare products, which happens when the bound's products are slower than the library's).
+inference with fewer rows than threads, by hidden units). "of bound" is a bound over eigengru's
+time (above 100% means faster than the bare products, which happens when the bound's products
+are slower than the library's).
 
 {table}
+
+Inference with fewer rows than threads (the stream shape) passes cache lines between the
+threads at every step, so at 2 threads it runs only as fast as the cores can exchange them: two
+threads passed a cache line there and back in {round_trips} (measured before each shape's cells;
+the host moves this VM's cores, and the round trip measured 100-190 ns on some minutes and about
+400 ns on others, when the stream shape took 0.31-0.36 and 0.7-0.8 ms at 2 threads).
 
 Peak extra resident memory of one training forward+backward on the large shape, each in a fresh
 process: {memory_line}.
