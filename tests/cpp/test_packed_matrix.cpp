@@ -1,0 +1,108 @@
+// PackedMatrix against a plain triple loop in double: every kernel path (a single row, whose
+// panels go in pairs; several rows in blocks of 8 and a remainder), an odd panel count and a
+// last panel cut short, a depth not a multiple of the unrolling, bias, accumulation, a
+// transposed and strided A (a_step), both panel orders, and products over a depth range.
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+#include "eigengru/packed_matrix.hpp"
+
+namespace {
+
+using eigengru::Index;
+using eigengru_test::check;
+
+struct Case {
+  Index m, k, n;
+};
+
+/// C (m x n) = (accumulate ? C : 0) + A(:, k0:k1) B(k0:k1, :) + bias, A(i, k) = a[i * lda + k *
+/// a_step], B(k, j) = b[k * n + j], in double.
+std::vector<double> reference(const std::vector<float>& a, Index lda, Index a_step,
+                              const std::vector<float>& b, const Case& c, Index k0, Index k1,
+                              const std::vector<float>& start, bool accumulate,
+                              const float* bias) {
+  std::vector<double> out(c.m * c.n);
+  for (Index i = 0; i < c.m; ++i)
+    for (Index j = 0; j < c.n; ++j) {
+      double sum = accumulate ? start[i * c.n + j] : 0.0;
+      if (bias != nullptr) sum += bias[j];
+      for (Index k = k0; k < k1; ++k) sum += double(a[i * lda + k * a_step]) * b[k * c.n + j];
+      out[i * c.n + j] = sum;
+    }
+  return out;
+}
+
+/// Largest error relative to the largest reference value.
+double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double worst = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    worst = std::max(worst, std::abs(got[i] - want[i]));
+    scale = std::max(scale, std::abs(want[i]));
+  }
+  return worst / scale;
+}
+
+void test_case(const Case& c, std::mt19937& gen) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto random = [&](Index size) {
+    std::vector<float> v(size);
+    for (auto& e : v) e = u(gen);
+    return v;
+  };
+  const std::vector<float> b = random(c.k * c.n), bias = random(c.n), start = random(c.m * c.n);
+  eigengru::PackedMatrix<float> packed;
+  packed.pack(b.data(), c.k, c.n, c.n, 1);
+  const std::string shape =
+      std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+  for (const bool transposed : {false, true}) {
+    // Row-major A (m x k), or A inside its transpose, stored with rows of m + 2 (a view of
+    // the first m columns of a k x (m + 2) matrix): lda = 1, a_step = m + 2.
+    const std::vector<float> a = random((c.m + 2) * c.k);
+    const Index lda = transposed ? 1 : c.k, a_step = transposed ? c.m + 2 : 1;
+    for (const bool backwards : {false, true})
+      for (const bool accumulate : {false, true})
+        for (const bool with_bias : {false, true}) {
+          std::vector<float> got = start;
+          packed.multiply(a.data(), lda, c.m, got.data(), c.n, accumulate, a_step,
+                          with_bias ? bias.data() : nullptr, backwards);
+          const double err = relative_error(
+              got, reference(a, lda, a_step, b, c, 0, c.k, start, accumulate,
+                             with_bias ? bias.data() : nullptr));
+          check(err < 1e-5, "multiply " + shape + (transposed ? " transposed A" : "") +
+                                (backwards ? " backwards" : "") +
+                                (accumulate ? " accumulate" : "") + (with_bias ? " bias" : "") +
+                                ": error " + std::to_string(err));
+        }
+    if (transposed) continue;  // multiply_depth takes a row-major A
+    // Two depth ranges that add up to the whole product, as a split recurrence uses them.
+    const Index split = c.k / 3;
+    for (const bool backwards : {false, true}) {
+      std::vector<float> got(c.m * c.n, 7.0f);
+      packed.multiply_depth(a.data(), lda, c.m, got.data(), c.n, false, split, c.k, backwards);
+      packed.multiply_depth(a.data(), lda, c.m, got.data(), c.n, true, 0, split, backwards);
+      const double err =
+          relative_error(got, reference(a, lda, 1, b, c, 0, c.k, start, false, nullptr));
+      check(err < 1e-5, "multiply_depth " + shape + (backwards ? " backwards" : "") +
+                            ": error " + std::to_string(err));
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 gen(5);
+  // m = 1: panel pairs and a single last panel (n = 96: 3 panels), a short last panel (33, 100),
+  // a single short panel (1, 31); depths below, at and past the unrolling (1, 3, 5, 64, 70).
+  // m = 2, 9: the row-block kernels (a remainder of 2 and 1 after 8).
+  for (const Case c : {Case{1, 1, 1}, Case{1, 3, 31}, Case{1, 5, 32}, Case{1, 64, 96},
+                       Case{1, 70, 100}, Case{1, 64, 192}, Case{1, 7, 33}, Case{2, 5, 64},
+                       Case{9, 70, 100}, Case{17, 64, 96}})
+    test_case(c, gen);
+  return eigengru_test::finish();
+}
