@@ -151,7 +151,7 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
 /// One row of A against P consecutive panels of B (panel p at b + p * panel_stride, ldb =
 /// kPanelWidth), for a product with a single row: one broadcast of A(0, k) serves 2P vector
 /// multiply-adds, where micro_kernel's serves 2 (a batch-1 product of depth 64 to 192 measured
-/// 1.2-1.3x faster). With `descending`, k runs from the last row to the first, so that a
+/// 1.1-1.3x faster). With `descending`, k runs from the last row to the first, so that a
 /// recurrence alternating the direction from step to step starts each step on the rows of B it
 /// read last, still in L1 (multiply()'s `backwards`). outs[p] is panel p's output.
 template <typename Scalar, int P, int KU, bool kUnitStep>
