@@ -35,7 +35,6 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
   const detail::FlushDenormals flush;
   const Index H = spec_.hidden_size, G = 3 * H, R = 4 * H, B = batch_;
   const Scalar* input = x;
-  backwards_ = !backwards_;  // panel order, alternated step by step: see PackedMatrix::multiply
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const detail::ForwardWeights<Scalar>& layer = layers_[l];
     Scalar* h = state_.data() + static_cast<Index>(l) * B * H;  // updated in place
@@ -62,16 +61,19 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
     input = h;
   }
   std::copy_n(state_.data() + (spec_.num_layers - 1) * B * H, B * H, out);
+  backwards_ = !backwards_;  // panel order, alternated step by step: see PackedMatrix::multiply
 }
 
 template <typename Scalar>
 void Stream<Scalar>::reset() noexcept {
   state_.setZero();
+  backwards_ = false;  // a single row's products round by the order: a rerun repeats it
 }
 
 template <typename Scalar>
 void Stream<Scalar>::reset(const Scalar* h0) noexcept {
   std::copy_n(h0, state_.size(), state_.data());
+  backwards_ = false;
 }
 
 template class Stream<float>;

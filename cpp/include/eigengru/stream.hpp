@@ -45,7 +45,8 @@ class Stream {
   std::vector<detail::ForwardWeights<Scalar>> layers_;
   Vector<Scalar> state_;          // (L, B, H)
   RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) or empty: scratch
-  bool backwards_ = false;                // the order of this step's weight panels
+  bool backwards_ = false;                // the order of this step's weight panels (reset
+                                          // restarts it, so that a rerun is bitwise the same)
 };
 
 }  // namespace eigengru
