@@ -307,6 +307,14 @@ def extras(bounds, cells):
 def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
     round_trips = ", ".join(f"{k[0]} {v['core_round_trip_ns']:.0f} ns" for k, v in bounds.items()
                             if v.get("core_round_trip_ns"))
+    round_trip_note = f"""
+Inference with fewer rows than threads (the stream shape) passes cache lines between the
+threads at every step, so with several threads it runs only as fast as the cores can exchange
+them: two threads passed a cache line there and back in {round_trips} (measured before each
+shape's cells; the host moves this VM's cores, and the round trip measured 100-190 ns on some
+minutes and about 400 ns on others, when the stream shape took 0.31-0.36 and 0.7-0.8 ms at 2
+threads).
+""" if round_trips else ""
     peaks = ", ".join(f"{peak_gflops(bounds, n):.0f} GFLOP/s at {n} thread{'s' * (n > 1)}"
                       for n in sorted({k[1] for k in bounds}))
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
@@ -341,13 +349,7 @@ time (above 100% means faster than the bare products, which happens when the bou
 are slower than the library's).
 
 {table}
-
-Inference with fewer rows than threads (the stream shape) passes cache lines between the
-threads at every step, so at 2 threads it runs only as fast as the cores can exchange them: two
-threads passed a cache line there and back in {round_trips} (measured before each shape's cells;
-the host moves this VM's cores, and the round trip measured 100-190 ns on some minutes and about
-400 ns on others, when the stream shape took 0.31-0.36 and 0.7-0.8 ms at 2 threads).
-
+{round_trip_note}
 Peak extra resident memory of one training forward+backward on the large shape, each in a fresh
 process: {memory_line}.
 
