@@ -203,6 +203,19 @@ __attribute__((always_inline)) inline void kernel_for_rows(const Scalar* a, Inde
     micro_kernel<Scalar, MR, KU, false>(a, lda, a_step, b, ldb, depth, out);
 }
 
+/// row_kernel over P panels (1 or 2), with the multiply-add chains split KU = 4 / P ways so that
+/// either keeps 8 accumulators in flight, and the unit-step specialisation when a_step is 1.
+template <typename Scalar, int P>
+__attribute__((always_inline)) inline void row_kernel_for_panels(
+    const Scalar* a, Index a_step, const Scalar* b, Index panel_stride, Index depth,
+    bool descending, const Output<Scalar>* outs) {
+  constexpr int KU = 4 / P;
+  if (a_step == 1)
+    row_kernel<Scalar, P, KU, true>(a, 1, b, panel_stride, depth, descending, outs);
+  else
+    row_kernel<Scalar, P, KU, false>(a, a_step, b, panel_stride, depth, descending, outs);
+}
+
 /// Rows [0, m) of A and C against one panel of B, kRowBlock rows at a time.
 template <typename Scalar>
 __attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scalar* b, Index ldb,

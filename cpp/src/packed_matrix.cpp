@@ -129,18 +129,11 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
       const Scalar* b = panels_.data() + (p * rows_ + k_begin) * kPanelWidth;
       if (p + 1 < panels) {
         const detail::Output<Scalar> outs[2] = {output(p, c), output(p + 1, c)};
-        if (a_step == 1)
-          detail::row_kernel<Scalar, 2, 2, true>(a0, 1, b, rows_ * kPanelWidth, rows,
+        detail::row_kernel_for_panels<Scalar, 2>(a0, a_step, b, rows_ * kPanelWidth, rows,
                                                  backwards, outs);
-        else
-          detail::row_kernel<Scalar, 2, 2, false>(a0, a_step, b, rows_ * kPanelWidth, rows,
-                                                  backwards, outs);
       } else {
         const detail::Output<Scalar> outs[1] = {output(p, c)};
-        if (a_step == 1)
-          detail::row_kernel<Scalar, 1, 4, true>(a0, 1, b, 0, rows, backwards, outs);
-        else
-          detail::row_kernel<Scalar, 1, 4, false>(a0, a_step, b, 0, rows, backwards, outs);
+        detail::row_kernel_for_panels<Scalar, 1>(a0, a_step, b, 0, rows, backwards, outs);
       }
     }
     return;
