@@ -240,10 +240,9 @@ def packed_bound_ms(bounds, cell) -> float:
     """The packed kernel's products, split as the library splits them: by rows, or in
     inference with fewer rows than threads by hidden units."""
     measured = bounds[(cell.shape, cell.threads)]
-    training = cell.mode == "training"
-    step_us = measured["packed_step_us" if training else "packed_units_step_us"]
+    step_us = measured["packed_step_us" if cell.mode == "training" else "packed_units_step_us"]
     steps_ms = cell.dims[0] * step_us / 1e3
-    return (measured["packed_projection_ms"] + steps_ms) * (3 if training else 1)
+    return (measured["packed_projection_ms"] + steps_ms) * cell.forward_equivalents
 
 
 def peak_gflops(bounds, threads: int) -> float:
@@ -254,7 +253,7 @@ def peak_gflops(bounds, threads: int) -> float:
 
 def peak_ms(bounds, cell) -> float:
     """The cell's multiply-adds at the cores' measured peak rate: what no implementation beats."""
-    flops = bench.forward_flops(*cell.dims) * (3 if cell.mode == "training" else 1)
+    flops = bench.forward_flops(*cell.dims) * cell.forward_equivalents
     return flops / (peak_gflops(bounds, cell.threads) * 1e9) * 1e3
 
 
@@ -291,8 +290,7 @@ def extras(bounds, cells):
     """Extra columns: the GEMM bound, its fraction reached, and the speed-up over 1 thread."""
     def columns(cell):
         measured = bounds[(cell.shape, cell.threads)]
-        factor = 3 if cell.mode == "training" else 1
-        bound = measured["bound_ms"] * factor
+        bound = measured["bound_ms"] * cell.forward_equivalents
         packed = packed_bound_ms(bounds, cell)
         ms = cell.timings["eigengru"].median_ms
         one = next((c for c in cells if c.shape == cell.shape and c.mode == cell.mode

@@ -74,8 +74,13 @@ class Cell:
     timings: dict[str, Timing] = field(default_factory=dict)
 
     @property
+    def forward_equivalents(self) -> int:
+        """The cell's work in forward passes: forward + backward counts as 3."""
+        return 3 if self.mode == "training" else 1
+
+    @property
     def gflops(self) -> float:
-        flops = forward_flops(*self.dims) * (3 if self.mode == "training" else 1)
+        flops = forward_flops(*self.dims) * self.forward_equivalents
         return flops / (self.timings["eigengru"].median_ms * 1e-3) / 1e9
 
     def ratio(self, peer: str) -> float | None:
