@@ -3,7 +3,8 @@
 //
 //   C(i, j) (+)= sum_k A(i, k) B(k, j) [+ bias(j)]    i < rows, j < ncols <= kPanelWidth
 //   A(i, k) = a[i * lda + k * a_step]                   (row-major A: a_step = 1; Aᵀ: lda = 1)
-//   B(k, j) = b[k * ldb + j]                            (a packed panel: ldb = kPanelWidth)
+//   B(k, j) = b[k * ldb + j]                            (a packed panel: ldb = kPanelWidth, or
+//                                                        a narrow matrix's padded row length)
 //
 // B is read as two full 64-byte vectors per k, so b[k * ldb + j] must be readable for every
 // j < kPanelWidth even when ncols is smaller (packed panels are zero-padded for this).
@@ -14,6 +15,7 @@
 #pragma once
 
 #include <cstring>
+#include <type_traits>
 
 #include "eigengru/types.hpp"
 
@@ -148,15 +150,31 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
   }
 }
 
-/// One row of A against P consecutive panels of B (panel p at b + p * panel_stride, ldb =
-/// kPanelWidth), for a product with a single row: one broadcast of A(0, k) serves 2P vector
-/// multiply-adds, where micro_kernel's serves 2 (a batch-1 product of depth 64 to 192 measured
-/// 1.1-1.3x faster). With `descending`, k runs from the last row to the first, so that a
-/// recurrence alternating the direction from step to step starts each step on the rows of B it
-/// read last, still in L1 (multiply()'s `backwards`). outs[p] is panel p's output.
+/// Where a single-row product over P consecutive panels writes: row c (panel p's columns at
+/// c + p * kPanelWidth), all kPanelWidth columns of every panel but the last, which has
+/// last_ncols. With a bias, panel p's values are bias + p * kPanelWidth, the last panel's
+/// last_bias (kPanelWidth readable values, zero-padded when the panel is short).
+template <typename Scalar>
+struct RowOutput {
+  Scalar* c;
+  Index last_ncols;
+  bool accumulate;
+  const Scalar* bias = nullptr;
+  const Scalar* last_bias = nullptr;
+};
+
+/// One row of A against P consecutive panels of B, B(k, p * kPanelWidth + j) = b[p *
+/// panel_stride + k * ldb + j], for a product with a single row: one broadcast of A(0, k)
+/// serves 2P vector multiply-adds, where micro_kernel's serves 2 (a batch-1 product of depth 64
+/// to 192 measured 1.1-1.3x faster with P = 2; P = 6 against 3 pairs: a 64 x 768 step 3%
+/// faster). With `descending`, k runs from the last row to the first, so that a recurrence
+/// alternating the direction from step to step starts each step on the rows of B it read last,
+/// still in L1 (multiply()'s `backwards`).
 template <typename Scalar, int P, int KU, bool kUnitStep>
-void row_kernel(const Scalar* a, Index a_step, const Scalar* b, Index panel_stride, Index depth,
-                bool descending, const Output<Scalar>* outs) {
+__attribute__((always_inline)) inline void row_kernel(const Scalar* a, Index a_step,
+                                                      const Scalar* b, Index panel_stride,
+                                                      Index ldb, Index depth, bool descending,
+                                                      const RowOutput<Scalar>& out) {
   const Index step = kUnitStep ? 1 : a_step;
   constexpr Index L = kLanes<Scalar>, W = kPanelWidth<Scalar>;
   Vec<Scalar> acc[KU][P][2];
@@ -165,8 +183,8 @@ void row_kernel(const Scalar* a, Index a_step, const Scalar* b, Index panel_stri
   auto row = [&](int u, Index k) __attribute__((always_inline)) {
     const Scalar ak = a[k * step];
     EIGENGRU_UNROLL for (int p = 0; p < P; ++p) {
-      acc[u][p][0] += ak * load_vector(b + p * panel_stride + k * W);
-      acc[u][p][1] += ak * load_vector(b + p * panel_stride + k * W + L);
+      acc[u][p][0] += ak * load_vector(b + p * panel_stride + k * ldb);
+      acc[u][p][1] += ak * load_vector(b + p * panel_stride + k * ldb + L);
     }
   };
   const Index blocked = depth / KU * KU;  // rows [blocked, depth) go one at a time
@@ -185,11 +203,14 @@ void row_kernel(const Scalar* a, Index a_step, const Scalar* b, Index panel_stri
       v0 += acc[u][p][0];
       v1 += acc[u][p][1];
     }
-    if (outs[p].bias != nullptr) {
-      v0 += load_vector(outs[p].bias);
-      v1 += load_vector(outs[p].bias + L);
+    const bool last = p == P - 1;
+    if (out.bias != nullptr) {
+      const Scalar* bias = last ? out.last_bias : out.bias + p * W;
+      v0 += load_vector(bias);
+      v1 += load_vector(bias + L);
     }
-    store_row(outs[p], outs[p].c, v0, v1);
+    const Output<Scalar> panel{out.c + p * W, 0, last ? out.last_ncols : W, out.accumulate};
+    store_row(panel, panel.c, v0, v1);
   }
 }
 
@@ -203,17 +224,45 @@ __attribute__((always_inline)) inline void kernel_for_rows(const Scalar* a, Inde
     micro_kernel<Scalar, MR, KU, false>(a, lda, a_step, b, ldb, depth, out);
 }
 
-/// row_kernel over P panels (1 or 2), with the multiply-add chains split KU = 4 / P ways so that
-/// either keeps 8 accumulators in flight, and the unit-step specialisation when a_step is 1.
+/// The most panels row_kernel takes at once: 2 x 6 = 12 accumulators, one broadcast of A(0, k)
+/// for 12 vector multiply-adds.
+constexpr int kMaxRowPanels = 6;
+
+/// row_kernel over P panels, 1 <= P <= kMaxRowPanels, with the multiply-add chains split
+/// KU ways so that at least 6 accumulators are in flight, and the unit-step specialisation when
+/// a_step is 1.
 template <typename Scalar, int P>
 __attribute__((always_inline)) inline void row_kernel_for_panels(
-    const Scalar* a, Index a_step, const Scalar* b, Index panel_stride, Index depth,
-    bool descending, const Output<Scalar>* outs) {
-  constexpr int KU = 4 / P;
+    const Scalar* a, Index a_step, const Scalar* b, Index panel_stride, Index ldb, Index depth,
+    bool descending, const RowOutput<Scalar>& out) {
+  constexpr int KU = P >= 3 ? 1 : 4 / P;
   if (a_step == 1)
-    row_kernel<Scalar, P, KU, true>(a, 1, b, panel_stride, depth, descending, outs);
+    row_kernel<Scalar, P, KU, true>(a, 1, b, panel_stride, ldb, depth, descending, out);
   else
-    row_kernel<Scalar, P, KU, false>(a, a_step, b, panel_stride, depth, descending, outs);
+    row_kernel<Scalar, P, KU, false>(a, a_step, b, panel_stride, ldb, depth, descending, out);
+}
+
+/// row_kernel_for_panels with P known only at run time, 1 <= panels <= kMaxRowPanels.
+template <typename Scalar>
+__attribute__((always_inline)) inline void row_kernel_for(int panels, const Scalar* a,
+                                                          Index a_step, const Scalar* b,
+                                                          Index panel_stride, Index ldb,
+                                                          Index depth, bool descending,
+                                                          const RowOutput<Scalar>& out) {
+  static_assert(kMaxRowPanels == 6);
+  auto kernel = [&](auto p) __attribute__((always_inline)) {
+    row_kernel_for_panels<Scalar, decltype(p)::value>(a, a_step, b, panel_stride, ldb, depth,
+                                                      descending, out);
+  };
+  switch (panels) {
+    case 6: kernel(std::integral_constant<int, 6>{}); break;
+    case 5: kernel(std::integral_constant<int, 5>{}); break;
+    case 4: kernel(std::integral_constant<int, 4>{}); break;
+    case 3: kernel(std::integral_constant<int, 3>{}); break;
+    case 2: kernel(std::integral_constant<int, 2>{}); break;
+    case 1: kernel(std::integral_constant<int, 1>{}); break;
+    default: break;
+  }
 }
 
 /// Rows [0, m) of A and C against one panel of B, kRowBlock rows at a time.

@@ -52,23 +52,25 @@ __attribute__((always_inline)) inline void transpose_tile(Vec<Scalar>* v) {
   if constexpr (kLanes<Scalar> > 8) swap_blocks<Scalar, 8>(v, lanes);
 }
 
-/// Panel rows [k0, k0 + L) from a transposed source, B(k, j) = source[k + j * ld]: each L x L
-/// tile is L contiguous reads of source rows, transposed in registers, L contiguous writes.
+/// Panel rows [k0, k0 + L) from a transposed source, B(k, j) = source[k + j * ld], into a
+/// panel whose rows are ldb apart: each L x L tile is L contiguous reads of source rows,
+/// transposed in registers, L contiguous writes.
 /// Columns at or past `width` are written as zeros.
 template <typename Scalar>
-void pack_transposed_rows(const Scalar* source, Index ld, Index k0, Index width, Scalar* dst) {
+void pack_transposed_rows(const Scalar* source, Index ld, Index k0, Index width, Scalar* dst,
+                          Index ldb) {
   constexpr Index L = kLanes<Scalar>, W = 2 * L;
   for (Index t = 0; t < W; t += L) {
     Vec<Scalar> v[L];
     for (Index i = 0; i < L; ++i)
       v[i] = t + i < width ? detail::load_vector(source + (t + i) * ld + k0) : Vec<Scalar>{};
     transpose_tile<Scalar>(v);
-    for (Index i = 0; i < L; ++i) detail::store_vector(dst + (k0 + i) * W + t, v[i]);
+    for (Index i = 0; i < L; ++i) detail::store_vector(dst + (k0 + i) * ldb + t, v[i]);
   }
 }
 #else
 template <typename Scalar>
-void pack_transposed_rows(const Scalar*, Index, Index, Index, Scalar*) {}  // never called
+void pack_transposed_rows(const Scalar*, Index, Index, Index, Scalar*, Index) {}  // never called
 #endif
 
 }  // namespace
@@ -80,6 +82,9 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   const Index panels = (cols + kPanelWidth - 1) / kPanelWidth;
   rows_ = cols_ = 0;
   panels_.resize(panels * rows * kPanelWidth);  // every value is written below
+  const bool narrow = panels * kPanelWidth * static_cast<Index>(sizeof(Scalar)) <= kNarrowRowBytes;
+  ldb_ = narrow ? panels * kPanelWidth : kPanelWidth;
+  panel_stride_ = narrow ? kPanelWidth : rows * kPanelWidth;
   // A transposed source (a weight matrix used as Wᵀ, row_stride 1) is copied by tiles
   // transposed in registers, reading whole source rows: element by element, the reads stride
   // across rows (the forward of a small layer spent 6 us a call packing, now 2.4). The rows
@@ -90,17 +95,49 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   for (Index p = 0; p < panels; ++p) {
     const Index j0 = p * kPanelWidth;
     const Index width = std::min(kPanelWidth, cols - j0);
-    Scalar* dst = panels_.data() + p * rows * kPanelWidth;
+    Scalar* dst = panels_.data() + p * panel_stride_;
     for (Index k = 0; k < tiled_rows; k += kLanes<Scalar>)
-      pack_transposed_rows(source + j0 * col_stride, col_stride, k, width, dst);
+      pack_transposed_rows(source + j0 * col_stride, col_stride, k, width, dst, ldb_);
     for (Index k = tiled_rows; k < rows; ++k) {
       for (Index j = 0; j < width; ++j)
-        dst[k * kPanelWidth + j] = source[k * row_stride + (j0 + j) * col_stride];
-      std::fill(dst + k * kPanelWidth + width, dst + (k + 1) * kPanelWidth, Scalar(0));
+        dst[k * ldb_ + j] = source[k * row_stride + (j0 + j) * col_stride];
+      std::fill(dst + k * ldb_ + width, dst + k * ldb_ + kPanelWidth, Scalar(0));
     }
   }
   rows_ = rows;
   cols_ = cols;
+}
+
+// A single row: up to kMaxRowPanels panels at once (balanced groups when there are more), the
+// depth reversed with the panel order.
+template <typename Scalar>
+void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c,
+                                        bool accumulate, const Scalar* bias, bool backwards,
+                                        Index k_begin, Index k_end) const noexcept {
+  constexpr Index kMax = detail::kMaxRowPanels;
+  const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
+  const Index groups = (panels + kMax - 1) / kMax;
+  const Index last_ncols = cols_ - (panels - 1) * kPanelWidth;
+  alignas(64) Scalar bias_tail[kPanelWidth];  // the last panel's bias, zero-padded
+  const Scalar* last_bias = bias == nullptr ? nullptr : bias + (panels - 1) * kPanelWidth;
+  if (bias != nullptr && last_ncols < kPanelWidth) {
+    std::fill(std::copy_n(last_bias, last_ncols, bias_tail), bias_tail + kPanelWidth, Scalar(0));
+    last_bias = bias_tail;
+  }
+  for (Index q = 0; q < groups; ++q) {
+    const Index g = backwards ? groups - 1 - q : q;
+    // One group, the usual case, without the divisions (they cost 30 TSC ticks a product).
+    const Index p0 = groups == 1 ? 0 : panels * g / groups;
+    const Index p1 = groups == 1 ? panels : panels * (g + 1) / groups;
+    const bool ends = p1 == panels;
+    const detail::RowOutput<Scalar> out{
+        c + p0 * kPanelWidth, ends ? last_ncols : kPanelWidth, accumulate,
+        bias == nullptr ? nullptr : bias + p0 * kPanelWidth,
+        bias == nullptr ? nullptr : ends ? last_bias : bias + (p1 - 1) * kPanelWidth};
+    const Scalar* b = panels_.data() + p0 * panel_stride_ + k_begin * ldb_;
+    detail::row_kernel_for<Scalar>(static_cast<int>(p1 - p0), a + k_begin * a_step, a_step, b,
+                                   panel_stride_, ldb_, k_end - k_begin, backwards, out);
+  }
 }
 
 // Inlined into both callers: called out of line, it made a stream step 6% slower.
@@ -109,6 +146,7 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate, Index a_step,
     const Scalar* bias, bool backwards, Index k_begin, Index k_end) const noexcept {
   using detail::kRowBlock;
+  if (m == 1) return multiply_row(a, a_step, c, accumulate, bias, backwards, k_begin, k_end);
   const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
   alignas(64) Scalar bias_tail[kPanelWidth] = {};  // the last panel's bias, zero-padded
   auto output = [&](Index p, Scalar* c_row) {
@@ -120,24 +158,6 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     }
     return detail::Output<Scalar>{c_row + j0, ldc, ncols, accumulate, panel_bias};
   };
-  if (m == 1) {  // one row: panels in pairs, and the depth reversed with the panel order
-    const Scalar* a0 = a + k_begin * a_step;
-    const Index rows = k_end - k_begin;
-    const Index groups = (panels + 1) / 2;
-    for (Index q = 0; q < groups; ++q) {
-      const Index g = backwards ? groups - 1 - q : q, p = 2 * g;
-      const Scalar* b = panels_.data() + (p * rows_ + k_begin) * kPanelWidth;
-      if (p + 1 < panels) {
-        const detail::Output<Scalar> outs[2] = {output(p, c), output(p + 1, c)};
-        detail::row_kernel_for_panels<Scalar, 2>(a0, a_step, b, rows_ * kPanelWidth, rows,
-                                                 backwards, outs);
-      } else {
-        const detail::Output<Scalar> outs[1] = {output(p, c)};
-        detail::row_kernel_for_panels<Scalar, 1>(a0, a_step, b, 0, rows, backwards, outs);
-      }
-    }
-    return;
-  }
   // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
   // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 16
   // vector multiply-adds per 128 bytes of B, so hardware prefetching keeps up even from L3, and
@@ -150,8 +170,8 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     for (Index q = 0; q < panels; ++q) {
       const Index p = backwards ? panels - 1 - q : q;
       detail::multiply_rows<Scalar>(a + r0 * lda + k_begin * a_step, lda, a_step, r1 - r0,
-                                    panels_.data() + (p * rows_ + k_begin) * kPanelWidth,
-                                    kPanelWidth, k_end - k_begin, output(p, c + r0 * ldc));
+                                    panels_.data() + p * panel_stride_ + k_begin * ldb_,
+                                    ldb_, k_end - k_begin, output(p, c + r0 * ldc));
     }
   }
 }

@@ -1,5 +1,6 @@
 // PackedMatrix against a plain triple loop in double: every kernel path (a single row, whose
-// panels go in pairs; several rows in blocks of 8 and a remainder), an odd panel count and a
+// panels go up to 6 at once; several rows in blocks of 8 and a remainder), both layouts (narrow
+// matrices row by row, wide ones panel by panel), an odd panel count and a
 // last panel cut short, a depth not a multiple of the unrolling, bias, accumulation, a
 // transposed and strided A (a_step), both panel orders, and products over a depth range.
 #include <algorithm>
@@ -59,6 +60,18 @@ void test_case(const Case& c, std::mt19937& gen) {
   packed.pack(b.data(), c.k, c.n, c.n, 1);
   const std::string shape =
       std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+  {  // packed from Bᵀ (a weight matrix's own layout): the same matrix, so the same products
+    std::vector<float> bt(c.n * c.k);
+    for (Index k = 0; k < c.k; ++k)
+      for (Index j = 0; j < c.n; ++j) bt[j * c.k + k] = b[k * c.n + j];
+    eigengru::PackedMatrix<float> from_transposed;
+    from_transposed.pack(bt.data(), c.k, c.n, 1, c.k);
+    const std::vector<float> a = random(c.m * c.k);
+    std::vector<float> want(c.m * c.n), got(c.m * c.n);
+    packed.multiply(a.data(), c.k, c.m, want.data(), c.n, false);
+    from_transposed.multiply(a.data(), c.k, c.m, got.data(), c.n, false);
+    check(got == want, "pack from Bᵀ " + shape + ": another product");
+  }
   for (const bool transposed : {false, true}) {
     // Row-major A (m x k), or A inside its transpose, stored with rows of m + 2 (a view of
     // the first m columns of a k x (m + 2) matrix): lda = 1, a_step = m + 2.
@@ -97,12 +110,15 @@ void test_case(const Case& c, std::mt19937& gen) {
 
 int main() {
   std::mt19937 gen(5);
-  // m = 1: panel pairs and a single last panel (n = 96: 3 panels), a short last panel (33, 100),
-  // a single short panel (1, 31); depths below, at and past the unrolling (1, 3, 5, 64, 70).
-  // m = 2, 9: the row-block kernels (a remainder of 2 and 1 after 8).
+  // m = 1: 1 to 6 panels at once (n = 32 to 192), a short last panel (33, 100), a single short
+  // panel (1, 31), depths below, at and past the unrolling (1, 3, 5, 64, 70); more than 6
+  // panels in balanced groups: 8 (n = 256, the widest stored row by row), 10 and 14 (n = 300,
+  // 420, stored panel by panel; 420 in groups of 5, 4, 5 with a short last panel).
+  // m = 2, 9, 17: the row-block kernels (a remainder of 2 and 1 after 8), both layouts.
   for (const Case c : {Case{1, 1, 1}, Case{1, 3, 31}, Case{1, 5, 32}, Case{1, 64, 96},
-                       Case{1, 70, 100}, Case{1, 64, 192}, Case{1, 7, 33}, Case{2, 5, 64},
-                       Case{9, 70, 100}, Case{17, 64, 96}})
+                       Case{1, 70, 100}, Case{1, 64, 192}, Case{1, 7, 33}, Case{1, 16, 256},
+                       Case{1, 9, 300}, Case{1, 20, 420}, Case{2, 5, 64}, Case{9, 70, 100},
+                       Case{17, 64, 96}, Case{9, 33, 300}, Case{3, 17, 420}})
     test_case(c, gen);
   return eigengru_test::finish();
 }
