@@ -7,10 +7,14 @@ import pytest
 
 from .conftest import GRAD_NAMES, assert_close, random_case, reference_run
 
-SHAPES = [  # (T, B, I, H): T=1, B=1, H not a multiple of the vector width, a panel edge (32)
+SHAPES = [  # (T, B, I, H): T=1, B=1, H not a multiple of the vector width, a panel edge (32);
+    # B=1 with H a multiple of it: the fused batch-1 step (float: 1 and 3 vectors of units;
+    # double: 2, and 6 in two groups)
     (1, 1, 1, 1),
     (1, 3, 4, 7),
     (6, 1, 5, 9),
+    (7, 1, 6, 16),
+    (4, 1, 2, 48),
     (9, 4, 16, 13),
     (5, 7, 3, 32),
     (13, 10, 11, 33),

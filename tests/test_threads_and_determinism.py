@@ -126,3 +126,39 @@ def test_backward_product_paths_match_the_reference(rng, threads, reset_after, w
             assert_close(actual, expected, np.float64, f"{what}, {n} thread(s)")
         for name, expected in ref[4].items():
             assert_close(gru.grads[name], expected, np.float64, f"{name}, {n} thread(s)")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_single_rows_with_lengths_match_the_reference(rng, threads, dtype):
+    """Two rows of different lengths: one thread steps both together, two threads one row each
+    (the fused batch-1 step, H a multiple of the vector width), training and inference; every
+    output matches the NumPy reference, and steps past a row's length leave it alone."""
+    from . import reference
+
+    steps, batch, inputs, hidden = 9, 2, 5, 32
+    gru = eigengru.GRU(inputs, hidden, reset_after=True, dtype=dtype, seed=3)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-0.5, 0.5, p.shape).astype(dtype))
+    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden)).astype(dtype)
+    lengths = np.array([steps, 4])
+    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+    grad_out = (rng.standard_normal((steps, batch, hidden)) * mask).astype(dtype)
+    grad_h_n = rng.standard_normal((1, batch, hidden)).astype(dtype)
+    params = {name: p.astype(np.float64) for name, p in gru.parameters()}
+    ref = reference.stack(params, 1, False, True, x.astype(np.float64), h0.astype(np.float64),
+                          lengths, grad_out.astype(np.float64), grad_h_n.astype(np.float64))
+    for n in (1, 2):
+        eigengru.set_num_threads(n)
+        out, h_n = gru(x, h0, lengths=lengths)
+        assert_close(out, ref[0], dtype, f"inference out, {n} thread(s)")
+        assert_close(h_n, ref[1], dtype, f"inference h_n, {n} thread(s)")
+        gru.zero_grad()
+        out_t, h_n_t = gru.forward(x, h0, lengths=lengths, train=True)
+        np.testing.assert_array_equal(out_t, out)
+        np.testing.assert_array_equal(h_n_t, h_n)
+        dx, dh0 = gru.backward(grad_out, grad_h_n)
+        assert_close(dx, ref[2], dtype, f"dx, {n} thread(s)")
+        assert_close(dh0, ref[3], dtype, f"dh0, {n} thread(s)")
+        for name, expected in ref[4].items():
+            assert_close(gru.grads[name], expected, dtype, f"{name}, {n} thread(s)")

@@ -61,6 +61,35 @@ __attribute__((always_inline)) inline void for_each_chunk(Index n, Step step) {
   if (j < n) step(j, n - j);
 }
 
+/// One chunk of the forward gates, reset_after, from the pre-activation sums of the chunk's units:
+/// x_* = the input projection (b_ih and b_hr, b_hz folded in), h_* = W_h* h (b_hn added here).
+/// The one place this arithmetic is written: the batched gate pass below and the fused batch-1
+/// step (row_step.hpp) give the same values bit for bit.
+template <typename Scalar>
+struct ResetAfterChunk {
+  Chunk<Scalar> r, z, n, m, h_next;
+
+  __attribute__((always_inline)) ResetAfterChunk(const Chunk<Scalar>& x_r, const Chunk<Scalar>& x_z,
+                                                 const Chunk<Scalar>& x_n, const Chunk<Scalar>& h_r,
+                                                 const Chunk<Scalar>& h_z, const Chunk<Scalar>& h_n,
+                                                 const Scalar* bias_hn, Index j, Index len,
+                                                 const Chunk<Scalar>& h_prev)
+      : r((x_r + h_r).logistic()), z((x_z + h_z).logistic()), m(h_n) {
+    if (bias_hn != nullptr) m += load(bias_hn, j, len);
+    n = (x_n + r * m).tanh();
+    h_next = n + z * (h_prev - n);  // (1 - z) n + z h
+  }
+
+  /// Writes [r, z, n, m] to a gate record of 4 blocks of H.
+  template <typename Length>
+  __attribute__((always_inline)) void store_record(Scalar* rec, Index H, Index j, Length len) const {
+    store(rec, j, len, r);
+    store(rec + H, j, len, z);
+    store(rec + 2 * H, j, len, n);
+    store(rec + 3 * H, j, len, m);
+  }
+};
+
 /// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
 /// rec may be nullptr (inference: nothing reads the record).
 template <typename Scalar>
@@ -68,18 +97,12 @@ inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
                                 const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
                                 Scalar* h_next) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
-    const Chunk<Scalar> z = (load(gx + H, j, len) + load(gh + H, j, len)).logistic();
-    Chunk<Scalar> m = load(gh + 2 * H, j, len);
-    if (bias_hn != nullptr) m += load(bias_hn, j, len);
-    const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + r * m).tanh();
-    store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));  // (1-z) n + z h
-    if (rec != nullptr) {
-      store(rec, j, len, r);
-      store(rec + H, j, len, z);
-      store(rec + 2 * H, j, len, n);
-      store(rec + 3 * H, j, len, m);
-    }
+    const ResetAfterChunk<Scalar> g(load(gx, j, len), load(gx + H, j, len),
+                                    load(gx + 2 * H, j, len), load(gh, j, len),
+                                    load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j,
+                                    len, load(h_prev, j, len));
+    store(h_next, j, len, g.h_next);
+    if (rec != nullptr) g.store_record(rec, H, j, len);
   });
 }
 

@@ -13,6 +13,7 @@
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/threads.hpp"
 #include "phase_counters.hpp"
+#include "row_step.hpp"
 #include "transposed_product.hpp"
 
 namespace eigengru {
@@ -220,6 +221,8 @@ struct LayerPasses {
       Scalar* gx_chunk = gx.data() + ahead * b0 * G;  // row (s - s0) * n + i
       Scalar* x_chunk = gathered.data() + ahead * b0 * I;
       Scalar* ghs = gh.data() + b0 * G;
+      // A single row takes the fused step where it can (row_step.hpp).
+      const bool row_step = n == 1 && w.reset_after && fits_row_step(prepared.w_hh_t, H);
       for (Index s = 0; s < T && n > 0; ++s) {
         const Scalar* hp = state[s % 2].data() + b0 * H;  // row i at hp + i * ldp
         Scalar* hn = state[(s + 1) % 2].data() + b0 * H;  // row i at hn + i * ldn
@@ -253,13 +256,18 @@ struct LayerPasses {
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
         const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
-        prepared.w_hh_t.multiply(hp, ldp, n, ghs, G, false, 1, nullptr, backwards);
-        if (w.reset_after) {
+        if (row_step) {
+          if (active(0))
+            forward_row_reset_after(prepared.w_hh_t, H, gxs, prepared.bias_hn_or_null(), hp,
+                                    training ? recs : nullptr, hn, backwards);
+        } else if (w.reset_after) {
+          prepared.w_hh_t.multiply(hp, ldp, n, ghs, G, false, 1, nullptr, backwards);
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_reset_after<Scalar>(H, gxs + i * G, ghs + i * G, prepared.bias_hn_or_null(),
                                   hp + i * ldp, training ? recs + i * R : nullptr, hn + i * ldn);
         } else {
+          prepared.w_hh_t.multiply(hp, ldp, n, ghs, G, false, 1, nullptr, backwards);
           for (Index i = 0; i < n; ++i)
             if (active(i))
               forward_gates_rz(H, gxs + i * G, ghs + i * G, hp + i * ldp, recs + i * R);

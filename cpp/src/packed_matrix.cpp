@@ -82,9 +82,9 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   const Index panels = (cols + kPanelWidth - 1) / kPanelWidth;
   rows_ = cols_ = 0;
   panels_.resize(panels * rows * kPanelWidth);  // every value is written below
-  const bool narrow = panels * kPanelWidth * static_cast<Index>(sizeof(Scalar)) <= kNarrowRowBytes;
-  ldb_ = narrow ? panels * kPanelWidth : kPanelWidth;
-  panel_stride_ = narrow ? kPanelWidth : rows * kPanelWidth;
+  narrow_ = panels * kPanelWidth * static_cast<Index>(sizeof(Scalar)) <= kNarrowRowBytes;
+  ldb_ = narrow_ ? panels * kPanelWidth : kPanelWidth;
+  panel_stride_ = narrow_ ? kPanelWidth : rows * kPanelWidth;
   // A transposed source (a weight matrix used as Wᵀ, row_stride 1) is copied by tiles
   // transposed in registers, reading whole source rows: element by element, the reads stride
   // across rows (the forward of a small layer spent 6 us a call packing, now 2.4). The rows

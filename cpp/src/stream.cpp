@@ -6,6 +6,7 @@
 
 #include "cell.hpp"
 #include "denormals.hpp"
+#include "row_step.hpp"
 
 namespace eigengru {
 
@@ -40,8 +41,17 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
     Scalar* h = state_.data() + static_cast<Index>(l) * B * H;  // updated in place
     layer.w_ih_t.multiply(input, layer.input_size, B, gx_.data(), G, false, 1,
                           layer.input_bias.data(), backwards_);
-    layer.w_hh_t.multiply(h, H, B, gh_.data(), G, false, 1, nullptr, backwards_);
     const Scalar* bias_hn = layer.bias_hn_or_null();
+    if (B == 1 && spec_.reset_after && detail::fits_row_step(layer.w_hh_t, H)) {
+      // The fused step (row_step.hpp) reads all of h before it writes: a new state into gh_,
+      // then copied over h.
+      detail::forward_row_reset_after<Scalar>(layer.w_hh_t, H, gx_.data(), bias_hn, h, nullptr,
+                                      gh_.data(), backwards_);
+      std::copy_n(gh_.data(), H, h);
+      input = h;
+      continue;
+    }
+    layer.w_hh_t.multiply(h, H, B, gh_.data(), G, false, 1, nullptr, backwards_);
     for (Index b = 0; b < B; ++b) {
       if (spec_.reset_after) {
         detail::forward_reset_after<Scalar>(H, gx_.data() + b * G, gh_.data() + b * G, bias_hn,

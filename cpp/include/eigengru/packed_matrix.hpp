@@ -39,7 +39,13 @@ class PackedMatrix {
   /// Values stored, padding included.
   Index size() const { return static_cast<Index>(panels_.size()); }
   Index cols() const { return cols_; }
-  const Scalar* data_ptr() const { return panels_.data(); }
+
+  /// Whether B is stored row by row (see above). Then B(k, j) = data()[k * row_stride() + j],
+  /// with every row padded with zeros to whole panels: a kernel of its own (the fused batch-1
+  /// GRU step) can read B directly.
+  bool narrow() const { return narrow_; }
+  const Scalar* data() const { return panels_.data(); }
+  Index row_stride() const { return ldb_; }
 
   /// C = A * B, or C += A * B when accumulate, plus the row vector `bias` (cols() values) on
   /// every row when given. A is m x rows() with A(i, k) = a[i * lda + k * a_step] (a_step = 1:
@@ -78,6 +84,7 @@ class PackedMatrix {
 
   Index rows_ = 0;
   Index cols_ = 0;
+  bool narrow_ = false;
   Index ldb_ = 0;           ///< from a panel's row k to its row k + 1
   Index panel_stride_ = 0;  ///< from panel p to panel p + 1
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> panels_;  ///< aligned; resize() leaves it unset
