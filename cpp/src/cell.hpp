@@ -69,10 +69,12 @@ template <typename Scalar>
 struct ResetAfterChunk {
   Chunk<Scalar> r, z, n, m, h_next;
 
+  /// len: the chunk's length, a FullChunk where it is known when compiling (see load()).
+  template <typename Length>
   __attribute__((always_inline)) ResetAfterChunk(const Chunk<Scalar>& x_r, const Chunk<Scalar>& x_z,
                                                  const Chunk<Scalar>& x_n, const Chunk<Scalar>& h_r,
                                                  const Chunk<Scalar>& h_z, const Chunk<Scalar>& h_n,
-                                                 const Scalar* bias_hn, Index j, Index len,
+                                                 const Scalar* bias_hn, Index j, Length len,
                                                  const Chunk<Scalar>& h_prev)
       : r((x_r + h_r).logistic()), z((x_z + h_z).logistic()), m(h_n) {
     if (bias_hn != nullptr) m += load(bias_hn, j, len);

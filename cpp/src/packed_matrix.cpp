@@ -116,6 +116,7 @@ void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c
                                         Index k_begin, Index k_end) const noexcept {
   constexpr Index kMax = detail::kMaxRowPanels;
   const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
+  if (panels == 0) return;
   const Index groups = (panels + kMax - 1) / kMax;
   const Index last_ncols = cols_ - (panels - 1) * kPanelWidth;
   alignas(64) Scalar bias_tail[kPanelWidth];  // the last panel's bias, zero-padded
