@@ -4,10 +4,11 @@
 // At batch 1 a step is one product of the state with W_hhᵀ (H x 3H), short enough that what
 // surrounds it counts: a stream step (64 x 192) measured 3-4% faster (C++ A/B, min of 10
 // alternating runs, 0.483 -> 0.462-0.469 ms for 1000 steps) than with the sums stored and read
-// back by the separate gate pass. The hidden units go in groups of up to 4 vectors: a group's
-// r, z and n sums (3 x 4 = 12 accumulators) are made over the whole depth, then its gates, its
+// back by the separate gate pass. The hidden units go in groups of up to 3 vectors: a group's
+// r, z and n sums (3 x 3 = 9 accumulators) are made over the whole depth, then its gates, its
 // state and its record, the vectors in the order the next step (the other direction) reads
-// them first, so that it can start before the last gates are done (1-1.5%).
+// them first, so that it can start before the last gates are done (1-1.5%). One group's gates
+// overlap the next group's product.
 //
 // The gates are cell.hpp's ResetAfterChunk, the batched gate pass's own arithmetic, and the
 // sums are added over k in the order PackedMatrix::multiply adds a single row's when it takes
@@ -73,6 +74,12 @@ __attribute__((always_inline)) inline void row_step_group(
     EIGENGRU_UNROLL for (int q = Q - 1; q >= 0; --q) finish(q);
 }
 
+/// The most unit vectors in a group: 3 x 3 = 9 accumulators. Groups of 4 (one group for a
+/// 64-unit layer) measured 3% slower on the stream shape, since a group's gates then have no
+/// other group's product to overlap with, and groups of 2 or 1 slower where 3 vectors make
+/// the whole layer (48 units: 4%).
+constexpr Index kMaxGroupVectors = 3;
+
 /// forward_reset_after(H, gx, h_prev W_hhᵀ, bias_hn, h_prev, rec, h_next) in one pass, for a
 /// layer that fits_row_step. h_next must not overlap h_prev (every group reads all of h_prev).
 /// `backwards` as in PackedMatrix::multiply: the groups and the depth last to first.
@@ -83,7 +90,7 @@ void forward_row_reset_after(const PackedMatrix<Scalar>& w_hh_t, Index H, const 
   constexpr Index L = kLanes<Scalar>;
   const Scalar* w = w_hh_t.data();
   const Index ldw = w_hh_t.row_stride(), vectors = H / L;
-  const Index groups = (vectors + 3) / 4;
+  const Index groups = (vectors + kMaxGroupVectors - 1) / kMaxGroupVectors;
   for (Index q = 0; q < groups; ++q) {
     const Index g = backwards ? groups - 1 - q : q;
     const Index v0 = vectors * g / groups, v1 = vectors * (g + 1) / groups;  // balanced
@@ -91,8 +98,8 @@ void forward_row_reset_after(const PackedMatrix<Scalar>& w_hh_t, Index H, const 
       row_step_group<Scalar, decltype(width)::value>(H, w, ldw, v0 * L, gx, bias_hn, h_prev,
                                                      rec, h_next, backwards);
     };
+    static_assert(kMaxGroupVectors == 3);
     switch (v1 - v0) {
-      case 4: group(std::integral_constant<int, 4>{}); break;
       case 3: group(std::integral_constant<int, 3>{}); break;
       case 2: group(std::integral_constant<int, 2>{}); break;
       case 1: group(std::integral_constant<int, 1>{}); break;
