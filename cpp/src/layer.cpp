@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -168,8 +170,9 @@ struct LayerPasses {
     if (seq.lengths != nullptr) lengths.assign(seq.lengths, seq.lengths + B);
     const StepClock clock{seq.lengths != nullptr ? lengths.data() : nullptr, T, seq.reverse};
 
-    // Everything is allocated here, before the time loop (nothing is allocated inside it). A
-    // failure here leaves the caller's buffers untouched and the cache not ready().
+    // Everything is allocated here or at the start of the time loop's region, before the loop
+    // (nothing is allocated inside it). A failure leaves the caller's buffers untouched and the
+    // cache not ready().
     const ForwardWeights<Scalar> prepared(w);
     RowMatrix<Scalar> state[2] = {RowMatrix<Scalar>::Zero(B, H), RowMatrix<Scalar>(B, H)};
     if (h0 != nullptr) state[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B, H);
@@ -179,7 +182,6 @@ struct LayerPasses {
     // cache until the gates read them. A chunk's inputs are gathered into contiguous rows.
     const int threads = threads_for(seq, B);
     const Index ahead = std::clamp<Index>(48 / std::max<Index>(1, B / threads), 1, T > 0 ? T : 1);
-    RowMatrix<Scalar> gx(ahead * B, G), gathered(ahead * B, I), gh(B, G);
     Scalar* kept_gates = nullptr;   // training: the cache's records and starting states, by time
     Scalar* kept_states = nullptr;
     if (training) {  // reuses the cache's memory; whatever forward it held is replaced
@@ -209,18 +211,30 @@ struct LayerPasses {
     // (rows ldo apart) and reads them there at the next step: no state buffers, no copies.
     const bool into_out = !training && out != nullptr && seq.lengths == nullptr;
 
-    if (out != nullptr && seq.lengths != nullptr)
-      for (Index b = 0; b < B; ++b)
-        for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
-
+    // Each thread allocates its own scratch rows (projected inputs, gathered inputs, the step's
+    // product) at the start of the region: in one block with the other threads', the wide
+    // shape's 2-thread inference ran 15% slower whenever this VM's two cores were far apart (a
+    // cache-line round trip of 400-500 ns instead of 100), and a page of padding between the
+    // threads' rows did not help. An allocation that fails is reported after the region, before
+    // any output is written.
+    std::atomic<bool> scratch_failed{false};
 #pragma omp parallel num_threads(threads)
     {
       const FlushDenormals flush;
       const RowSlice rows = my_rows(B);
-      const Index b0 = rows.begin, n = rows.size();
-      Scalar* gx_chunk = gx.data() + ahead * b0 * G;  // row (s - s0) * n + i
-      Scalar* x_chunk = gathered.data() + ahead * b0 * I;
-      Scalar* ghs = gh.data() + b0 * G;
+      RowMatrix<Scalar> gx, gathered, gh;
+      try {
+        gx.resize(ahead * rows.size(), G);
+        gathered.resize(ahead * rows.size(), I);
+        gh.resize(rows.size(), G);
+      } catch (...) {
+        scratch_failed = true;
+      }
+#pragma omp barrier
+      const Index b0 = rows.begin, n = scratch_failed ? 0 : rows.size();  // 0: skip the loop
+      Scalar* gx_chunk = gx.data();  // row (s - s0) * n + i
+      Scalar* x_chunk = gathered.data();
+      Scalar* ghs = gh.data();
       // A single row takes the fused step where it can (row_step.hpp).
       const bool row_step = n == 1 && w.reset_after && fits_row_step(prepared.w_hh_t, H);
       for (Index s = 0; s < T && n > 0; ++s) {
@@ -293,6 +307,10 @@ struct LayerPasses {
       }
     }
 
+    if (scratch_failed) throw std::bad_alloc();
+    if (out != nullptr && seq.lengths != nullptr)  // past a row's length the output is zero
+      for (Index b = 0; b < B; ++b)
+        for (Index t = clock.length(b); t < T; ++t) std::fill_n(out + (t * B + b) * ldo, H, 0);
     if (h_n != nullptr && into_out && T > 0) {
       const Scalar* last = out + clock.time(0, T - 1) * B * ldo;
       for (Index b = 0; b < B; ++b) std::copy_n(last + b * ldo, H, h_n + b * H);
