@@ -73,6 +73,19 @@ template <typename Scalar>
 void pack_transposed_rows(const Scalar*, Index, Index, Index, Scalar*, Index) {}  // never called
 #endif
 
+/// Panel p's bias for a kernel, which reads kPanelWidth values: bias + p * kPanelWidth, or for
+/// a last panel cut short (B has `cols` columns) a zero-padded copy in `tail`; nullptr without
+/// a bias.
+template <typename Scalar>
+const Scalar* panel_bias(const Scalar* bias, Index cols, Index p, Scalar* tail) {
+  constexpr Index W = 2 * kLanes<Scalar>;
+  if (bias == nullptr) return nullptr;
+  const Index j0 = p * W, ncols = std::min(W, cols - j0);
+  if (ncols == W) return bias + j0;
+  std::fill(std::copy_n(bias + j0, ncols, tail), tail + W, Scalar(0));
+  return tail;
+}
+
 }  // namespace
 
 template <typename Scalar>
@@ -119,12 +132,8 @@ void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c
   if (panels == 0) return;
   const Index groups = (panels + kMax - 1) / kMax;
   const Index last_ncols = cols_ - (panels - 1) * kPanelWidth;
-  alignas(64) Scalar bias_tail[kPanelWidth];  // the last panel's bias, zero-padded
-  const Scalar* last_bias = bias == nullptr ? nullptr : bias + (panels - 1) * kPanelWidth;
-  if (bias != nullptr && last_ncols < kPanelWidth) {
-    std::fill(std::copy_n(last_bias, last_ncols, bias_tail), bias_tail + kPanelWidth, Scalar(0));
-    last_bias = bias_tail;
-  }
+  alignas(64) Scalar bias_tail[kPanelWidth];
+  const Scalar* last_bias = panel_bias(bias, cols_, panels - 1, bias_tail);
   for (Index q = 0; q < groups; ++q) {
     const Index g = backwards ? groups - 1 - q : q;
     // One group, the usual case, without the divisions (they cost 30 TSC ticks a product).
@@ -149,15 +158,11 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
   using detail::kRowBlock;
   if (m == 1) return multiply_row(a, a_step, c, accumulate, bias, backwards, k_begin, k_end);
   const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
-  alignas(64) Scalar bias_tail[kPanelWidth] = {};  // the last panel's bias, zero-padded
+  alignas(64) Scalar bias_tail[kPanelWidth];
   auto output = [&](Index p, Scalar* c_row) {
     const Index j0 = p * kPanelWidth, ncols = std::min(kPanelWidth, cols_ - j0);
-    const Scalar* panel_bias = bias == nullptr ? nullptr : bias + j0;
-    if (bias != nullptr && ncols < kPanelWidth) {
-      std::copy_n(bias + j0, ncols, bias_tail);
-      panel_bias = bias_tail;
-    }
-    return detail::Output<Scalar>{c_row + j0, ldc, ncols, accumulate, panel_bias};
+    return detail::Output<Scalar>{c_row + j0, ldc, ncols, accumulate,
+                                  panel_bias(bias, cols_, p, bias_tail)};
   };
   // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
   // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 16

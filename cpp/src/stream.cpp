@@ -45,8 +45,8 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
     if (B == 1 && spec_.reset_after && detail::fits_row_step(layer.w_hh_t, H)) {
       // The fused step (row_step.hpp) reads all of h before it writes: a new state into gh_,
       // then copied over h.
-      detail::forward_row_reset_after<Scalar>(layer.w_hh_t, H, gx_.data(), bias_hn, h, nullptr,
-                                      gh_.data(), backwards_);
+      detail::forward_row_reset_after<Scalar>(layer.w_hh_t, H, gx_.data(), bias_hn, h,
+                                              nullptr, gh_.data(), backwards_);
       std::copy_n(gh_.data(), H, h);
       input = h;
       continue;
