@@ -99,7 +99,7 @@ def test_gradcheck_every_input_and_parameter():
         for p, w in zip(params, weights):
             p.data = w.detach()  # the function of the weights passed in
         with torch.enable_grad():
-            out, h_n = egt._StackFunction.apply(module._spec, None, 0, True,
+            out, h_n = egt._StackFunction.apply(module._spec(True), None, 0, True,
                                                 egt._CACHES[torch.float64](), x, h, *weights)
         return out, h_n
 

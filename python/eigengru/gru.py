@@ -88,6 +88,24 @@ class GRU:
         state["_pending"] = None  # (cache, how the input was laid out) of the last training forward
         state["_spare"] = None  # a consumed cache whose memory the next training forward reuses
 
+    # -- pickle and copy ----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The model for pickle and copy: configuration, parameters, accumulated gradients and
+        the random generator. Not the core's stack description (rebuilt on load) nor a training
+        forward's cache: a copy starts with no forward awaiting its backward. The dicts are new,
+        so that replacing a parameter of a shallow copy leaves the original's in place."""
+        state = self.__dict__.copy()
+        del state["_spec"]
+        state["_params"], state["grads"] = dict(self._params), dict(self.grads)
+        state["_pending"] = state["_spare"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_spec"] = _core.StackSpec(self.input_size, self.hidden_size,
+                                                 self.num_layers, self.bidirectional,
+                                                 self.reset_after, self.dropout)
+
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1

@@ -8,8 +8,10 @@ reach C++ without copies. Importing this module imports torch; ``import eigengru
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _core
+from . import _core, _torch_export
 from .parameters import layer_parameters
 
 __all__ = ["GRU"]
@@ -147,15 +149,31 @@ class GRU(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.reset_after = bidirectional, reset_after
-        self.mode = "GRU"
+        self.mode, self.proj_size = "GRU", 0
         self._flat_weights_names = []
         for layer in layer_parameters(input_size, hidden_size, num_layers, bidirectional, bias):
             for name, shape in layer.items():
                 self.register_parameter(name, nn.Parameter(torch.empty(shape, dtype=dtype)))
                 self._flat_weights_names.append(name)
-        self._spec = _core.StackSpec(input_size, hidden_size, num_layers, bidirectional,
-                                     reset_after, self.dropout)
         self.reset_parameters()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The module's state for pickle, copy and torch.save: everything but the pool of
+        training caches (C++ objects whose contents belong to graphs of this process), so
+        that a copy holds only tensors, numbers and strings and starts with an empty pool."""
+        state = self.__dict__.copy()
+        state.pop("_cache_pool", None)
+        return state
+
+    def flatten_parameters(self) -> None:
+        """A no-op, as for torch.nn.GRU on the CPU: the parameters are read where they are."""
+
+    def _spec(self, training: bool):
+        """The core's description of this stack, from the attributes as they are now (a script
+        may set ``dropout`` after construction, as with nn.GRU); dropout only in training."""
+        return _stack_spec(self.input_size, self.hidden_size, self.num_layers,
+                           self.bidirectional, self.reset_after,
+                           float(self.dropout) if training else 0.0)
 
     def _free_cache(self, dtype):
         """A training cache that no autograd graph holds any more, so that its memory (gate
@@ -188,17 +206,63 @@ class GRU(nn.Module):
         return [flat[k : k + per] for k in range(0, len(flat), per)]
 
     def extra_repr(self) -> str:
+        """nn.GRU's text (``input_size, hidden_size`` and the arguments that differ from their
+        defaults), then ``reset_after=False`` when it is."""
         text = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
-                              ("dropout", 0.0), ("bidirectional", False), ("reset_after", True)):
-            if getattr(self, name) != default:
-                text += f", {name}={getattr(self, name)}"
+        if self.proj_size != 0:
+            text += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            text += f", bias={self.bias}"
+        if self.batch_first is not False:
+            text += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            text += f", bidirectional={self.bidirectional}"
+        if self.reset_after is not True:
+            text += f", reset_after={self.reset_after}"
         return text
+
+    def to_nn_gru(self) -> nn.GRU:
+        """An equivalent ``torch.nn.GRU`` with copies of these parameters, for tools that need
+        PyTorch's own module (CUDA, for one). Only ``reset_after=True`` has one."""
+        if not self.reset_after:
+            raise ValueError("to_nn_gru: torch.nn.GRU computes the reset_after=True formulation "
+                             "only; this module has reset_after=False")
+        dtype = self.weight_hh_l0.dtype
+        twin = nn.GRU(self.input_size, self.hidden_size, self.num_layers, self.bias,
+                      self.batch_first, self.dropout, self.bidirectional, dtype=dtype)
+        twin.load_state_dict(self.state_dict())
+        twin.train(self.training)
+        return twin
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this before compiling; the forward is Python around a C++
+        # call, which TorchScript cannot compile, so say what works instead.
+        raise RuntimeError(
+            "torch.jit.script cannot compile eigengru.torch.GRU: its forward calls eigengru's "
+            "C++ core from Python. Use torch.export.export, torch.jit.trace or "
+            "torch.onnx.export, which all support it")
 
     # Under torch.compile the whole forward is one graph break: an opaque C++ call with its own
     # autograd node, nothing for dynamo to trace into.
     @torch.compiler.disable
     def forward(self, input: Any, hx: torch.Tensor | None = None):
+        if torch.jit.is_tracing():
+            # The tracer warns of every size it sees compared; this module's checks compare
+            # the example's sizes, which the traced graph does not depend on.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                return self._forward(input, hx)
+        return self._forward(input, hx)
+
+    def _forward(self, input: Any, hx: torch.Tensor | None):
+        dtype = self.weight_hh_l0.dtype
+        if dtype not in _CACHES:
+            raise TypeError(f"eigengru.torch.GRU computes in torch.float32 or torch.float64; its "
+                            f"parameters are {dtype} (use .float() or .double())")
         packed = isinstance(input, PackedSequence)
         layout = None
         if packed:
@@ -217,35 +281,26 @@ class GRU(nn.Module):
             elif self.batch_first:
                 x = x.transpose(0, 1)
             batch = x.shape[1]
-        _check_tensor(x, "input", self.weight_hh_l0.dtype)
+        _check_tensor(x, "input", dtype)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected input_size {self.input_size} in the last "
                              f"dimension, got shape {tuple(x.shape)}")
         stacked = self.num_layers * (2 if self.bidirectional else 1)
         if hx is not None:
-            _check_tensor(hx, "hx", self.weight_hh_l0.dtype)
-            expected = (stacked, self.hidden_size) if unbatched else (stacked, batch, self.hidden_size)
+            _check_tensor(hx, "hx", dtype)
+            expected = ((stacked, self.hidden_size) if unbatched
+                        else (stacked, batch, self.hidden_size))
             if tuple(hx.shape) != expected:
                 raise ValueError(f"hx: expected shape {expected}, got {tuple(hx.shape)}")
             if unbatched:
                 hx = hx.unsqueeze(1)
-        weights = self._flat_weights
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or (hx is not None and hx.requires_grad)
-            or any(w.requires_grad for w in weights))
-        dropout_seed = 0
-        if self.training and self.dropout > 0 and self.num_layers > 1:
-            dropout_seed = int(torch.randint(0, 2**62, (1,)).item())
-        spec = self._spec if self.training else _core.StackSpec(
-            self.input_size, self.hidden_size, self.num_layers, self.bidirectional,
-            self.reset_after, 0.0)
-        # Training mode with dropout takes the training path even without gradients, since
-        # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
-        training_path = needs_grad or (self.training and self.dropout > 0 and self.num_layers > 1)
-        cache = self._free_cache(x.dtype) if training_path else None
-        out, h_n = _run_stack(spec, layout, dropout_seed, self.bias, x.contiguous(),
-                              None if hx is None else hx.contiguous(), weights, training_path,
-                              cache)
+        if _torch_export.is_tracing():
+            if packed:
+                raise RuntimeError("eigengru.torch.GRU: a PackedSequence cannot be traced or "
+                                   "exported; pass a padded tensor")
+            out, h_n = _torch_export.traced_forward(self, x, hx)
+        else:
+            out, h_n = self._run(x, hx, layout)
         if packed:
             return PackedSequence(out, input.batch_sizes, input.sorted_indices,
                                   input.unsorted_indices), h_n
@@ -254,6 +309,31 @@ class GRU(nn.Module):
         if self.batch_first:
             out = out.transpose(0, 1)
         return out, h_n
+
+    def _run(self, x: torch.Tensor, hx: torch.Tensor | None, layout: _PackedLayout | None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The core's forward on time-major (or packed) x, through the autograd node when a
+        gradient or dropout needs the training pass."""
+        weights = self._flat_weights
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or (hx is not None and hx.requires_grad)
+            or any(w.requires_grad for w in weights))
+        dropout = self.training and self.dropout > 0 and self.num_layers > 1
+        # Training mode with dropout takes the training path even without gradients, since
+        # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
+        dropout_seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout else 0
+        training_path = needs_grad or dropout
+        cache = self._free_cache(x.dtype) if training_path else None
+        return _run_stack(self._spec(self.training), layout, dropout_seed, self.bias,
+                          x.contiguous(), None if hx is None else hx.contiguous(), weights,
+                          training_path, cache)
+
+
+@functools.lru_cache(maxsize=64)
+def _stack_spec(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
+                reset_after: bool, dropout: float) -> Any:
+    return _core.StackSpec(input_size, hidden_size, num_layers, bidirectional, reset_after,
+                           dropout)
 
 
 def _check_dtype(dtype: Any, name: str) -> None:
