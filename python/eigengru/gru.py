@@ -15,6 +15,7 @@ import numpy as np
 from . import _core, egru_file
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
 from .parameters import layer_parameters
+from .stream import Stream
 
 _CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
            np.dtype(np.float64): _core.TrainingCacheFloat64}
@@ -267,6 +268,12 @@ class GRU:
         self.__dict__["_pending"] = None
         self.__dict__["_spare"] = cache
         return self._user_layout(dx, unbatched), (dh0[:, 0] if unbatched else dh0)
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A ``Stream`` of this (unidirectional) model over ``batch`` sequences: one time step
+        per ``step`` call, the state kept between calls. It holds a packed copy of the weights
+        as they are now; later changes to this model's weights do not reach it."""
+        return Stream(self, batch)
 
     def _user_layout(self, sequence: np.ndarray, unbatched: bool) -> np.ndarray:
         """(T, B, F) as the caller laid out its input."""

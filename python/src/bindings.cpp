@@ -5,7 +5,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -196,6 +198,43 @@ void register_scalar(py::module_& m, const char* cache_name) {
         py::arg("grad_h_n"), py::arg("grads"), py::arg("keep_cache") = false);
 }
 
+/// The C++ Stream: packs its own copy of the weights at construction; step() writes the top
+/// layer's new state into a caller's array and allocates nothing.
+template <typename Scalar>
+void register_stream(py::module_& m, const char* name) {
+  using Stream = eigengru::Stream<Scalar>;
+  py::class_<Stream>(m, name, "A unidirectional stack run one time step per call.")
+      .def(py::init([](const eigengru::StackSpec& spec, const py::list& layers, Index batch) {
+             const auto weights = stack_weights<Scalar>(layers, spec);
+             return std::make_unique<Stream>(spec, weights.data(), batch);
+           }),
+           py::arg("spec"), py::arg("layers"), py::arg("batch"))
+      .def_property_readonly("batch", &Stream::batch)
+      .def(
+          "step",
+          // Keeps the GIL: a step takes microseconds, and releasing it would add to each one.
+          [](Stream& s, const py::array& x, py::array& result) {
+            const Index B = s.batch(), H = s.spec().hidden_size;
+            const Scalar* xp = in<Scalar>(x, "x", {B, s.spec().input_size});
+            s.step(xp, out<Scalar>(result, "out", {B, H}));
+          },
+          py::arg("x"), py::arg("out"))
+      .def("reset", [](Stream& s) { s.reset(); })
+      .def(
+          "set_state",
+          [](Stream& s, const py::array& h) {
+            const Index L = s.spec().num_layers, B = s.batch(), H = s.spec().hidden_size;
+            s.reset(in<Scalar>(h, "state", {L, B, H}));
+          },
+          py::arg("state"))
+      .def("state", [](const Stream& s) {
+        const Index L = s.spec().num_layers, B = s.batch(), H = s.spec().hidden_size;
+        py::array_t<Scalar> copy({L, B, H});
+        std::copy_n(s.state(), L * B * H, copy.mutable_data());
+        return copy;
+      });
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = EIGENGRU_VERSION;
@@ -222,6 +261,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("dropout"));
   register_scalar<float>(m, "TrainingCacheFloat32");
   register_scalar<double>(m, "TrainingCacheFloat64");
+  register_stream<float>(m, "StreamFloat32");
+  register_stream<double>(m, "StreamFloat64");
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &eigengru::get_num_threads);
   m.def("build_info", &build_info);
