@@ -197,3 +197,49 @@ def test_to_nn_gru_is_an_equivalent_module():
     with torch.no_grad():
         twin.weight_hh_l0.mul_(2)  # a copy: the original keeps its weights
     assert not torch.equal(twin.weight_hh_l0, ours.weight_hh_l0)
+
+
+@pytest.mark.parametrize("config", [dict(num_layers=2, bidirectional=True, batch_first=True),
+                                    dict(num_layers=3, bias=False)], ids=["bi-bf", "L3-nobias"])
+def test_one_step_calls_take_the_packed_cells_and_see_every_change(config, monkeypatch):
+    theirs, ours = twins(**config)
+    ours.eval()
+    theirs.eval()
+    D = 2 if config.get("bidirectional") else 1
+    layers = config["num_layers"]
+    x = torch.randn((B, 1, I) if config.get("batch_first") else (1, B, I))
+    h = torch.randn(layers * D, B, H)
+    unbatched = x[0] if config.get("batch_first") else x[:, 0]  # (1, I): one step
+    general = ours._forward
+    monkeypatch.setattr(ours, "_forward", lambda *args: pytest.fail("took the general path"))
+    with torch.no_grad():
+        for args in ((x, h), (x,), (unbatched, h[:, 0]), (unbatched,)):
+            expected, actual = theirs(*args), ours(*args)
+            for what, a, e in zip(("out", "h_n"), actual, expected):
+                assert a.shape == e.shape, what
+                assert_close(a.numpy(), e.numpy(), np.float32, what)
+        cells = ours.__dict__["_step_packings"]  # the path ran
+        assert len(cells) == layers * D
+        ours(x, h)
+        assert all(a is b for a, b in zip(ours.__dict__["_step_packings"], cells))  # not repacked
+        for module in (theirs, ours):
+            module.weight_hh_l0.mul_(0.5)  # in place: a new version
+        assert_close(ours(x, h)[1].numpy(), theirs(x, h)[1].numpy(), np.float32, "edited")
+    monkeypatch.setattr(ours, "_forward", general)  # sequences take it
+    ours.train()
+    theirs.train()
+    sequence = torch.randn(4, B, I)
+    if config.get("batch_first"):
+        sequence = sequence.transpose(0, 1)
+    for module in (theirs, ours):  # a training step updating through .data, then a step call
+        module(sequence)[0].square().sum().backward()
+        for p in module.parameters():
+            p.data.add_(p.grad, alpha=-0.2)
+    ours.eval()
+    theirs.eval()
+    with torch.no_grad():
+        assert_close(ours(x, h)[1].numpy(), theirs(x, h)[1].numpy(), np.float32, "trained")
+        for module in (theirs, ours):  # through .data outside training: flatten_parameters()
+            module.weight_ih_l0.data.mul_(0.5)
+            module.flatten_parameters()
+        assert_close(ours(x, h)[1].numpy(), theirs(x, h)[1].numpy(), np.float32, "flattened")

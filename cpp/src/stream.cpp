@@ -4,9 +4,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "cell.hpp"
 #include "denormals.hpp"
-#include "row_step.hpp"
+#include "layer_step.hpp"
 
 namespace eigengru {
 
@@ -34,40 +33,13 @@ Stream<Scalar>::Stream(const StackSpec& spec, const LayerWeights<Scalar>* weight
 template <typename Scalar>
 void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
   const detail::FlushDenormals flush;
-  const Index H = spec_.hidden_size, G = 3 * H, R = 4 * H, B = batch_;
+  const Index H = spec_.hidden_size, B = batch_;
   const Scalar* input = x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
-    const detail::ForwardWeights<Scalar>& layer = layers_[l];
     Scalar* h = state_.data() + static_cast<Index>(l) * B * H;  // updated in place
-    layer.w_ih_t.multiply(input, layer.input_size, B, gx_.data(), G, false, 1,
-                          layer.input_bias.data(), backwards_);
-    const Scalar* bias_hn = layer.bias_hn_or_null();
-    if (B == 1 && spec_.reset_after && detail::fits_row_step(layer.w_hh_t, H)) {
-      // The fused step (row_step.hpp) reads all of h before it writes: a new state into gh_,
-      // then copied over h.
-      detail::forward_row_reset_after<Scalar>(layer.w_hh_t, H, gx_.data(), bias_hn, h,
-                                              nullptr, gh_.data(), backwards_);
-      std::copy_n(gh_.data(), H, h);
-      input = h;
-      continue;
-    }
-    layer.w_hh_t.multiply(h, H, B, gh_.data(), G, false, 1, nullptr, backwards_);
-    for (Index b = 0; b < B; ++b) {
-      if (spec_.reset_after) {
-        detail::forward_reset_after<Scalar>(H, gx_.data() + b * G, gh_.data() + b * G, bias_hn,
-                                            h + b * H, nullptr, h + b * H);
-      } else {
-        detail::forward_gates_rz(H, gx_.data() + b * G, gh_.data() + b * G, h + b * H,
-                                 records_.data() + b * R);
-      }
-    }
-    if (!spec_.reset_after) {
-      layer.w_hn_t.multiply(records_.data() + 3 * H, R, B, gh_.data() + 2 * H, G, false, 1,
-                            nullptr, backwards_);
-      for (Index b = 0; b < B; ++b)
-        detail::forward_candidate(H, gx_.data() + b * G, gh_.data() + b * G + 2 * H, h + b * H,
-                                  records_.data() + b * R, h + b * H);
-    }
+    detail::layer_step(layers_[l], H, spec_.reset_after, B, input, h, h,
+                       spec_.reset_after ? nullptr : records_.data(), gx_.data(), gh_.data(),
+                       backwards_);
     input = h;
   }
   std::copy_n(state_.data() + (spec_.num_layers - 1) * B * H, B * H, out);

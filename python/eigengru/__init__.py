@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from . import interop
 from ._core import __version__, build_info
+from .cell import GRUCell
 from .gru import GRU
 from .stream import Stream
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["GRU", "Stream", "interop", "__version__", "build_info", "get_num_threads", "set_num_threads"]
+__all__ = ["GRU", "GRUCell", "Stream", "interop", "__version__", "build_info", "get_num_threads",
+           "set_num_threads"]

@@ -25,8 +25,8 @@ _ONNX_GRU_VERSION = 14  # the GRU operator's latest revision (layout attribute, 
 
 def is_tracing() -> bool:
     """Whether a tracer or exporter, rather than eager PyTorch, is running the forward."""
-    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_exporting())
+    # The TorchScript exporter traces; the default one runs torch.export.
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
 def traced_forward(module: Any, x: torch.Tensor, hx: torch.Tensor | None

@@ -7,14 +7,14 @@ import os
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from . import _core, egru_file
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
-from .parameters import layer_parameters
+from .parameters import NamedParameters, layer_parameters
 from .stream import Stream
 
 _CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
@@ -24,7 +24,7 @@ _FILE_VERSION = 1
 _CONFIG_KEY = "__eigengru_config__"
 
 
-class GRU:
+class GRU(NamedParameters):
     """A stack of GRU layers with ``torch.nn.GRU``'s arguments, parameter names, shapes, gate order
     (r, z, n), initialisation and input/output conventions, on NumPy arrays.
 
@@ -115,63 +115,6 @@ class GRU:
         """The parameter names of each layer-direction, in PyTorch's order."""
         for layer in self._layers:
             yield tuple(layer)
-
-    # -- parameters ---------------------------------------------------------------------------
-    def __getattr__(self, name: str) -> np.ndarray:
-        params = self.__dict__.get("_params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in self._params:
-            self._params[name] = self._checked_parameter(name, value)
-        elif name in self.__dict__:
-            raise AttributeError(f"{name} is fixed when the GRU is built; make a new GRU instead")
-        else:
-            super().__setattr__(name, value)
-
-    def _checked_parameter(self, name: str, value: Any) -> np.ndarray:
-        array = real_array(value, name, self.dtype)
-        if array.shape != self._shapes[name]:
-            raise ValueError(f"{name}: expected shape {shape_text(self._shapes[name])}, "
-                             f"got {shape_text(array.shape)}")
-        return array.copy()
-
-    def parameters(self) -> Iterator[tuple[str, np.ndarray]]:
-        """``(name, array)`` pairs in PyTorch's order; the arrays are the live parameters."""
-        yield from self._params.items()
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """A dict of copies of the parameters, named as in ``torch.nn.GRU.state_dict()``."""
-        return {name: p.copy() for name, p in self._params.items()}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Replace every parameter from a mapping of arrays (or anything with ``__array__``,
-        such as a PyTorch state_dict). Missing, unexpected or mis-shaped entries are all named
-        in one ValueError, and then nothing is changed."""
-        missing = [name for name in self._params if name not in state_dict]
-        unexpected = [name for name in state_dict if name not in self._params]
-        problems = []
-        if missing:
-            problems.append(f"missing {', '.join(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {', '.join(map(str, unexpected))}")
-        checked = {}
-        for name in self._params:
-            if name in state_dict:
-                try:
-                    checked[name] = self._checked_parameter(name, state_dict[name])
-                except (TypeError, ValueError) as error:
-                    problems.append(str(error))
-        if problems:
-            raise ValueError("load_state_dict: " + "; ".join(problems))
-        self._params.update(checked)
-
-    def zero_grad(self) -> None:
-        """Set every accumulated gradient in ``grads`` to zero, in place."""
-        for g in self.grads.values():
-            g.fill(0)
 
     # -- compute ------------------------------------------------------------------------------
     def __call__(self, x: Any, h0: Any = None, *, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,14 @@
-"""The names and shapes of a GRU stack's parameters, as torch.nn.GRU has them."""
+"""Parameters as PyTorch names them: a GRU stack's names and shapes, and the table of named
+arrays that the NumPy models share (attributes, state dicts, gradients)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ._checks import real_array, shape_text
 
 
 def layer_parameters(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
@@ -22,3 +30,72 @@ def layer_parameters(input_size: int, hidden_size: int, num_layers: int, bidirec
                 shapes[f"bias_hh_l{layer}{suffix}"] = (gates,)
             layers.append(shapes)
     return layers
+
+
+class NamedParameters:
+    """Parameters as attributes named as in PyTorch, for a class whose instances hold
+    ``_params`` (name -> array), ``_shapes`` (name -> shape), ``grads`` (name -> array) and
+    ``dtype`` in their ``__dict__``. Assigning an attribute replaces the parameter with a
+    checked copy; every other attribute set at construction is fixed."""
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._params:
+            self._params[name] = self._checked_parameter(name, value)
+            self._parameters_changed()
+        elif name in self.__dict__:
+            raise AttributeError(f"{name} is fixed when the {type(self).__name__} is built; "
+                                 f"make a new one instead")
+        else:
+            super().__setattr__(name, value)
+
+    def _checked_parameter(self, name: str, value: Any) -> np.ndarray:
+        array = real_array(value, name, self.dtype)
+        if array.shape != self._shapes[name]:
+            raise ValueError(f"{name}: expected shape {shape_text(self._shapes[name])}, "
+                             f"got {shape_text(array.shape)}")
+        return array.copy()
+
+    def parameters(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, array)`` pairs in PyTorch's order; the arrays are the live parameters."""
+        yield from self._params.items()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A dict of copies of the parameters, named as in PyTorch's ``state_dict()``."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Replace every parameter from a mapping of arrays (or anything with ``__array__``,
+        such as a PyTorch state_dict). Missing, unexpected or mis-shaped entries are all named
+        in one ValueError, and then nothing is changed."""
+        missing = [name for name in self._params if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in self._params]
+        problems = []
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {', '.join(map(str, unexpected))}")
+        checked = {}
+        for name in self._params:
+            if name in state_dict:
+                try:
+                    checked[name] = self._checked_parameter(name, state_dict[name])
+                except (TypeError, ValueError) as error:
+                    problems.append(str(error))
+        if problems:
+            raise ValueError("load_state_dict: " + "; ".join(problems))
+        self._params.update(checked)
+        self._parameters_changed()
+
+    def zero_grad(self) -> None:
+        """Set every accumulated gradient in ``grads`` to zero, in place."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def _parameters_changed(self) -> None:
+        """Called after a parameter is replaced: a model that keeps packed weights drops them."""

@@ -20,9 +20,10 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _core, _torch_export
+from ._torch_cell import GRUCell, packing
 from .parameters import layer_parameters
 
-__all__ = ["GRU"]
+__all__ = ["GRU", "GRUCell"]
 
 _CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
 
@@ -163,10 +164,14 @@ class GRU(nn.Module):
         that a copy holds only tensors, numbers and strings and starts with an empty pool."""
         state = self.__dict__.copy()
         state.pop("_cache_pool", None)
+        state.pop("_step_packings", None)
         return state
 
     def flatten_parameters(self) -> None:
-        """A no-op, as for torch.nn.GRU on the CPU: the parameters are read where they are."""
+        """Drops the packed weights of one-step calls, which are packed again at the next one.
+        Needed only after editing parameters through ``.data`` outside training (no version
+        counter records such edits); sequences read the parameters at every call."""
+        self.__dict__.pop("_step_packings", None)
 
     def _spec(self, training: bool):
         """The core's description of this stack, from the attributes as they are now (a script
@@ -197,7 +202,8 @@ class GRU(nn.Module):
 
     @property
     def _flat_weights(self) -> list[torch.Tensor]:
-        return [getattr(self, name) for name in self._flat_weights_names]
+        parameters = self._parameters  # not getattr: nn.Module's lookup costs a step's time
+        return [parameters[name] for name in self._flat_weights_names]
 
     @property
     def all_weights(self) -> list[list[torch.Tensor]]:
@@ -248,15 +254,67 @@ class GRU(nn.Module):
 
     # Under torch.compile the whole forward is one graph break: an opaque C++ call with its own
     # autograd node, nothing for dynamo to trace into.
-    @torch.compiler.disable
     def forward(self, input: Any, hx: torch.Tensor | None = None):
+        # Under torch.compile the whole forward is one graph break: an opaque C++ call with its
+        # own autograd node. Eager calls skip the wrapper that says so, which costs microseconds.
+        if torch.compiler.is_compiling():
+            return _opaque_forward(self, input, hx)
+        return self._eager_forward(input, hx)
+
+    def _eager_forward(self, input: Any, hx: torch.Tensor | None):
         if torch.jit.is_tracing():
             # The tracer warns of every size it sees compared; this module's checks compare
             # the example's sizes, which the traced graph does not depend on.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 return self._forward(input, hx)
-        return self._forward(input, hx)
+        stepped = self._one_step(input, hx)
+        return stepped if stepped is not None else self._forward(input, hx)
+
+    def _one_step(self, input: Any, hx: torch.Tensor | None):
+        """A single time step in inference (the loops of sampling and control) through the
+        packed C++ cells of the layer-directions: weights packed once, and again only when they
+        change (see ``_torch_cell.packing``). None where it does not apply: the caller then
+        takes the general path, which also explains bad input."""
+        try:
+            flat = self._flat_weights
+            unbatched = input.dim() == 2
+            if input.shape[1 if self.batch_first and not unbatched else 0] != 1 or \
+                    input.shape[-1] != self.input_size or input.dim() not in (2, 3) or (
+                    self.training and self.dropout > 0 and self.num_layers > 1) or (
+                    torch.is_grad_enabled() and (
+                        input.requires_grad or (hx is not None and hx.requires_grad)
+                        or any(w.requires_grad for w in flat))) or \
+                    torch.compiler.is_exporting():
+                return None
+            cells = self._step_cells(flat)
+            x = input.numpy().reshape(-1, self.input_size)  # (B, I): the step's rows
+            D = 2 if self.bidirectional else 1
+            shape = (self.num_layers * D, x.shape[0], self.hidden_size)
+            h0 = np.zeros(shape, x.dtype) if hx is None else hx.numpy().reshape(shape)
+            if hx is not None and hx.shape != (shape[::2] if unbatched else shape):
+                return None
+            h_n = np.empty(shape, x.dtype)
+            for layer in range(self.num_layers):
+                for d in range(D):
+                    k = layer * D + d
+                    cells[k].core.forward(x, h0[k], h_n[k], None)
+                x = h_n[layer * D] if D == 1 else np.concatenate(h_n[layer * D:layer * D + 2], 1)
+        except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError):
+            return None
+        rows = x.shape[0]
+        out = (x.copy() if D == 1 else x).reshape(  # a copy: not a view of h_n
+            (1, -1) if unbatched else (rows, 1, -1) if self.batch_first else (1, rows, -1))
+        return torch.from_numpy(out), torch.from_numpy(h_n[:, 0] if unbatched else h_n)
+
+    def _step_cells(self, flat: list[torch.Tensor]) -> list[Any]:
+        """One packed C++ cell per layer-direction, each repacked only if its weights changed."""
+        per = 4 if self.bias else 2
+        previous = self.__dict__.get("_step_packings") or [None] * (len(flat) // per)
+        cells = [packing(cell, flat[k * per:(k + 1) * per], self.reset_after)
+                 for k, cell in enumerate(previous)]
+        self.__dict__["_step_packings"] = cells
+        return cells
 
     def _forward(self, input: Any, hx: torch.Tensor | None):
         dtype = self.weight_hh_l0.dtype
@@ -324,9 +382,16 @@ class GRU(nn.Module):
         dropout_seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout else 0
         training_path = needs_grad or dropout
         cache = self._free_cache(x.dtype) if training_path else None
+        if training_path:  # an optimiser step is likely next, perhaps through .data
+            self.__dict__.pop("_step_packings", None)
         return _run_stack(self._spec(self.training), layout, dropout_seed, self.bias,
                           x.contiguous(), None if hx is None else hx.contiguous(), weights,
                           training_path, cache)
+
+
+@torch.compiler.disable
+def _opaque_forward(module: GRU, input: Any, hx: torch.Tensor | None):
+    return module._eager_forward(input, hx)
 
 
 @functools.lru_cache(maxsize=64)

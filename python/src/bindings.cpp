@@ -235,6 +235,87 @@ void register_stream(py::module_& m, const char* name) {
       });
 }
 
+/// The C++ GRUCell: one layer's step, forward and backward, on a caller's arrays. Calls keep
+/// the GIL: a step takes microseconds, and releasing it would add to each one.
+template <typename Scalar>
+void register_cell(py::module_& m, const char* name) {
+  using Cell = eigengru::GRUCell<Scalar>;
+  py::class_<Cell>(m, name, "One GRU layer applied one time step per call.")
+      .def(py::init([](const py::array& w_ih, const py::array& w_hh, const py::object& b_ih,
+                       const py::object& b_hh, bool reset_after) {
+             if (w_hh.ndim() != 2 || w_ih.ndim() != 2)
+               throw py::value_error("weight_ih and weight_hh: expected 2 dimensions");
+             const Index H = w_hh.shape(1), I = w_ih.shape(1);
+             if (b_ih.is_none() != b_hh.is_none())
+               throw py::value_error("bias_ih and bias_hh must both be given or both be None");
+             eigengru::LayerWeights<Scalar> w;
+             w.input_size = I;
+             w.hidden_size = H;
+             w.reset_after = reset_after;
+             w.weight_ih = in<Scalar>(w_ih, "weight_ih", {3 * H, I});
+             w.weight_hh = in<Scalar>(w_hh, "weight_hh", {3 * H, H});
+             w.bias_ih = in_or_null<Scalar>(b_ih, "bias_ih", {3 * H});
+             w.bias_hh = in_or_null<Scalar>(b_hh, "bias_hh", {3 * H});
+             return std::make_unique<Cell>(w);
+           }),
+           py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
+           py::arg("reset_after"))
+      .def_property_readonly("record_size", &Cell::record_size)
+      .def(
+          "forward",
+          [](Cell& c, const py::array& x, const py::array& h, py::array& h_next,
+             const py::object& record) {
+            const Index I = c.input_size(), H = c.hidden_size();
+            if (x.ndim() != 2) throw py::value_error("x: expected 2 dimensions (batch, input_size)");
+            const Index B = x.shape(0);
+            const Scalar* xp = in<Scalar>(x, "x", {B, I});
+            const Scalar* hp = in<Scalar>(h, "h", {B, H});
+            Scalar* np = out<Scalar>(h_next, "h_next", {B, H});
+            Scalar* rp = nullptr;
+            if (!record.is_none()) {
+              auto r = py::cast<py::array>(record);
+              rp = out<Scalar>(r, "record", {B, c.record_size()});
+            }
+            c.forward(B, xp, hp, np, rp);
+          },
+          py::arg("x"), py::arg("h"), py::arg("h_next"), py::arg("record"))
+      .def(
+          "backward",
+          [](Cell& c, const py::array& x, const py::array& h, py::array& record,
+             const py::array& grad_h_next, const py::object& dx, py::array& dh,
+             const py::tuple& grads, bool accumulate) {
+            const Index I = c.input_size(), H = c.hidden_size(), G = 3 * H;
+            if (x.ndim() != 2) throw py::value_error("x: expected 2 dimensions (batch, input_size)");
+            const Index B = x.shape(0);
+            const Scalar* xp = in<Scalar>(x, "x", {B, I});
+            const Scalar* hp = in<Scalar>(h, "h", {B, H});
+            Scalar* rp = out<Scalar>(record, "record", {B, c.record_size()});
+            const Scalar* gp = in<Scalar>(grad_h_next, "grad_h_next", {B, H});
+            Scalar* dxp = nullptr;
+            if (!dx.is_none()) {
+              auto a = py::cast<py::array>(dx);
+              dxp = out<Scalar>(a, "dx", {B, I});
+            }
+            Scalar* dhp = out<Scalar>(dh, "dh", {B, H});
+            if (grads.size() != 4)
+              throw py::value_error("grads: expected (weight_ih, weight_hh, bias_ih, bias_hh)");
+            const std::vector<std::vector<py::ssize_t>> shapes{{G, I}, {G, H}, {G}, {G}};
+            const char* names[] = {"grad_weight_ih", "grad_weight_hh", "grad_bias_ih",
+                                   "grad_bias_hh"};
+            Scalar* targets[4] = {nullptr, nullptr, nullptr, nullptr};
+            for (std::size_t k = 0; k < 4; ++k) {
+              if (grads[k].is_none()) continue;
+              auto a = py::cast<py::array>(grads[k]);
+              targets[k] = out<Scalar>(a, names[k], shapes[k]);
+            }
+            const eigengru::LayerGradients<Scalar> g{targets[0], targets[1], targets[2],
+                                                     targets[3]};
+            c.backward(B, xp, hp, rp, gp, dxp, dhp, g, accumulate);
+          },
+          py::arg("x"), py::arg("h"), py::arg("record"), py::arg("grad_h_next"), py::arg("dx"),
+          py::arg("dh"), py::arg("grads"), py::arg("accumulate"));
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = EIGENGRU_VERSION;
@@ -263,6 +344,8 @@ PYBIND11_MODULE(_core, m) {
   register_scalar<double>(m, "TrainingCacheFloat64");
   register_stream<float>(m, "StreamFloat32");
   register_stream<double>(m, "StreamFloat64");
+  register_cell<float>(m, "GRUCellFloat32");
+  register_cell<double>(m, "GRUCellFloat64");
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &eigengru::get_num_threads);
   m.def("build_info", &build_info);

@@ -1,6 +1,7 @@
 // The whole public C++ API of eigengru.
 #pragma once
 
+#include "eigengru/gru_cell.hpp"
 #include "eigengru/layer.hpp"
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/sequence.hpp"

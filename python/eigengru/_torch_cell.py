@@ -1,0 +1,226 @@
+"""``eigengru.torch.GRUCell``: a drop-in for ``torch.nn.GRUCell`` on the CPU, computed by
+eigengru's C++ cell, whose weights are packed once and again only when they change."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import _core
+
+_CELLS = {torch.float32: _core.GRUCellFloat32, torch.float64: _core.GRUCellFloat64}
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().contiguous().numpy()
+
+
+class _Packing:
+    """A packed C++ cell, the parameters it was packed from (object, version, storage), and
+    whether a backward has run through it since."""
+
+    __slots__ = ("core", "kept", "stale")
+
+    def __init__(self, core: Any, kept: list[tuple[Any, int, int]]) -> None:
+        self.core, self.kept, self.stale = core, kept, False
+
+
+def packing(previous: _Packing | None, weights: list[torch.Tensor], reset_after: bool
+            ) -> _Packing:
+    """A C++ cell packed from weights (w_ih, w_hh[, b_ih, b_hh]) as they are now: ``previous``
+    if none of them has changed since it was packed (same object, storage and version counter)
+    and no backward has run through it (an optimiser then updates the weights, perhaps through
+    ``.data``, which no version counter records)."""
+    if previous is not None and not previous.stale and len(previous.kept) == len(weights) and all(
+            w is k and w._version == v and w.data_ptr() == p
+            for w, (k, v, p) in zip(weights, previous.kept)):
+        return previous
+    arrays = [_array(w) for w in weights] + [None, None][: 4 - len(weights)]
+    return _Packing(_CELLS[weights[0].dtype](*arrays, reset_after),
+                    [(w, w._version, w.data_ptr()) for w in weights])
+
+
+class _CellStep(torch.autograd.Function):
+    """One step as one autograd node: forward keeps the step's gate record, backward runs the
+    C++ step backward for the input, state and parameter gradients."""
+
+    @staticmethod
+    def forward(ctx, packing, x, h, *weights):
+        ctx.set_materialize_grads(False)
+        core = packing.core
+        h_next = torch.empty(x.shape[0], h.shape[1], dtype=x.dtype)
+        record = np.empty((x.shape[0], core.record_size), dtype=core_dtype(x.dtype))
+        core.forward(_array(x), _array(h), h_next.numpy(), record)
+        ctx.packing, ctx.record = packing, record
+        ctx.save_for_backward(x, h, *weights)  # autograd's check for later in-place edits
+        return h_next
+
+    @staticmethod
+    def backward(ctx, grad_h_next):
+        if torch.is_grad_enabled():  # autograd enables grad mode here only for create_graph=True
+            raise RuntimeError(
+                "eigengru.torch.GRUCell does not support double backward (create_graph=True): "
+                "its backward is one C++ call that is not itself differentiable; use "
+                "torch.nn.GRUCell for higher-order gradients")
+        x, h, *weights = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        ctx.packing.stale = True  # an optimizer step is likely next: pack afresh then
+        if grad_h_next is None:
+            return (None,) * len(needs)
+        new = lambda tensor: torch.empty(tensor.shape, dtype=tensor.dtype)  # noqa: E731
+        dx = new(x) if needs[1] else None
+        dh = new(h)
+        grads = [new(w) if need else None for w, need in zip(weights, needs[3:])]
+        # The record is copied, so that the graph can be walked again (retain_graph=True).
+        ctx.packing.core.backward(_array(x), _array(h), ctx.record.copy(), _array(grad_h_next),
+                          None if dx is None else dx.numpy(), dh.numpy(),
+                          tuple(None if g is None else g.numpy() for g in grads)
+                          + (None,) * (4 - len(grads)), False)
+        return (None, dx, dh if needs[2] else None, *grads)
+
+
+def core_dtype(dtype: torch.dtype) -> type:
+    return np.float32 if dtype == torch.float32 else np.float64
+
+
+@torch.compiler.disable
+def _opaque_step(cell: GRUCell, input: Any, hx: torch.Tensor | None) -> torch.Tensor:
+    return cell._step(input, hx)
+
+
+class GRUCell(nn.Module):
+    """``torch.nn.GRUCell`` computed by eigengru on the CPU, with ``reset_after`` (True:
+    PyTorch's formulation; False: Cho et al. 2014, reset applied before the recurrent product).
+
+    Same constructor, parameter names (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``),
+    shapes and initialisation; ``forward(input, hx=None)`` on ``(B, I)`` or unbatched ``(I,)``
+    input, with autograd through any loop of steps. The weights are packed for the C++ cell at
+    the first call and again only when a parameter changes (its version counter, storage or
+    object), so that one-step calls pay for the step alone.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
+                 dtype: Any = None, *, reset_after: bool = True) -> None:
+        super().__init__()
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"eigengru.torch.GRUCell runs on the CPU; got device={device}")
+        dtype = dtype if dtype is not None else torch.get_default_dtype()
+        if dtype not in _CELLS:
+            raise TypeError(f"dtype: eigengru.torch.GRUCell supports torch.float32 and "
+                            f"torch.float64, got {dtype}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.bias, self.reset_after = bool(bias), bool(reset_after)
+        gates = 3 * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gates, input_size, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size, dtype=dtype))
+        if self.bias:
+            self.bias_ih = nn.Parameter(torch.empty(gates, dtype=dtype))
+            self.bias_hh = nn.Parameter(torch.empty(gates, dtype=dtype))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in (-1/sqrt(H), 1/sqrt(H)) in nn.GRUCell's order: after the same
+        torch.manual_seed, nn.GRUCell and this module start with equal weights."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            text += f", bias={self.bias}"
+        if self.reset_after is not True:
+            text += f", reset_after={self.reset_after}"
+        return text
+
+    def __getstate__(self) -> dict[str, Any]:
+        """As for eigengru.torch.GRU: everything but the packed C++ cell, made again on use."""
+        state = self.__dict__.copy()
+        state.pop("_packed", None)
+        return state
+
+    def _weights(self) -> list[torch.Tensor]:
+        return ([self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh] if self.bias
+                else [self.weight_ih, self.weight_hh])
+
+    def _cell(self, weights: list[torch.Tensor]) -> _Packing:
+        packed = packing(self.__dict__.get("_packed"), weights, self.reset_after)
+        self.__dict__["_packed"] = packed
+        return packed
+
+    def repack(self) -> None:
+        """Pack the weights again at the next call. Needed only after editing a parameter
+        through ``.data`` outside training, which no version counter records."""
+        self.__dict__.pop("_packed", None)
+
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        # Under torch.compile the step is one graph break (an opaque C++ call with its own
+        # autograd node); eager calls skip the wrapper that says so, which costs a step's time.
+        if torch.compiler.is_compiling():
+            return _opaque_step(self, input, hx)
+        return self._step(input, hx)
+
+    def _step(self, input: Any, hx: torch.Tensor | None) -> torch.Tensor:
+        weights = self._weights()
+        try:  # the common inference call goes straight to the core, which checks it
+            if not (torch.is_grad_enabled() and (
+                    input.requires_grad or (hx is not None and hx.requires_grad)
+                    or any(w.requires_grad for w in weights))):
+                core = self._cell(weights).core
+                h = (np.zeros((input.shape[0], self.hidden_size), core_dtype(weights[0].dtype))
+                     if hx is None else hx.numpy())
+                h_next = np.empty_like(h)
+                core.forward(input.numpy(), h, h_next, None)
+                return torch.from_numpy(h_next)
+        except (TypeError, ValueError, RuntimeError, IndexError, AttributeError, KeyError):
+            pass  # anything else: checked below, with an error in this module's terms
+        return self._checked_step(input, hx, weights)
+
+    def _checked_step(self, input: Any, hx: torch.Tensor | None,
+                      weights: list[torch.Tensor]) -> torch.Tensor:
+        dtype = weights[0].dtype
+        if dtype not in _CELLS:
+            raise TypeError(f"eigengru.torch.GRUCell computes in torch.float32 or torch.float64; "
+                            f"its parameters are {dtype} (use .float() or .double())")
+        if not isinstance(input, torch.Tensor):
+            raise TypeError(f"input: expected a Tensor, got {type(input).__name__}")
+        for name, tensor in (("input", input), ("hx", hx)):
+            if tensor is None:
+                continue
+            if tensor.device.type != "cpu":
+                raise RuntimeError(f"{name}: eigengru.torch.GRUCell runs on the CPU; got a tensor "
+                                   f"on {tensor.device}")
+            if tensor.dtype != dtype:
+                raise TypeError(f"{name}: expected {dtype} like the module's parameters, got "
+                                f"{tensor.dtype}")
+        unbatched = input.dim() == 1
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"input: expected shape (batch, {self.input_size}) or "
+                             f"({self.input_size},), got {tuple(input.shape)}")
+        x = input.unsqueeze(0) if unbatched else input
+        expected = (x.shape[0], self.hidden_size)
+        if hx is None:
+            h = torch.zeros(expected, dtype=dtype)
+        else:
+            h = hx.unsqueeze(0) if unbatched and hx.dim() == 1 else hx
+            if tuple(h.shape) != expected:
+                shape = (self.hidden_size,) if unbatched else expected
+                raise ValueError(f"hx: expected shape {shape}, got {tuple(hx.shape)}")
+        packing = self._cell(weights)
+        if torch.is_grad_enabled() and (x.requires_grad or h.requires_grad
+                                        or any(w.requires_grad for w in weights)):
+            h_next = _CellStep.apply(packing, x, h, *weights)
+        else:
+            h_next = torch.empty(expected, dtype=dtype)
+            packing.core.forward(_array(x), _array(h), h_next.numpy(), None)
+        return h_next.squeeze(0) if unbatched else h_next

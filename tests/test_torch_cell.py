@@ -1,0 +1,216 @@
+"""eigengru.torch.GRUCell against torch.nn.GRUCell (and the NumPy reference for reset_after=False):
+one step, loops of steps with autograd through them, and weights packed only when they change."""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="eigengru.torch needs PyTorch (torch==2.13.0)")
+
+from torch import nn  # noqa: E402
+
+import eigengru.torch as egt  # noqa: E402
+
+from . import reference  # noqa: E402
+from .conftest import assert_close  # noqa: E402
+
+STEPS, B, I, H = 20, 3, 5, 7
+DTYPES = [torch.float32, torch.float64]
+
+
+def np_dtype(dtype):
+    return np.float32 if dtype == torch.float32 else np.float64
+
+
+def twins(dtype=torch.float64, **kwargs):
+    torch.manual_seed(0)
+    theirs = nn.GRUCell(I, H, dtype=dtype, **kwargs)
+    torch.manual_seed(0)
+    ours = egt.GRUCell(I, H, dtype=dtype, **kwargs)
+    return theirs, ours
+
+
+def loop(cell, xs, h0, seed=1):
+    """Steps through xs carrying the state, then backward of a random projection of every
+    step's state: the final state, d/dx, d/dh0 and the parameter gradients."""
+    xs = xs.clone().requires_grad_(True)
+    h = None if h0 is None else h0.clone().requires_grad_(True)
+    g = torch.Generator().manual_seed(seed)
+    loss, state = 0, h
+    for t in range(len(xs)):
+        state = cell(xs[t], state)
+        loss = loss + (state * torch.randn(state.shape, generator=g, dtype=state.dtype)).sum()
+    loss.backward()
+    return (state.detach(), xs.grad, None if h is None else h.grad,
+            {n: p.grad.clone() for n, p in cell.named_parameters()})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batched", [True, False])
+def test_step_loop_matches_nn_grucell(dtype, bias, batched):
+    theirs, ours = twins(dtype, bias=bias)
+    for (name, a), (_, b) in zip(theirs.named_parameters(), ours.named_parameters()):
+        assert torch.equal(a, b), f"same seed, same init: {name}"
+    g = torch.Generator().manual_seed(2)
+    shape = (STEPS, B, I) if batched else (STEPS, I)
+    xs = torch.randn(shape, generator=g, dtype=dtype)
+    h0 = torch.randn(shape[1:-1] + (H,), generator=g, dtype=dtype)
+    for start in (h0, None):
+        expected, actual = loop(theirs, xs, start), loop(ours, xs, start)
+        for what, a, e in zip(("h", "dx", "dh0"), actual[:3], expected[:3]):
+            if e is not None:
+                assert a.shape == e.shape and a.dtype == dtype, what
+                assert_close(a.numpy(), e.numpy(), np_dtype(dtype), what)
+        for name, e in expected[3].items():
+            assert_close(actual[3][name].numpy(), e.numpy(), np_dtype(dtype), name)
+        theirs.zero_grad()
+        ours.zero_grad()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reset_before_loop_matches_the_numpy_reference(dtype):
+    torch.manual_seed(0)
+    ours = egt.GRUCell(I, H, dtype=dtype, reset_after=False)
+    g = torch.Generator().manual_seed(3)
+    xs = torch.randn(STEPS, B, I, generator=g, dtype=dtype)
+    h0 = torch.randn(B, H, generator=g, dtype=dtype)
+    final, dx, dh0, grads = loop(ours, xs, h0, seed=4)
+    # The same loss for the reference: sum_t <state_t, w_t> with the same random w_t.
+    g = torch.Generator().manual_seed(4)
+    w_out = np.stack([torch.randn(B, H, generator=g, dtype=dtype).numpy() for _ in range(STEPS)])
+    params = {f"{name}_l0": p.detach().numpy() for name, p in ours.named_parameters()}
+    weights = reference.weights_of(params, H)
+    out, h_n, saved = reference.forward(weights, xs.numpy().astype(np.float64),
+                                        h0.numpy().astype(np.float64), False)
+    rdx, rdh0, rg = reference.backward(weights, saved, w_out.astype(np.float64),
+                                       np.zeros((B, H)), False)
+    dtype_np = np_dtype(dtype)
+    assert_close(final.numpy(), h_n, dtype_np, "h")
+    assert_close(dx.numpy(), rdx, dtype_np, "dx")
+    assert_close(dh0.numpy(), rdh0, dtype_np, "dh0")
+    for short, name in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"),
+                        ("b_hh", "bias_hh")):
+        assert_close(grads[name].numpy(), rg[short], dtype_np, name)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gradcheck_through_two_steps(reset_after):
+    torch.manual_seed(5)
+    cell = egt.GRUCell(3, 4, dtype=torch.float64, reset_after=reset_after)
+    names = [name for name, _ in cell.named_parameters()]
+    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    weights = [p.detach().clone().requires_grad_(True) for p in cell.parameters()]
+
+    def two_steps(x, h, *weights):  # the cell as a function of its parameters too
+        # gradcheck perturbs the weights through .data, which no version counter records:
+        # copies are new parameter objects, so each call packs what it is given
+        params = {name: w.clone() for name, w in zip(names, weights)}
+        state = torch.func.functional_call(cell, params, (x, h))
+        return torch.func.functional_call(cell, params, (x, state))
+
+    assert torch.autograd.gradcheck(two_steps, (x, h, *weights), eps=1e-6, atol=1e-7)
+
+
+def test_weights_are_packed_once_and_again_only_when_they_change():
+    theirs, ours = twins(torch.float32)
+    x, h = torch.randn(B, I), torch.randn(B, H)
+    ours(x, h)
+    packed = ours._packed
+    for _ in range(3):
+        ours(x, h)
+    assert ours._packed is packed  # unchanged parameters: the same packed cell
+    changes = [
+        lambda m: m.weight_hh.mul_(1.5),  # an in-place edit under no_grad
+        lambda m: m.load_state_dict({k: v * 0.5 for k, v in m.state_dict().items()}),
+        lambda m: setattr(m, "bias_ih", nn.Parameter(torch.randn_like(m.bias_ih))),
+        lambda m: nn.init.orthogonal_(m.weight_ih),
+    ]
+    for change in changes:
+        torch.manual_seed(6)
+        with torch.no_grad():
+            change(theirs)
+        torch.manual_seed(6)
+        with torch.no_grad():
+            change(ours)
+        with torch.no_grad():
+            assert_close(ours(x, h).numpy(), theirs(x, h).numpy(), np.float32, "after a change")
+        assert ours._packed is not packed
+        packed = ours._packed
+    for cell in (theirs, ours):  # an optimizer step, then the next call
+        cell(x, h).square().sum().backward()
+        torch.optim.SGD(cell.parameters(), lr=0.1).step()
+    assert_close(ours(x, h).detach().numpy(), theirs(x, h).detach().numpy(), np.float32, "sgd")
+    for cell in (theirs, ours):  # an old-style update through .data, after a backward
+        cell(x, h).square().sum().backward()
+        for p in cell.parameters():
+            p.data.add_(p.grad, alpha=-0.1)
+    assert_close(ours(x, h).detach().numpy(), theirs(x, h).detach().numpy(), np.float32, ".data")
+    with torch.no_grad():  # through .data without a backward: repack() says so
+        for cell in (theirs, ours):
+            cell.weight_hh.data.mul_(0.5)
+        ours.repack()
+        assert_close(ours(x, h).numpy(), theirs(x, h).numpy(), np.float32, "repack")
+    ours.load_state_dict(theirs.state_dict())  # float32 training left them ulps apart
+    theirs.double()
+    ours.double()
+    assert_close(ours(x.double(), h.double()).detach().numpy(),
+                 theirs(x.double(), h.double()).detach().numpy(), np.float64, "double")
+
+
+def test_state_dict_repr_and_serialization():
+    theirs, ours = twins(torch.float32, bias=False)
+    assert repr(ours) == repr(theirs) == f"GRUCell({I}, {H}, bias=False)"
+    assert repr(egt.GRUCell(I, H, reset_after=False)) == f"GRUCell({I}, {H}, reset_after=False)"
+    other = nn.GRUCell(I, H, bias=False)
+    other.load_state_dict(ours.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(B, I)
+    ours(x)  # packs
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    buffer.seek(0)
+    with torch.serialization.safe_globals([egt.GRUCell]):
+        loaded = torch.load(buffer, weights_only=True)
+    for copied in (loaded, copy.deepcopy(ours), pickle.loads(pickle.dumps(ours))):
+        assert "_packed" not in copied.__dict__
+        with torch.no_grad():
+            assert torch.equal(copied(x), ours(x))
+        with torch.no_grad():
+            copied.weight_hh.zero_()
+        assert not torch.equal(ours.weight_hh, copied.weight_hh)
+
+
+def test_retain_graph_and_refusals():
+    _, ours = twins()
+    x = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
+    out = ours(x, ours(x))
+    out.sum().backward(retain_graph=True)
+    first = x.grad.clone()
+    out.sum().backward()
+    assert torch.allclose(x.grad, 2 * first)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        torch.autograd.grad(ours(x).sum(), x, create_graph=True)
+    with pytest.raises(ValueError, match=r"input: expected shape \(batch, 5\) or \(5,\)"):
+        ours(torch.randn(B, I + 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"hx: expected shape \(3, 7\)"):
+        ours(torch.randn(B, I, dtype=torch.float64), torch.randn(B, H + 1, dtype=torch.float64))
+    with pytest.raises(TypeError, match="expected torch.float64 like the module's parameters"):
+        ours(torch.randn(B, I))
+    with pytest.raises(TypeError, match="parameters are torch.float16"):
+        ours.half()(torch.randn(B, I).half())
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        egt.GRUCell(I, H, device="cuda")
+
+
+def test_torch_compile_works_around_the_step():
+    _, ours = twins()
+    compiled = torch.compile(ours, backend="eager")
+    x = torch.randn(B, I, dtype=torch.float64)
+    assert torch.equal(compiled(x), ours(x))
