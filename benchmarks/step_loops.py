@@ -108,7 +108,7 @@ def measure(repeats: int = 7) -> list[dict]:
                                        ("training", _training_loops(input_size, hidden_size),
                                         TRAIN_STEPS * (4 if hidden_size < 256 else 2))):
                 times = {name: [] for name in loops}
-                for name, run in loops.items():
+                for run in loops.values():
                     run(calls // 4)  # warm-up
                 for _ in range(repeats):
                     for name, run in loops.items():

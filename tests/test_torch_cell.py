@@ -214,3 +214,59 @@ def test_torch_compile_works_around_the_step():
     compiled = torch.compile(ours, backend="eager")
     x = torch.randn(B, I, dtype=torch.float64)
     assert torch.equal(compiled(x), ours(x))
+
+
+def graph_nodes(tensor):
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return [type(node).__name__ for node in seen]
+
+
+def test_a_loop_has_one_weight_gradient_node_and_graphs_keep_their_own_gradients():
+    """The parameter gradients of a loop are one product per parameter at the end (not one per
+    step); graphs built before a backward, gradient accumulation and gradients of the input
+    alone each get exactly their own."""
+    theirs, ours = twins()
+    g = torch.Generator().manual_seed(8)
+    xs = torch.randn(2, STEPS, B, I, generator=g, dtype=torch.float64)
+
+    def run(cell, seq):
+        h = None
+        for t in range(STEPS):
+            h = cell(seq[t], h)
+        return h.square().sum()
+
+    loss = run(ours, xs[0])
+    names = graph_nodes(loss)
+    assert names.count("_WeightGradientsBackward") == 1
+    assert names.count("_CellStepBackward") == STEPS
+    # The input's gradient alone: the weight-gradient node does not run, and leaves nothing
+    # behind for the next backward.
+    x = xs[0, 0].clone().requires_grad_(True)
+    (dx,) = torch.autograd.grad(run(ours, torch.cat([x[None], xs[0, 1:]])), [x])
+    (expected,) = torch.autograd.grad(run(theirs, torch.cat([x[None], xs[0, 1:]])), [x])
+    assert_close(dx.numpy(), expected.numpy(), np.float64, "dx alone")
+    # Two graphs on one packing, walked by two backward calls: each its own gradients.
+    results = {}
+    for label, cell in (("theirs", theirs), ("ours", ours)):
+        def grads(cell=cell):
+            values = {n: p.grad.clone() for n, p in cell.named_parameters()}
+            cell.zero_grad()
+            return values
+        first, second = run(cell, xs[0]), run(cell, xs[1])
+        first.backward()
+        after_first = grads()
+        second.backward()
+        after_second = grads()
+        (run(cell, xs[0]) + run(cell, xs[1])).backward()  # accumulation: one backward
+        results[label] = (after_first, after_second, grads())
+    for which, expected in enumerate(results["theirs"]):
+        for name, e in expected.items():
+            assert_close(results["ours"][which][name].numpy(), e.numpy(), np.float64,
+                         f"graph {which}: {name}")
+    assert ours._packed.steps == {}

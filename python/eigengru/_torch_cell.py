@@ -20,43 +20,102 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 
 class _Packing:
-    """A packed C++ cell, the parameters it was packed from (object, version, storage), and
-    whether a backward has run through it since."""
+    """Packed C++ cells (one per layer-direction), the parameters they were packed from (object,
+    version, storage), whether a backward has run through them since, and the weight-gradient
+    node of a cell's training steps."""
 
-    __slots__ = ("core", "kept", "stale")
+    __slots__ = ("cores", "kept", "stale", "reset_after", "token", "steps")
 
-    def __init__(self, core: Any, kept: list[tuple[Any, int, int]]) -> None:
-        self.core, self.kept, self.stale = core, kept, False
+    def __init__(self, cores: list[Any], kept: list[tuple[Any, int, int]],
+                 reset_after: bool) -> None:
+        self.cores, self.kept, self.stale, self.reset_after = cores, kept, False, reset_after
+        self.token: torch.Tensor | None = None  # _WeightGradients' output, made at first need
+        self.steps: dict[int, list] = {}  # backward call -> its steps' (record, x, h)
+
+    @property
+    def core(self) -> Any:
+        return self.cores[0]
+
+    def weight_token(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        """The output of this packing's _WeightGradients node, which every training step takes
+        as an input: autograd then runs that node once, after all of a loop's steps."""
+        if self.token is None:
+            self.token = _WeightGradients.apply(self, *weights)
+        return self.token
 
 
-def packing(previous: _Packing | None, weights: list[torch.Tensor], reset_after: bool
-            ) -> _Packing:
-    """A C++ cell packed from weights (w_ih, w_hh[, b_ih, b_hh]) as they are now: ``previous``
-    if none of them has changed since it was packed (same object, storage and version counter)
-    and no backward has run through it (an optimiser then updates the weights, perhaps through
-    ``.data``, which no version counter records)."""
+def packing(previous: _Packing | None, weights: list[torch.Tensor], reset_after: bool,
+            per_cell: int = 0) -> _Packing:
+    """C++ cells packed from weights (w_ih, w_hh[, b_ih, b_hh] per cell, ``per_cell`` of them,
+    all by default) as they are now: ``previous`` if none of them has changed since it was
+    packed (same object, storage and version counter) and no backward has run through it (an
+    optimiser then updates the weights, perhaps through ``.data``, which no version counter
+    records)."""
     if previous is not None and not previous.stale and len(previous.kept) == len(weights) and all(
             w is k and w._version == v and w.data_ptr() == p
             for w, (k, v, p) in zip(weights, previous.kept)):
         return previous
-    arrays = [_array(w) for w in weights] + [None, None][: 4 - len(weights)]
-    return _Packing(_CELLS[weights[0].dtype](*arrays, reset_after),
-                    [(w, w._version, w.data_ptr()) for w in weights])
+    per = per_cell or len(weights)
+    cell = _CELLS[weights[0].dtype]
+    cores = [cell(*[_array(w) for w in weights[k:k + per]], *[None, None][: 4 - per],
+                  reset_after) for k in range(0, len(weights), per)]
+    return _Packing(cores, [(w, w._version, w.data_ptr()) for w in weights], reset_after)
+
+
+class _WeightGradients(torch.autograd.Function):
+    """The parameter gradients of a loop of steps, as one product each over all its steps.
+
+    Each step's backward leaves its gate gradients in its record (cell.hpp: [da_r, da_z, da_n,
+    m'], m' = dL/d(W_hn h + b_hn) with reset_after, else m = r * h) and hands it here with the
+    step's x and h; autograd runs this node after every step that takes its output. Then
+      dW_ih = Σ [da_r, da_z, da_n]ᵀ x,  db_ih = Σ [da_r, da_z, da_n],
+      dW_hh = Σ [da_r, da_z, m']ᵀ h,  db_hh = Σ [da_r, da_z, m']          (reset_after)
+      dW_hh = [Σ [da_r, da_z]ᵀ h ; Σ da_nᵀ m],  db_hh = db_ih              (reset before)
+    instead of a whole-size product per step. Keeps no tensors, so that several graphs built
+    on it (before one backward) are each walked through it."""
+
+    @staticmethod
+    def forward(ctx, packing, *weights):
+        ctx.packing = packing
+        ctx.shapes = [w.shape for w in weights]
+        return weights[0].new_empty(0)
+
+    @staticmethod
+    def backward(ctx, _):
+        steps = ctx.packing.steps.pop(torch._C._current_graph_task_id(), [])
+        if not steps:
+            return (None,) * (1 + len(ctx.shapes))
+        H = ctx.shapes[1][1]
+        records, xs, hs = (torch.from_numpy(np.concatenate(part)) for part in zip(*steps))
+        da = records[:, :3 * H]
+        if ctx.packing.reset_after:
+            dgh = torch.cat([records[:, :2 * H], records[:, 3 * H:]], 1)
+            w_hh = dgh.T @ hs
+        else:
+            dgh = da
+            w_hh = torch.cat([records[:, :2 * H].T @ hs,
+                              records[:, 2 * H:3 * H].T @ records[:, 3 * H:]])
+        grads = [da.T @ xs, w_hh]
+        if len(ctx.shapes) == 4:
+            grads += [da.sum(0), dgh.sum(0)]
+        return (None, *grads)
 
 
 class _CellStep(torch.autograd.Function):
     """One step as one autograd node: forward keeps the step's gate record, backward runs the
-    C++ step backward for the input, state and parameter gradients."""
+    C++ step backward for the input and state gradients and hands the record to the packing's
+    _WeightGradients node (``token``, None when no parameter needs a gradient)."""
 
     @staticmethod
-    def forward(ctx, packing, x, h, *weights):
+    def forward(ctx, packing, token, x, h):
         ctx.set_materialize_grads(False)
         core = packing.core
         h_next = torch.empty(x.shape[0], h.shape[1], dtype=x.dtype)
         record = np.empty((x.shape[0], core.record_size), dtype=core_dtype(x.dtype))
         core.forward(_array(x), _array(h), h_next.numpy(), record)
         ctx.packing, ctx.record = packing, record
-        ctx.save_for_backward(x, h, *weights)  # autograd's check for later in-place edits
+        ctx.token_node = None if token is None else token.grad_fn
+        ctx.save_for_backward(x, h)  # autograd's check for later in-place edits
         return h_next
 
     @staticmethod
@@ -66,21 +125,24 @@ class _CellStep(torch.autograd.Function):
                 "eigengru.torch.GRUCell does not support double backward (create_graph=True): "
                 "its backward is one C++ call that is not itself differentiable; use "
                 "torch.nn.GRUCell for higher-order gradients")
-        x, h, *weights = ctx.saved_tensors
+        x, h = ctx.saved_tensors
         needs = ctx.needs_input_grad
         ctx.packing.stale = True  # an optimizer step is likely next: pack afresh then
         if grad_h_next is None:
             return (None,) * len(needs)
-        new = lambda tensor: torch.empty(tensor.shape, dtype=tensor.dtype)  # noqa: E731
-        dx = new(x) if needs[1] else None
-        dh = new(h)
-        grads = [new(w) if need else None for w, need in zip(weights, needs[3:])]
-        # The record is copied, so that the graph can be walked again (retain_graph=True).
-        ctx.packing.core.backward(_array(x), _array(h), ctx.record.copy(), _array(grad_h_next),
-                          None if dx is None else dx.numpy(), dh.numpy(),
-                          tuple(None if g is None else g.numpy() for g in grads)
-                          + (None,) * (4 - len(grads)), False)
-        return (None, dx, dh if needs[2] else None, *grads)
+        x_array, h_array = _array(x), _array(h)
+        dx = torch.empty(x.shape, dtype=x.dtype) if needs[2] else None
+        dh = torch.empty(h.shape, dtype=h.dtype)
+        record = ctx.record.copy()  # a copy: the graph may be walked again (retain_graph=True)
+        ctx.packing.core.backward(x_array, h_array, record, _array(grad_h_next),
+                                  None if dx is None else dx.numpy(), dh.numpy(),
+                                  (None, None, None, None), False)
+        node = ctx.token_node
+        if node is not None and torch._C._will_engine_execute_node(node):
+            task = torch._C._current_graph_task_id()
+            ctx.packing.steps.setdefault(task, []).append((record, x_array, h_array))
+        token_grad = None if node is None else x.new_empty(0)
+        return (None, token_grad, dx, dh if needs[3] else None)
 
 
 def core_dtype(dtype: torch.dtype) -> type:
@@ -219,7 +281,9 @@ class GRUCell(nn.Module):
         packing = self._cell(weights)
         if torch.is_grad_enabled() and (x.requires_grad or h.requires_grad
                                         or any(w.requires_grad for w in weights)):
-            h_next = _CellStep.apply(packing, x, h, *weights)
+            token = (packing.weight_token(weights) if any(w.requires_grad for w in weights)
+                     else None)
+            h_next = _CellStep.apply(packing, token, x, h)
         else:
             h_next = torch.empty(expected, dtype=dtype)
             packing.core.forward(_array(x), _array(h), h_next.numpy(), None)

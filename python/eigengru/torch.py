@@ -287,34 +287,26 @@ class GRU(nn.Module):
                         or any(w.requires_grad for w in flat))) or \
                     torch.compiler.is_exporting():
                 return None
-            cells = self._step_cells(flat)
+            packed = packing(self.__dict__.get("_step_packings"), flat, self.reset_after,
+                             4 if self.bias else 2)
+            self.__dict__["_step_packings"] = packed
             x = input.numpy().reshape(-1, self.input_size)  # (B, I): the step's rows
-            D = 2 if self.bidirectional else 1
-            shape = (self.num_layers * D, x.shape[0], self.hidden_size)
+            cores, D = packed.cores, 2 if self.bidirectional else 1
+            shape = (len(cores), x.shape[0], self.hidden_size)
             h0 = np.zeros(shape, x.dtype) if hx is None else hx.numpy().reshape(shape)
             if hx is not None and hx.shape != (shape[::2] if unbatched else shape):
                 return None
             h_n = np.empty(shape, x.dtype)
-            for layer in range(self.num_layers):
-                for d in range(D):
-                    k = layer * D + d
-                    cells[k].core.forward(x, h0[k], h_n[k], None)
-                x = h_n[layer * D] if D == 1 else np.concatenate(h_n[layer * D:layer * D + 2], 1)
+            for k, core in enumerate(cores):
+                core.forward(x, h0[k], h_n[k], None)
+                if k % D == D - 1:  # the layer's directions are done: its output feeds the next
+                    x = h_n[k] if D == 1 else np.concatenate(h_n[k - 1:k + 1], 1)
         except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError):
             return None
         rows = x.shape[0]
         out = (x.copy() if D == 1 else x).reshape(  # a copy: not a view of h_n
             (1, -1) if unbatched else (rows, 1, -1) if self.batch_first else (1, rows, -1))
         return torch.from_numpy(out), torch.from_numpy(h_n[:, 0] if unbatched else h_n)
-
-    def _step_cells(self, flat: list[torch.Tensor]) -> list[Any]:
-        """One packed C++ cell per layer-direction, each repacked only if its weights changed."""
-        per = 4 if self.bias else 2
-        previous = self.__dict__.get("_step_packings") or [None] * (len(flat) // per)
-        cells = [packing(cell, flat[k * per:(k + 1) * per], self.reset_after)
-                 for k, cell in enumerate(previous)]
-        self.__dict__["_step_packings"] = cells
-        return cells
 
     def _forward(self, input: Any, hx: torch.Tensor | None):
         dtype = self.weight_hh_l0.dtype
