@@ -203,6 +203,12 @@ def main() -> None:
 
     streaming = stream_latency(programs / "stream_latency")
     packing = packed_versus_padded(args.repeats) if "torch" in peers else []
+    steps = []
+    if "torch" in peers:
+        import step_loops  # beside this script; it needs torch
+
+        steps = step_loops.measure(args.repeats)
+        print("\n" + step_loops.markdown(steps))
     memory = {"eigengru": memory_probe("eigengru", bench.SHAPES["large"])}
     if "torch" in peers:
         memory["torch"] = memory_probe("torch", bench.SHAPES["large"])
@@ -220,15 +226,16 @@ def main() -> None:
         return
     results = {"machine": info, "cells": [c.to_dict() for c in cells],
                "gemm_bound": [{"shape": k[0], "threads": k[1], **v} for k, v in bounds.items()],
-               "memory": memory, "streaming": streaming, "packed_versus_padded": packing}
+               "memory": memory, "streaming": streaming, "packed_versus_padded": packing,
+               "step_loops": [dict(row, size=list(row["size"])) for row in steps]}
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(markdown(info, table, memory, streaming, packing,
                                                  targets_table(cells, bounds), bounds,
-                                                 args.repeats))
+                                                 args.repeats) + step_loops_section(steps))
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
 
 
-# Issue 5's targets: how many times faster than each peer, per shape (training vs torch,
+# The targets: how many times faster than each peer, per shape (training vs torch,
 # inference vs torch, inference vs ONNX Runtime).
 TARGETS = {
     "stream": (30, 16, 2.0), "small": (5.5, 3, 2.2), "medium": (1.4, 1.4, 1.8),
@@ -302,6 +309,23 @@ def extras(bounds, cells):
                      "vs 1 thread"]
 
 
+def step_loops_section(steps) -> str:
+    if not steps:
+        return ""
+    import step_loops
+
+    return f"""
+## Step loops: one time step per call from Python (`benchmarks/step_loops.py`)
+
+1 thread, float32, batch 1, {step_loops.TRAIN_STEPS} steps forward then one backward through
+them for training (microseconds per step), inference with the state carried from call to call
+under `no_grad` (microseconds per call). Medians of the repeats, libraries interleaved.
+`Stream.step` passes `out=`; the one-step calls of `nn.GRU` and the GRU modules take
+`(1, 1, I)` and the state.
+
+{step_loops.markdown(steps)}"""
+
+
 def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
     round_trips = ", ".join(f"{k[0]} {v['core_round_trip_ns']:.0f} ns" for k, v in bounds.items()
                             if v.get("core_round_trip_ns"))
@@ -351,7 +375,7 @@ are slower than the library's).
 Peak extra resident memory of one training forward+backward on the large shape, each in a fresh
 process: {memory_line}.
 
-## Targets (issue 5) against this run
+## Targets against this run
 
 "bound allows at most" is the peer's time over the packed-kernel GEMM bound: no GRU that does the
 same products can be faster than that here. Where it is below the target, the target cannot be met
