@@ -1,5 +1,6 @@
 // Stream::step allocates nothing: every malloc in this program is counted (glibc's allocator
-// stays underneath), and 10,000 steps of a 2-layer stream, batch 1 and batch 4, add none.
+// stays underneath), and 10,000 steps of a 2-layer stream, batch 1 and batch 4, add none; nor
+// do a GRUCell's forward and backward steps once its first call has sized its scratch.
 #include <cstddef>
 #include <cstdio>
 #include <random>
@@ -82,6 +83,24 @@ int main() {
     const std::size_t during = allocations - before;
     std::printf("batch %ld: %zu allocations in 10000 steps\n", static_cast<long>(batch), during);
     if (during != 0) ++failures;
+
+    // A GRUCell's training loop: forward with records, then backward, step after step.
+    eigengru::GRUCell<float> cell(layers[0]);
+    std::vector<float> h(batch * 64, 0.1f), next(batch * 64), record(batch * 4 * 64),
+        dx(batch * 16), dh(batch * 64), g_ih(3 * 64 * 16), g_hh(3 * 64 * 64), g_b(2 * 3 * 64);
+    const eigengru::LayerGradients<float> grads{g_ih.data(), g_hh.data(), g_b.data(),
+                                                g_b.data() + 3 * 64};
+    cell.forward(batch, x.data(), h.data(), next.data(), record.data());  // sizes its scratch
+    const std::size_t before_cell = allocations;
+    for (int step = 0; step < 1000; ++step) {
+      cell.forward(batch, x.data(), h.data(), next.data(), record.data());
+      cell.backward(batch, x.data(), h.data(), record.data(), next.data(), dx.data(), dh.data(),
+                    grads, true);
+    }
+    const std::size_t in_cell = allocations - before_cell;
+    std::printf("batch %ld: %zu allocations in 1000 GRUCell forward and backward steps\n",
+                static_cast<long>(batch), in_cell);
+    if (in_cell != 0) ++failures;
   }
   std::printf("%s\n", failures ? "FAILED" : "OK");
   return failures ? 1 : 0;

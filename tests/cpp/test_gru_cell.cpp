@@ -1,0 +1,124 @@
+// GRUCell: its forward is a Stream's first step, and its backward is the derivative of its
+// forward, checked against central differences in double for both formulations.
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+#include "eigengru/eigengru.hpp"
+
+using eigengru::Index;
+using eigengru_test::check;
+
+namespace {
+
+struct Case {
+  Index B = 3, I = 5, H = 8;
+  bool reset_after = true;
+  std::vector<double> w_ih, w_hh, b_ih, b_hh, x, h;
+
+  explicit Case(bool reset_after_) : reset_after(reset_after_) {
+    std::mt19937 gen(reset_after ? 1 : 2);
+    std::uniform_real_distribution<double> u(-0.7, 0.7);
+    auto fill = [&](std::vector<double>& v, Index n) {
+      v.resize(n);
+      for (double& value : v) value = u(gen);
+    };
+    fill(w_ih, 3 * H * I);
+    fill(w_hh, 3 * H * H);
+    fill(b_ih, 3 * H);
+    fill(b_hh, 3 * H);
+    fill(x, B * I);
+    fill(h, B * H);
+  }
+
+  eigengru::LayerWeights<double> weights() const {
+    eigengru::LayerWeights<double> w;
+    w.input_size = I;
+    w.hidden_size = H;
+    w.reset_after = reset_after;
+    w.weight_ih = w_ih.data();
+    w.weight_hh = w_hh.data();
+    w.bias_ih = b_ih.data();
+    w.bias_hh = b_hh.data();
+    return w;
+  }
+
+  /// L = sum(c * h_next) for fixed random c, from a cell built on the current values.
+  double loss(const std::vector<double>& c) const {
+    eigengru::GRUCell<double> cell(weights());
+    std::vector<double> next(B * H);
+    cell.forward(B, x.data(), h.data(), next.data(), nullptr);
+    double total = 0;
+    for (Index k = 0; k < B * H; ++k) total += c[k] * next[k];
+    return total;
+  }
+};
+
+void test_forward_is_a_streams_step(bool reset_after) {
+  Case k(reset_after);
+  eigengru::StackSpec spec;
+  spec.input_size = k.I;
+  spec.hidden_size = k.H;
+  spec.reset_after = reset_after;
+  const auto w = k.weights();
+  eigengru::Stream<double> stream(spec, &w, k.B);
+  stream.reset(k.h.data());
+  std::vector<double> streamed(k.B * k.H), stepped(k.B * k.H), record(k.B * 4 * k.H);
+  stream.step(k.x.data(), streamed.data());
+  eigengru::GRUCell<double> cell(w);
+  cell.forward(k.B, k.x.data(), k.h.data(), stepped.data(), record.data());
+  check(stepped == streamed, std::string("forward equals a stream's step, reset_after=") +
+                                 (reset_after ? "true" : "false"));
+}
+
+void test_backward_is_the_derivative(bool reset_after) {
+  Case k(reset_after);
+  const Index B = k.B, I = k.I, H = k.H;
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> c(B * H);
+  for (double& v : c) v = u(gen);
+
+  eigengru::GRUCell<double> cell(k.weights());
+  std::vector<double> next(B * H), record(B * 4 * H), dx(B * I), dh(B * H);
+  std::vector<double> g_ih(3 * H * I, 0.5), g_hh(3 * H * H, 0.5), gb_ih(3 * H, 0.5),
+      gb_hh(3 * H, 0.5);  // accumulate onto 0.5
+  cell.forward(B, k.x.data(), k.h.data(), next.data(), record.data());
+  cell.backward(B, k.x.data(), k.h.data(), record.data(), c.data(), dx.data(), dh.data(),
+                {g_ih.data(), g_hh.data(), gb_ih.data(), gb_hh.data()}, true);
+
+  double worst = 0;
+  auto compare = [&](std::vector<double>& values, const std::vector<double>& analytic,
+                     double offset) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const double saved = values[i], eps = 1e-6;
+      values[i] = saved + eps;
+      const double plus = k.loss(c);
+      values[i] = saved - eps;
+      const double minus = k.loss(c);
+      values[i] = saved;
+      worst = std::max(worst, std::abs((plus - minus) / (2 * eps) - (analytic[i] - offset)));
+    }
+  };
+  compare(k.x, dx, 0);
+  compare(k.h, dh, 0);
+  compare(k.w_ih, g_ih, 0.5);
+  compare(k.w_hh, g_hh, 0.5);
+  compare(k.b_ih, gb_ih, 0.5);
+  compare(k.b_hh, gb_hh, 0.5);
+  check(worst < 1e-7, std::string("backward matches central differences, reset_after=") +
+                          (reset_after ? "true" : "false") + " (worst " +
+                          std::to_string(worst) + ")");
+}
+
+}  // namespace
+
+int main() {
+  for (bool reset_after : {true, false}) {
+    test_forward_is_a_streams_step(reset_after);
+    test_backward_is_the_derivative(reset_after);
+  }
+  return eigengru_test::finish();
+}
