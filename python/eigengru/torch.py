@@ -215,20 +215,11 @@ class GRU(nn.Module):
         """nn.GRU's text (``input_size, hidden_size`` and the arguments that differ from their
         defaults), then ``reset_after=False`` when it is."""
         text = f"{self.input_size}, {self.hidden_size}"
-        if self.proj_size != 0:
-            text += f", proj_size={self.proj_size}"
-        if self.num_layers != 1:
-            text += f", num_layers={self.num_layers}"
-        if self.bias is not True:
-            text += f", bias={self.bias}"
-        if self.batch_first is not False:
-            text += f", batch_first={self.batch_first}"
-        if self.dropout != 0:
-            text += f", dropout={self.dropout}"
-        if self.bidirectional is not False:
-            text += f", bidirectional={self.bidirectional}"
-        if self.reset_after is not True:
-            text += f", reset_after={self.reset_after}"
+        for name, default in (("proj_size", 0), ("num_layers", 1), ("bias", True),
+                              ("batch_first", False), ("dropout", 0), ("bidirectional", False),
+                              ("reset_after", True)):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
         return text
 
     def to_nn_gru(self) -> nn.GRU:

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdio>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace eigengru_test {
 
@@ -13,6 +15,14 @@ inline void check(bool ok, const std::string& what) {
     std::printf("FAIL: %s\n", what.c_str());
     ++failures;
   }
+}
+
+/// v resized to n values drawn uniformly from (-bound, bound).
+template <typename Generator>
+void fill_uniform(std::vector<double>& v, long n, Generator& gen, double bound) {
+  std::uniform_real_distribution<double> u(-bound, bound);
+  v.resize(static_cast<std::size_t>(n));
+  for (double& value : v) value = u(gen);
 }
 
 /// The exit code, after a summary line.

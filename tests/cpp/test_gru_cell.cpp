@@ -20,10 +20,8 @@ struct Case {
 
   explicit Case(bool reset_after_) : reset_after(reset_after_) {
     std::mt19937 gen(reset_after ? 1 : 2);
-    std::uniform_real_distribution<double> u(-0.7, 0.7);
     auto fill = [&](std::vector<double>& v, Index n) {
-      v.resize(n);
-      for (double& value : v) value = u(gen);
+      eigengru_test::fill_uniform(v, n, gen, 0.7);
     };
     fill(w_ih, 3 * H * I);
     fill(w_hh, 3 * H * H);

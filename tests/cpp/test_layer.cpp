@@ -25,10 +25,8 @@ struct Problem {
                    eigengru::Index inputs = 4, eigengru::Index hidden = 7)
       : T(steps), B(batch), I(inputs), H(hidden) {
     std::mt19937 gen(seed);
-    std::uniform_real_distribution<double> u(-0.7, 0.7);
     auto fill = [&](std::vector<double>& v, eigengru::Index n) {
-      v.resize(n);
-      for (auto& e : v) e = u(gen);
+      eigengru_test::fill_uniform(v, n, gen, 0.7);
     };
     fill(w_ih, 3 * H * I);
     fill(w_hh, 3 * H * H);
