@@ -270,3 +270,27 @@ def test_a_loop_has_one_weight_gradient_node_and_graphs_keep_their_own_gradients
             assert_close(results["ours"][which][name].numpy(), e.numpy(), np.float64,
                          f"graph {which}: {name}")
     assert ours._packed.steps == {}
+
+
+def test_a_finished_loop_leaves_no_cycle_behind():
+    """The packed cell and weight-gradient node of a loop go as soon as its graph does, without
+    waiting for the cycle collector (each holds a copy of the weights)."""
+    import gc
+    import weakref
+
+    _, ours = twins()
+    tokens = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(3):
+            h = None
+            for t in range(4):
+                h = ours(torch.randn(B, I, dtype=torch.float64), h)
+            tokens.append(weakref.ref(ours._packed.token))
+            h.sum().backward()
+            del h
+        assert all(token() is None for token in tokens)
+    finally:
+        if enabled:
+            gc.enable()

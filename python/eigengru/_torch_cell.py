@@ -127,7 +127,10 @@ class _CellStep(torch.autograd.Function):
                 "torch.nn.GRUCell for higher-order gradients")
         x, h = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        ctx.packing.stale = True  # an optimizer step is likely next: pack afresh then
+        # An optimizer step is likely next: pack afresh then. Graphs built on this packing
+        # keep its weight-gradient node through their own edges; dropping the packing's
+        # reference ends the cycle packing -> token -> node -> packing without the collector.
+        ctx.packing.stale, ctx.packing.token = True, None
         if grad_h_next is None:
             return (None,) * len(needs)
         x_array, h_array = _array(x), _array(h)

@@ -236,7 +236,8 @@ void register_stream(py::module_& m, const char* name) {
 }
 
 /// The C++ GRUCell: one layer's step, forward and backward, on a caller's arrays. Calls keep
-/// the GIL: a step takes microseconds, and releasing it would add to each one.
+/// the GIL: a step takes microseconds, and releasing it would add to each one; holding it also
+/// keeps Python threads that share a module from running one cell's scratch at once.
 template <typename Scalar>
 void register_cell(py::module_& m, const char* name) {
   using Cell = eigengru::GRUCell<Scalar>;
