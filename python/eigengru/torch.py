@@ -160,8 +160,8 @@ class GRU(nn.Module):
 
     def __getstate__(self) -> dict[str, Any]:
         """The module's state for pickle, copy and torch.save: everything but the pool of
-        training caches (C++ objects whose contents belong to graphs of this process), so
-        that a copy holds only tensors, numbers and strings and starts with an empty pool."""
+        training caches and the packed weights of one-step calls (C++ objects of this process,
+        made again on use), so that a copy holds only tensors, numbers and strings."""
         state = self.__dict__.copy()
         state.pop("_cache_pool", None)
         state.pop("_step_packings", None)
@@ -243,8 +243,6 @@ class GRU(nn.Module):
             "C++ core from Python. Use torch.export.export, torch.jit.trace or "
             "torch.onnx.export, which all support it")
 
-    # Under torch.compile the whole forward is one graph break: an opaque C++ call with its own
-    # autograd node, nothing for dynamo to trace into.
     def forward(self, input: Any, hx: torch.Tensor | None = None):
         # Under torch.compile the whole forward is one graph break: an opaque C++ call with its
         # own autograd node. Eager calls skip the wrapper that says so, which costs microseconds.
