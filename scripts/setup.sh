@@ -19,7 +19,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 venv_python="$root/.venv/bin/python"
-pip() { "$venv_python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+# pip's own exit status decides (pipefail): a failed install stops the setup, rather than leaving
+# an old build importable or the test extras missing (their tests would then be skipped).
+pip() { "$venv_python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
 
 echo "eigengru setup: installing build requirements and building eigengru (first build takes a minute)"
 pip install "scikit-build-core>=0.10" "pybind11>=2.12" "cmeel-eigen>=3.4" cmake ninja "numpy>=1.22"
