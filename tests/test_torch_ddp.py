@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the DDP test needs PyTorch (torch==2.13.0)")
 
 SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "examples" / "torch_ddp.py"
-RUNS = 4  # each a fresh pair of processes through the whole teardown
+RUNS = 2  # each a fresh pair of processes through the whole teardown
 
 
 def load_example():
