@@ -1,6 +1,6 @@
 """examples/torch_ddp.py, the plain DistributedDataParallel script (2 processes, gloo, barrier,
-destroy_process_group, return), exits by itself every time, and its weights are those of one
-process training on the whole batch."""
+destroy_process_group, return), exits by itself, each run in a fresh pair of processes, and its
+weights are those of one process training on the whole batch."""
 
 from __future__ import annotations
 
