@@ -11,12 +11,11 @@ import torch
 from torch import nn
 
 from . import _core
+from ._torch_checks import (array as _array, check_parameter_dtype, check_tensor,
+                            constructor_arguments, needs_grad, numpy_dtype)
 
 _CELLS = {torch.float32: _core.GRUCellFloat32, torch.float64: _core.GRUCellFloat64}
-
-
-def _array(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().contiguous().numpy()
+_NAME = "eigengru.torch.GRUCell"
 
 
 class _Packing:
@@ -111,7 +110,7 @@ class _CellStep(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         core = packing.core
         h_next = torch.empty(x.shape[0], h.shape[1], dtype=x.dtype)
-        record = np.empty((x.shape[0], core.record_size), dtype=core_dtype(x.dtype))
+        record = np.empty((x.shape[0], core.record_size), dtype=numpy_dtype(x.dtype))
         core.forward(_array(x), _array(h), h_next.numpy(), record)
         ctx.packing, ctx.record = packing, record
         ctx.token_node = None if token is None else token.grad_fn
@@ -148,10 +147,6 @@ class _CellStep(torch.autograd.Function):
         return (None, token_grad, dx, dh if needs[3] else None)
 
 
-def core_dtype(dtype: torch.dtype) -> type:
-    return np.float32 if dtype == torch.float32 else np.float64
-
-
 @torch.compiler.disable
 def _opaque_step(cell: GRUCell, input: Any, hx: torch.Tensor | None) -> torch.Tensor:
     return cell._step(input, hx)
@@ -171,15 +166,8 @@ class GRUCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None,
                  dtype: Any = None, *, reset_after: bool = True) -> None:
         super().__init__()
-        if device is not None and torch.device(device).type != "cpu":
-            raise ValueError(f"eigengru.torch.GRUCell runs on the CPU; got device={device}")
-        dtype = dtype if dtype is not None else torch.get_default_dtype()
-        if dtype not in _CELLS:
-            raise TypeError(f"dtype: eigengru.torch.GRUCell supports torch.float32 and "
-                            f"torch.float64, got {dtype}")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        dtype = constructor_arguments(_NAME, device, dtype, {"input_size": input_size,
+                                                             "hidden_size": hidden_size})
         self.input_size, self.hidden_size = input_size, hidden_size
         self.bias, self.reset_after = bool(bias), bool(reset_after)
         gates = 3 * hidden_size
@@ -238,11 +226,9 @@ class GRUCell(nn.Module):
     def _step(self, input: Any, hx: torch.Tensor | None) -> torch.Tensor:
         weights = self._weights()
         try:  # the common inference call goes straight to the core, which checks it
-            if not (torch.is_grad_enabled() and (
-                    input.requires_grad or (hx is not None and hx.requires_grad)
-                    or any(w.requires_grad for w in weights))):
+            if not needs_grad([input, hx, *weights]):
                 core = self._cell(weights).core
-                h = (np.zeros((input.shape[0], self.hidden_size), core_dtype(weights[0].dtype))
+                h = (np.zeros((input.shape[0], self.hidden_size), numpy_dtype(weights[0].dtype))
                      if hx is None else hx.numpy())
                 h_next = np.empty_like(h)
                 core.forward(input.numpy(), h, h_next, None)
@@ -254,20 +240,12 @@ class GRUCell(nn.Module):
     def _checked_step(self, input: Any, hx: torch.Tensor | None,
                       weights: list[torch.Tensor]) -> torch.Tensor:
         dtype = weights[0].dtype
-        if dtype not in _CELLS:
-            raise TypeError(f"eigengru.torch.GRUCell computes in torch.float32 or torch.float64; "
-                            f"its parameters are {dtype} (use .float() or .double())")
+        check_parameter_dtype(_NAME, dtype)
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input: expected a Tensor, got {type(input).__name__}")
-        for name, tensor in (("input", input), ("hx", hx)):
-            if tensor is None:
-                continue
-            if tensor.device.type != "cpu":
-                raise RuntimeError(f"{name}: eigengru.torch.GRUCell runs on the CPU; got a tensor "
-                                   f"on {tensor.device}")
-            if tensor.dtype != dtype:
-                raise TypeError(f"{name}: expected {dtype} like the module's parameters, got "
-                                f"{tensor.dtype}")
+        check_tensor(_NAME, input, "input", dtype)
+        if hx is not None:
+            check_tensor(_NAME, hx, "hx", dtype)
         unbatched = input.dim() == 1
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"input: expected shape (batch, {self.input_size}) or "
@@ -282,10 +260,8 @@ class GRUCell(nn.Module):
                 shape = (self.hidden_size,) if unbatched else expected
                 raise ValueError(f"hx: expected shape {shape}, got {tuple(hx.shape)}")
         packing = self._cell(weights)
-        if torch.is_grad_enabled() and (x.requires_grad or h.requires_grad
-                                        or any(w.requires_grad for w in weights)):
-            token = (packing.weight_token(weights) if any(w.requires_grad for w in weights)
-                     else None)
+        if needs_grad([x, h, *weights]):
+            token = packing.weight_token(weights) if needs_grad(weights) else None
             h_next = _CellStep.apply(packing, token, x, h)
         else:
             h_next = torch.empty(expected, dtype=dtype)

@@ -21,18 +21,15 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _core, _torch_export
 from ._torch_cell import GRUCell, packing
+from ._torch_checks import (array as _array, check_parameter_dtype, check_tensor,
+                            constructor_arguments, needs_grad, numpy_dtype)
 from .parameters import layer_parameters
 
 __all__ = ["GRU", "GRUCell"]
 
+_NAME = "eigengru.torch.GRU"
+
 _CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
-
-
-def _array(tensor: torch.Tensor | None) -> np.ndarray | None:
-    """A NumPy view of a CPU tensor (a copy only if it is not contiguous)."""
-    if tensor is None:
-        return None
-    return tensor.detach().contiguous().numpy()
 
 
 class _StackFunction(torch.autograd.Function):
@@ -67,7 +64,7 @@ class _StackFunction(torch.autograd.Function):
                 "eigengru.torch.GRU does not support double backward (create_graph=True): its "
                 "backward is one C++ call that is not itself differentiable; use torch.nn.GRU "
                 "for higher-order gradients")
-        dtype = torch_to_numpy_dtype(ctx.dtype)
+        dtype = numpy_dtype(ctx.dtype)
         grads = [np.zeros(tuple(shape), dtype=dtype) for shape in ctx.weight_shapes]
         grad_out = _array(grad_out)
         if grad_out is not None and ctx.layout is not None:
@@ -107,10 +104,6 @@ class _PackedLayout:
         return padded.reshape(self.steps * self.batch, -1)[self.rows]
 
 
-def torch_to_numpy_dtype(dtype: torch.dtype) -> type:
-    return np.float32 if dtype == torch.float32 else np.float64
-
-
 def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     """Flat per-layer weights (w_ih, w_hh[, b_ih, b_hh]) ... as the core's 4-tuples."""
     per = 4 if bias else 2
@@ -119,8 +112,8 @@ def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     return [g if bias else g + (None, None) for g in arrays]
 
 
-def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, needs_grad, cache):
-    if needs_grad:
+def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, cache):
+    if training:
         return _StackFunction.apply(spec, layout, dropout_seed, bias, cache, x, hx, *weights)
     layers = _layer_tuples(weights, bias)
     x_array = _array(x) if layout is None else layout.pad(_array(x))
@@ -137,16 +130,10 @@ class GRU(nn.Module):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device: Any = None, dtype: Any = None, reset_after: bool = True) -> None:
         super().__init__()
-        if device is not None and torch.device(device).type != "cpu":
-            raise ValueError(f"eigengru.torch.GRU runs on the CPU; got device={device}")
-        dtype = dtype if dtype is not None else torch.get_default_dtype()
-        _check_dtype(dtype, "dtype")
+        dtype = constructor_arguments(_NAME, device, dtype, {
+            "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers})
         if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1) or isinstance(dropout, bool):
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.reset_after = bidirectional, reset_after
@@ -270,11 +257,8 @@ class GRU(nn.Module):
             unbatched = input.dim() == 2
             if input.shape[1 if self.batch_first and not unbatched else 0] != 1 or \
                     input.shape[-1] != self.input_size or input.dim() not in (2, 3) or (
-                    self.training and self.dropout > 0 and self.num_layers > 1) or (
-                    torch.is_grad_enabled() and (
-                        input.requires_grad or (hx is not None and hx.requires_grad)
-                        or any(w.requires_grad for w in flat))) or \
-                    torch.compiler.is_exporting():
+                    self.training and self.dropout > 0 and self.num_layers > 1) or \
+                    needs_grad([input, hx, *flat]) or torch.compiler.is_exporting():
                 return None
             packed = packing(self.__dict__.get("_step_packings"), flat, self.reset_after,
                              4 if self.bias else 2)
@@ -299,9 +283,7 @@ class GRU(nn.Module):
 
     def _forward(self, input: Any, hx: torch.Tensor | None):
         dtype = self.weight_hh_l0.dtype
-        if dtype not in _CACHES:
-            raise TypeError(f"eigengru.torch.GRU computes in torch.float32 or torch.float64; its "
-                            f"parameters are {dtype} (use .float() or .double())")
+        check_parameter_dtype(_NAME, dtype)
         packed = isinstance(input, PackedSequence)
         layout = None
         if packed:
@@ -320,13 +302,13 @@ class GRU(nn.Module):
             elif self.batch_first:
                 x = x.transpose(0, 1)
             batch = x.shape[1]
-        _check_tensor(x, "input", dtype)
+        check_tensor(_NAME, x, "input", dtype)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input: expected input_size {self.input_size} in the last "
                              f"dimension, got shape {tuple(x.shape)}")
         stacked = self.num_layers * (2 if self.bidirectional else 1)
         if hx is not None:
-            _check_tensor(hx, "hx", dtype)
+            check_tensor(_NAME, hx, "hx", dtype)
             expected = ((stacked, self.hidden_size) if unbatched
                         else (stacked, batch, self.hidden_size))
             if tuple(hx.shape) != expected:
@@ -354,14 +336,11 @@ class GRU(nn.Module):
         """The core's forward on time-major (or packed) x, through the autograd node when a
         gradient or dropout needs the training pass."""
         weights = self._flat_weights
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or (hx is not None and hx.requires_grad)
-            or any(w.requires_grad for w in weights))
         dropout = self.training and self.dropout > 0 and self.num_layers > 1
         # Training mode with dropout takes the training path even without gradients, since
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
         dropout_seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout else 0
-        training_path = needs_grad or dropout
+        training_path = needs_grad([x, hx, *weights]) or dropout
         cache = self._free_cache(x.dtype) if training_path else None
         if training_path:  # an optimiser step is likely next, perhaps through .data
             self.__dict__.pop("_step_packings", None)
@@ -381,18 +360,3 @@ def _stack_spec(input_size: int, hidden_size: int, num_layers: int, bidirectiona
     return _core.StackSpec(input_size, hidden_size, num_layers, bidirectional, reset_after,
                            dropout)
 
-
-def _check_dtype(dtype: Any, name: str) -> None:
-    if dtype not in _CACHES:
-        raise TypeError(f"{name}: eigengru.torch.GRU supports torch.float32 and torch.float64, "
-                        f"got {dtype}")
-
-
-def _check_tensor(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> None:
-    if tensor.device.type != "cpu":
-        raise RuntimeError(f"{name}: eigengru.torch.GRU runs on the CPU; got a tensor on "
-                           f"{tensor.device} (move it with .cpu(), or use torch.nn.GRU there)")
-    _check_dtype(tensor.dtype, name)
-    if tensor.dtype != dtype:
-        raise TypeError(f"{name}: expected {dtype} like the module's parameters, got "
-                        f"{tensor.dtype}")

@@ -1,0 +1,67 @@
+"""What ``eigengru.torch.GRU`` and ``eigengru.torch.GRUCell`` both check and convert: their
+arguments, the tensors they are called with, and tensors as the NumPy arrays the core reads.
+``module`` is the class's public name, which every message starts from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def array(tensor: torch.Tensor | None) -> np.ndarray | None:
+    """A NumPy view of a CPU tensor (a copy only if it is not contiguous)."""
+    if tensor is None:
+        return None
+    return tensor.detach().contiguous().numpy()
+
+
+def numpy_dtype(dtype: torch.dtype) -> type:
+    return DTYPES[dtype]
+
+
+def constructor_arguments(module: str, device: Any, dtype: Any,
+                          sizes: dict[str, Any]) -> torch.dtype:
+    """The dtype the module computes in (torch's default when None), after checking the device,
+    the dtype and that each of ``sizes`` is a positive integer."""
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f"{module} runs on the CPU; got device={device}")
+    dtype = dtype if dtype is not None else torch.get_default_dtype()
+    check_dtype(module, dtype, "dtype")
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return dtype
+
+
+def check_dtype(module: str, dtype: Any, name: str) -> None:
+    if dtype not in DTYPES:
+        raise TypeError(f"{name}: {module} supports torch.float32 and torch.float64, "
+                        f"got {dtype}")
+
+
+def check_parameter_dtype(module: str, dtype: torch.dtype) -> None:
+    """Parameters converted by ``.half()`` or ``.to(torch.bfloat16)`` are refused at the call."""
+    if dtype not in DTYPES:
+        raise TypeError(f"{module} computes in torch.float32 or torch.float64; its parameters "
+                        f"are {dtype} (use .float() or .double())")
+
+
+def check_tensor(module: str, tensor: torch.Tensor, name: str, dtype: torch.dtype) -> None:
+    """A CPU tensor of the parameters' dtype."""
+    if tensor.device.type != "cpu":
+        peer = module.replace("eigengru.torch.", "torch.nn.")
+        raise RuntimeError(f"{name}: {module} runs on the CPU; got a tensor on "
+                           f"{tensor.device} (move it with .cpu(), or use {peer} there)")
+    check_dtype(module, tensor.dtype, name)
+    if tensor.dtype != dtype:
+        raise TypeError(f"{name}: expected {dtype} like the module's parameters, got "
+                        f"{tensor.dtype}")
+
+
+def needs_grad(tensors: list[torch.Tensor | None]) -> bool:
+    """Whether autograd is to record a call on these tensors (inputs and parameters)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
