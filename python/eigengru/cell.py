@@ -134,13 +134,9 @@ class GRUCell(NamedParameters):
 
     def __getstate__(self) -> dict[str, Any]:
         """Configuration, parameters and gradients; not the packed cell nor kept steps."""
-        state = self.__dict__.copy()
-        state["_params"], state["grads"] = dict(self._params), dict(self.grads)
+        state = super().__getstate__()
         state["_core"], state["_stale"], state["_saved"] = None, False, []
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         extras = "" if self.bias else ", bias=False"

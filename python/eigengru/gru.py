@@ -93,16 +93,14 @@ class GRU(NamedParameters):
     def __getstate__(self) -> dict[str, Any]:
         """The model for pickle and copy: configuration, parameters, accumulated gradients and
         the random generator. Not the core's stack description (rebuilt on load) nor a training
-        forward's cache: a copy starts with no forward awaiting its backward. The dicts are new,
-        so that replacing a parameter of a shallow copy leaves the original's in place."""
-        state = self.__dict__.copy()
+        forward's cache: a copy starts with no forward awaiting its backward."""
+        state = super().__getstate__()
         del state["_spec"]
-        state["_params"], state["grads"] = dict(self._params), dict(self.grads)
         state["_pending"] = state["_spare"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self.__dict__["_spec"] = _core.StackSpec(self.input_size, self.hidden_size,
                                                  self.num_layers, self.bidirectional,
                                                  self.reset_after, self.dropout)

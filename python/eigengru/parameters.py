@@ -97,5 +97,15 @@ class NamedParameters:
         for g in self.grads.values():
             g.fill(0)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The instance's state for pickle and copy, with tables of its own: replacing a
+        parameter of a shallow copy leaves the original's in place."""
+        state = self.__dict__.copy()
+        state["_params"], state["grads"] = dict(self._params), dict(self.grads)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)  # not through __setattr__, which fixes existing names
+
     def _parameters_changed(self) -> None:
         """Called after a parameter is replaced: a model that keeps packed weights drops them."""
