@@ -57,6 +57,20 @@ Scalar* out(py::array& a, const char* name, const std::vector<py::ssize_t>& shap
   return static_cast<Scalar*>(a.mutable_data());
 }
 
+template <typename Scalar>
+Scalar* out_or_null(const py::object& a, const char* name,
+                    const std::vector<py::ssize_t>& shape) {
+  if (a.is_none()) return nullptr;
+  auto array = py::cast<py::array>(a);
+  return out<Scalar>(array, name, shape);
+}
+
+/// The rows of a (batch, input_size) step input: its first dimension, once it has two.
+Index step_rows(const py::array& x) {
+  if (x.ndim() != 2) throw py::value_error("x: expected 2 dimensions (batch, input_size)");
+  return x.shape(0);
+}
+
 /// One layer-direction's weights, checked against the spec: W_ih (3H, in), W_hh (3H, H), and
 /// both biases (3H,) or neither.
 template <typename Scalar>
@@ -247,17 +261,9 @@ void register_cell(py::module_& m, const char* name) {
              if (w_hh.ndim() != 2 || w_ih.ndim() != 2)
                throw py::value_error("weight_ih and weight_hh: expected 2 dimensions");
              const Index H = w_hh.shape(1), I = w_ih.shape(1);
-             if (b_ih.is_none() != b_hh.is_none())
-               throw py::value_error("bias_ih and bias_hh must both be given or both be None");
-             eigengru::LayerWeights<Scalar> w;
-             w.input_size = I;
-             w.hidden_size = H;
-             w.reset_after = reset_after;
-             w.weight_ih = in<Scalar>(w_ih, "weight_ih", {3 * H, I});
-             w.weight_hh = in<Scalar>(w_hh, "weight_hh", {3 * H, H});
-             w.bias_ih = in_or_null<Scalar>(b_ih, "bias_ih", {3 * H});
-             w.bias_hh = in_or_null<Scalar>(b_hh, "bias_hh", {3 * H});
-             return std::make_unique<Cell>(w);
+             return std::make_unique<Cell>(layer_weights<Scalar>(
+                 py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
+                 stack_spec(I, H, 1, false, reset_after, 0.0)));
            }),
            py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
            py::arg("reset_after"))
@@ -266,18 +272,11 @@ void register_cell(py::module_& m, const char* name) {
           "forward",
           [](Cell& c, const py::array& x, const py::array& h, py::array& h_next,
              const py::object& record) {
-            const Index I = c.input_size(), H = c.hidden_size();
-            if (x.ndim() != 2) throw py::value_error("x: expected 2 dimensions (batch, input_size)");
-            const Index B = x.shape(0);
+            const Index I = c.input_size(), H = c.hidden_size(), B = step_rows(x);
             const Scalar* xp = in<Scalar>(x, "x", {B, I});
             const Scalar* hp = in<Scalar>(h, "h", {B, H});
             Scalar* np = out<Scalar>(h_next, "h_next", {B, H});
-            Scalar* rp = nullptr;
-            if (!record.is_none()) {
-              auto r = py::cast<py::array>(record);
-              rp = out<Scalar>(r, "record", {B, c.record_size()});
-            }
-            c.forward(B, xp, hp, np, rp);
+            c.forward(B, xp, hp, np, out_or_null<Scalar>(record, "record", {B, c.record_size()}));
           },
           py::arg("x"), py::arg("h"), py::arg("h_next"), py::arg("record"))
       .def(
@@ -285,32 +284,20 @@ void register_cell(py::module_& m, const char* name) {
           [](Cell& c, const py::array& x, const py::array& h, py::array& record,
              const py::array& grad_h_next, const py::object& dx, py::array& dh,
              const py::tuple& grads, bool accumulate) {
-            const Index I = c.input_size(), H = c.hidden_size(), G = 3 * H;
-            if (x.ndim() != 2) throw py::value_error("x: expected 2 dimensions (batch, input_size)");
-            const Index B = x.shape(0);
+            const Index I = c.input_size(), H = c.hidden_size(), G = 3 * H, B = step_rows(x);
             const Scalar* xp = in<Scalar>(x, "x", {B, I});
             const Scalar* hp = in<Scalar>(h, "h", {B, H});
             Scalar* rp = out<Scalar>(record, "record", {B, c.record_size()});
             const Scalar* gp = in<Scalar>(grad_h_next, "grad_h_next", {B, H});
-            Scalar* dxp = nullptr;
-            if (!dx.is_none()) {
-              auto a = py::cast<py::array>(dx);
-              dxp = out<Scalar>(a, "dx", {B, I});
-            }
+            Scalar* dxp = out_or_null<Scalar>(dx, "dx", {B, I});
             Scalar* dhp = out<Scalar>(dh, "dh", {B, H});
             if (grads.size() != 4)
               throw py::value_error("grads: expected (weight_ih, weight_hh, bias_ih, bias_hh)");
-            const std::vector<std::vector<py::ssize_t>> shapes{{G, I}, {G, H}, {G}, {G}};
-            const char* names[] = {"grad_weight_ih", "grad_weight_hh", "grad_bias_ih",
-                                   "grad_bias_hh"};
-            Scalar* targets[4] = {nullptr, nullptr, nullptr, nullptr};
-            for (std::size_t k = 0; k < 4; ++k) {
-              if (grads[k].is_none()) continue;
-              auto a = py::cast<py::array>(grads[k]);
-              targets[k] = out<Scalar>(a, names[k], shapes[k]);
-            }
-            const eigengru::LayerGradients<Scalar> g{targets[0], targets[1], targets[2],
-                                                     targets[3]};
+            const eigengru::LayerGradients<Scalar> g{
+                out_or_null<Scalar>(grads[0], "grad_weight_ih", {G, I}),
+                out_or_null<Scalar>(grads[1], "grad_weight_hh", {G, H}),
+                out_or_null<Scalar>(grads[2], "grad_bias_ih", {G}),
+                out_or_null<Scalar>(grads[3], "grad_bias_hh", {G})};
             c.backward(B, xp, hp, rp, gp, dxp, dhp, g, accumulate);
           },
           py::arg("x"), py::arg("h"), py::arg("record"), py::arg("grad_h_next"), py::arg("dx"),
