@@ -6,6 +6,7 @@
 #include "cell.hpp"
 #include "denormals.hpp"
 #include "layer_step.hpp"
+#include "transposed_product.hpp"
 
 namespace eigengru {
 namespace {
@@ -23,16 +24,14 @@ const LayerWeights<Scalar>& checked(const LayerWeights<Scalar>& w) {
 template <typename Scalar>
 using ConstRows = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
-/// out (rows x cols) = or += aᵀ b, with a (B x rows) and b (B x cols) row blocks: the sum over
-/// the batch of each row's outer product, a weight gradient.
+/// out (rows x cols) = or += aᵀ b, with a (B x rows, rows lda apart) and b (B x cols, rows ldb
+/// apart): the sum over the batch of each row's outer product, a weight gradient, by the
+/// backward's own allocation-free product.
 template <typename Scalar>
-void add_outer(Scalar* out, Index rows, Index cols, const ConstRows<Scalar>& a,
-               const ConstRows<Scalar>& b, bool accumulate) {
-  Eigen::Map<RowMatrix<Scalar>> target(out, rows, cols);
-  if (accumulate)
-    target.noalias() += a.transpose() * b;
-  else
-    target.noalias() = a.transpose() * b;
+void add_outer(Scalar* out, Index rows, Index cols, const Scalar* a, Index lda, const Scalar* b,
+               Index ldb, Index batch, bool accumulate) {
+  if (!accumulate) std::fill_n(out, rows * cols, Scalar(0));
+  detail::add_transposed_product(a, lda, rows, b, ldb, cols, batch, out, cols, 1);
 }
 
 /// out (n) = or += the column sums of a (B x n): a bias gradient.
@@ -118,18 +117,13 @@ void GRUCell<Scalar>::backward(Index batch, const Scalar* x, const Scalar* h, Sc
   // [da_r, da_z, da_n] (reset before: da_n multiplied m = r * h, kept in the record).
   const ConstRows<Scalar> da(record, B, G, Eigen::OuterStride<>(R));
   const ConstRows<Scalar> dgh_rows(dgh, B, G, Eigen::OuterStride<>(G));
-  const ConstRows<Scalar> x_rows(x, B, I, Eigen::OuterStride<>(I));
-  const ConstRows<Scalar> h_rows(h, B, H, Eigen::OuterStride<>(H));
-  if (g.weight_ih != nullptr) add_outer(g.weight_ih, G, I, da, x_rows, accumulate);
+  if (g.weight_ih != nullptr) add_outer(g.weight_ih, G, I, record, R, x, I, B, accumulate);
   if (g.weight_hh != nullptr) {
     if (reset_after_) {
-      add_outer(g.weight_hh, G, H, dgh_rows, h_rows, accumulate);
+      add_outer(g.weight_hh, G, H, dgh, G, h, H, B, accumulate);
     } else {
-      add_outer(g.weight_hh, 2 * H, H, ConstRows<Scalar>(dgh, B, 2 * H, Eigen::OuterStride<>(G)),
-                h_rows, accumulate);
-      add_outer(g.weight_hh + 2 * H * H, H, H,
-                ConstRows<Scalar>(dgh + 2 * H, B, H, Eigen::OuterStride<>(G)),
-                ConstRows<Scalar>(record + 3 * H, B, H, Eigen::OuterStride<>(R)), accumulate);
+      add_outer(g.weight_hh, 2 * H, H, dgh, G, h, H, B, accumulate);
+      add_outer(g.weight_hh + 2 * H * H, H, H, dgh + 2 * H, G, record + 3 * H, R, B, accumulate);
     }
   }
   if (has_bias_ && g.bias_ih != nullptr) add_column_sums(g.bias_ih, G, da, accumulate);

@@ -68,7 +68,12 @@ void add_transposed_product(const Scalar* a, Index lda, Index m, const Scalar* b
                             Index n, Index depth, Scalar* c, Index ldc, int threads) noexcept {
   const Index blocks = (m + kRowBlock - 1) / kRowBlock;
   threads = static_cast<int>(std::clamp<Index>(blocks, 1, threads));
-#pragma omp parallel num_threads(threads) if (threads > 1)
+  if (threads == 1) {  // no OpenMP region: even a serial one allocates its team
+    const FlushDenormals flush;
+    add_rows(a, lda, 0, m, b, ldb, n, depth, c, ldc);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
   {
     const FlushDenormals flush;
     const Index t = omp_get_thread_num(), count = omp_get_num_threads();
