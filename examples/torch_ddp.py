@@ -1,5 +1,6 @@
 """Data-parallel training with eigengru.torch.GRU: DistributedDataParallel over 2 processes on
-this machine (gloo, 127.0.0.1), the plain way a PyTorch script does it.
+this machine (gloo, 127.0.0.1), the plain way a PyTorch script does it, with one line more:
+the DDP wrapper is freed before the process group is destroyed (see the comment there).
 
 Each process trains on its half of every batch; DDP averages the gradients, so both end with
 the weights that one process training on whole batches would have. Rank 0 saves them.
@@ -66,6 +67,10 @@ def worker(rank, world, port, steps, out):
     train(ddp, xs[:, shard], ys[:, shard])
     if rank == 0:
         torch.save(model.state_dict(), out)
+    # Free DDP's reducer while the process group is still registered: if the reducer drops the
+    # group's last reference, torch destroys it holding the GIL and can deadlock with a gloo
+    # thread that still needs the GIL (torch's own race; nn.GRU and nn.Linear models hit it too).
+    del ddp
     dist.barrier()
     dist.destroy_process_group()
 
