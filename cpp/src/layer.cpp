@@ -264,8 +264,7 @@ struct LayerPasses {
             inputs = x + (clock.time(b0, s) * B + b0) * I;
           else
             gather_inputs(x, B, I, clock, b0, n, s, chunk_rows / n, x_chunk);
-          prepared.w_ih_t.multiply(inputs, I, chunk_rows, gx_chunk, G, false, 1,
-                                   prepared.input_bias.data());
+          prepared.w_ih_t.project(inputs, I, chunk_rows, gx_chunk, G, prepared.input_bias.data());
         }
         const Scalar* gxs = gx_chunk + (s % ahead) * n * G;
 
@@ -410,8 +409,8 @@ struct LayerPasses {
       if (s % ahead == 0) {  // the projection of the next `ahead` steps onto the part's units
         const Index chunk_rows = std::min(ahead, T - s) * B;
         gather_inputs(x, B, I, clock, 0, B, s, chunk_rows / B, gathered[q].data());
-        part.w_ih_t.multiply(gathered[q].data(), I, chunk_rows, gx[q].data(), G, false, 1,
-                             part.input_bias.data());
+        part.w_ih_t.project(gathered[q].data(), I, chunk_rows, gx[q].data(), G,
+                            part.input_bias.data());
       }
       const Scalar* gxs = gx[q].data() + (s % ahead) * B * G;
       Scalar* ghs = gh[q].data();

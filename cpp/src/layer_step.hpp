@@ -19,8 +19,7 @@ inline void layer_step(const ForwardWeights<Scalar>& layer, Index H, bool reset_
                        const Scalar* x, const Scalar* h, Scalar* h_next, Scalar* rec, Scalar* gx,
                        Scalar* gh, bool backwards) noexcept {
   const Index G = 3 * H, R = 4 * H;
-  layer.w_ih_t.multiply(x, layer.input_size, B, gx, G, false, 1, layer.input_bias.data(),
-                        backwards);
+  layer.w_ih_t.project(x, layer.input_size, B, gx, G, layer.input_bias.data());
   const Scalar* bias_hn = layer.bias_hn_or_null();
   if (B == 1 && reset_after && fits_row_step(layer.w_hh_t, H)) {
     // The fused step (row_step.hpp) reads all of h before it writes: the new state goes to gh,

@@ -218,10 +218,12 @@ __attribute__((always_inline)) inline void row_kernel(const Scalar* a, Index a_s
   }
 }
 
-template <typename Scalar, int MR>
+/// micro_kernel for MR rows, its chains split KU ways when the rows alone are too few to hide
+/// the multiply-add latency; with kOneChain, never split (see PackedMatrix::project).
+template <typename Scalar, int MR, bool kOneChain = false>
 __attribute__((always_inline)) inline void kernel_for_rows(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
                      Index depth, const Output<Scalar>& out) {
-  constexpr int KU = MR >= 4 ? 1 : (MR == 1 ? 4 : 2);
+  constexpr int KU = MR >= 4 || kOneChain ? 1 : (MR == 1 ? 4 : 2);
   if (a_step == 1)
     micro_kernel<Scalar, MR, KU, true>(a, lda, 1, b, ldb, depth, out);
   else
@@ -234,12 +236,12 @@ constexpr int kMaxRowPanels = 6;
 
 /// row_kernel over P panels, 1 <= P <= kMaxRowPanels, with the multiply-add chains split
 /// KU ways so that at least 6 accumulators are in flight, and the unit-step specialisation when
-/// a_step is 1.
-template <typename Scalar, int P>
+/// a_step is 1; with kOneChain, one chain whatever P (see PackedMatrix::project).
+template <typename Scalar, int P, bool kOneChain = false>
 __attribute__((always_inline)) inline void row_kernel_for_panels(
     const Scalar* a, Index a_step, const Scalar* b, Index panel_stride, Index ldb, Index depth,
     bool descending, const RowOutput<Scalar>& out) {
-  constexpr int KU = P >= 3 ? 1 : 4 / P;
+  constexpr int KU = P >= 3 || kOneChain ? 1 : 4 / P;
   if (a_step == 1)
     row_kernel<Scalar, P, KU, true>(a, 1, b, panel_stride, ldb, depth, descending, out);
   else
@@ -247,7 +249,7 @@ __attribute__((always_inline)) inline void row_kernel_for_panels(
 }
 
 /// row_kernel_for_panels with P known only at run time, 1 <= panels <= kMaxRowPanels.
-template <typename Scalar>
+template <typename Scalar, bool kOneChain = false>
 __attribute__((always_inline)) inline void row_kernel_for(int panels, const Scalar* a,
                                                           Index a_step, const Scalar* b,
                                                           Index panel_stride, Index ldb,
@@ -255,8 +257,8 @@ __attribute__((always_inline)) inline void row_kernel_for(int panels, const Scal
                                                           const RowOutput<Scalar>& out) {
   static_assert(kMaxRowPanels == 6);
   auto kernel = [&](auto p) __attribute__((always_inline)) {
-    row_kernel_for_panels<Scalar, decltype(p)::value>(a, a_step, b, panel_stride, ldb, depth,
-                                                      descending, out);
+    row_kernel_for_panels<Scalar, decltype(p)::value, kOneChain>(a, a_step, b, panel_stride,
+                                                                 ldb, depth, descending, out);
   };
   switch (panels) {
     case 6: kernel(std::integral_constant<int, 6>{}); break;
@@ -270,23 +272,23 @@ __attribute__((always_inline)) inline void row_kernel_for(int panels, const Scal
 }
 
 /// Rows [0, m) of A and C against one panel of B, kRowBlock rows at a time.
-template <typename Scalar>
+template <typename Scalar, bool kOneChain = false>
 __attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scalar* b, Index ldb,
                    Index depth, Output<Scalar> out) {
   Index i = 0;
   for (; i + kRowBlock <= m; i += kRowBlock) {
-    kernel_for_rows<Scalar, kRowBlock>(a + i * lda, lda, a_step, b, ldb, depth, out);
+    kernel_for_rows<Scalar, kRowBlock, kOneChain>(a + i * lda, lda, a_step, b, ldb, depth, out);
     out.c += kRowBlock * out.ldc;
   }
   const Scalar* ai = a + i * lda;
   switch (m - i) {
-    case 7: kernel_for_rows<Scalar, 7>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 6: kernel_for_rows<Scalar, 6>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 5: kernel_for_rows<Scalar, 5>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 4: kernel_for_rows<Scalar, 4>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 3: kernel_for_rows<Scalar, 3>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 2: kernel_for_rows<Scalar, 2>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 1: kernel_for_rows<Scalar, 1>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 7: kernel_for_rows<Scalar, 7, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 6: kernel_for_rows<Scalar, 6, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 5: kernel_for_rows<Scalar, 5, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 4: kernel_for_rows<Scalar, 4, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 3: kernel_for_rows<Scalar, 3, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 2: kernel_for_rows<Scalar, 2, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 1: kernel_for_rows<Scalar, 1, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
     default: break;
   }
 }

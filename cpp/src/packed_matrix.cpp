@@ -124,6 +124,7 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
 // A single row: up to kMaxRowPanels panels at once (balanced groups when there are more), the
 // depth reversed with the panel order.
 template <typename Scalar>
+template <bool kOneChain>
 void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c,
                                         bool accumulate, const Scalar* bias, bool backwards,
                                         Index k_begin, Index k_end) const noexcept {
@@ -145,18 +146,21 @@ void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c
         bias == nullptr ? nullptr : bias + p0 * kPanelWidth,
         bias == nullptr ? nullptr : ends ? last_bias : bias + (p1 - 1) * kPanelWidth};
     const Scalar* b = panels_.data() + p0 * panel_stride_ + k_begin * ldb_;
-    detail::row_kernel_for<Scalar>(static_cast<int>(p1 - p0), a + k_begin * a_step, a_step, b,
-                                   panel_stride_, ldb_, k_end - k_begin, backwards, out);
+    detail::row_kernel_for<Scalar, kOneChain>(static_cast<int>(p1 - p0), a + k_begin * a_step,
+                                              a_step, b, panel_stride_, ldb_, k_end - k_begin,
+                                              backwards && !kOneChain, out);
   }
 }
 
 // Inlined into both callers: called out of line, it made a stream step 6% slower.
 template <typename Scalar>
+template <bool kOneChain>
 __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate, Index a_step,
     const Scalar* bias, bool backwards, Index k_begin, Index k_end) const noexcept {
   using detail::kRowBlock;
-  if (m == 1) return multiply_row(a, a_step, c, accumulate, bias, backwards, k_begin, k_end);
+  if (m == 1)
+    return multiply_row<kOneChain>(a, a_step, c, accumulate, bias, backwards, k_begin, k_end);
   const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
   alignas(64) Scalar bias_tail[kPanelWidth];
   auto output = [&](Index p, Scalar* c_row) {
@@ -175,9 +179,10 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     const Index r1 = std::min(m, r0 + row_block);
     for (Index q = 0; q < panels; ++q) {
       const Index p = backwards ? panels - 1 - q : q;
-      detail::multiply_rows<Scalar>(a + r0 * lda + k_begin * a_step, lda, a_step, r1 - r0,
-                                    panels_.data() + p * panel_stride_ + k_begin * ldb_,
-                                    ldb_, k_end - k_begin, output(p, c + r0 * ldc));
+      detail::multiply_rows<Scalar, kOneChain>(
+          a + r0 * lda + k_begin * a_step, lda, a_step, r1 - r0,
+          panels_.data() + p * panel_stride_ + k_begin * ldb_, ldb_, k_end - k_begin,
+          output(p, c + r0 * ldc));
     }
   }
 }
@@ -186,14 +191,20 @@ template <typename Scalar>
 void PackedMatrix<Scalar>::multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
                                     bool accumulate, Index a_step, const Scalar* bias,
                                     bool backwards) const noexcept {
-  multiply_range(a, lda, m, c, ldc, accumulate, a_step, bias, backwards, 0, rows_);
+  multiply_range<false>(a, lda, m, c, ldc, accumulate, a_step, bias, backwards, 0, rows_);
+}
+
+template <typename Scalar>
+void PackedMatrix<Scalar>::project(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+                                   const Scalar* bias) const noexcept {
+  multiply_range<true>(a, lda, m, c, ldc, false, 1, bias, false, 0, rows_);
 }
 
 template <typename Scalar>
 void PackedMatrix<Scalar>::multiply_depth(const Scalar* a, Index lda, Index m, Scalar* c,
                                           Index ldc, bool accumulate, Index k_begin, Index k_end,
                                           bool backwards) const noexcept {
-  multiply_range(a, lda, m, c, ldc, accumulate, 1, nullptr, backwards, k_begin, k_end);
+  multiply_range<false>(a, lda, m, c, ldc, accumulate, 1, nullptr, backwards, k_begin, k_end);
 }
 
 template <typename Scalar>

@@ -2,7 +2,8 @@
 // panels go up to 6 at once; several rows in blocks of 8 and a remainder), both layouts (narrow
 // matrices row by row, wide ones panel by panel), an odd panel count and a
 // last panel cut short, a depth not a multiple of the unrolling, bias, accumulation, a
-// transposed and strided A (a_step), both panel orders, and products over a depth range.
+// transposed and strided A (a_step), both panel orders, products over a depth range, and the
+// input projection's product, whose rows do not depend on the rows computed with them.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -106,6 +107,36 @@ void test_case(const Case& c, std::mt19937& gen) {
   }
 }
 
+/// project(): the product with bias against the reference, and every row of an m-row product
+/// the same bits as that row projected alone, and as it is within any 1 to 17 rows starting at
+/// it (blocks of 8 and every remainder; a single row takes the single-row kernel).
+void test_project(const Case& c, std::mt19937& gen) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto random = [&](Index size) {
+    std::vector<float> v(size);
+    for (auto& e : v) e = u(gen);
+    return v;
+  };
+  const std::vector<float> b = random(c.k * c.n), bias = random(c.n), a = random(c.m * c.k);
+  eigengru::PackedMatrix<float> packed;
+  packed.pack(b.data(), c.k, c.n, c.n, 1);
+  const std::string shape =
+      std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+  std::vector<float> all(c.m * c.n);
+  packed.project(a.data(), c.k, c.m, all.data(), c.n, bias.data());
+  const double err = relative_error(
+      all, reference(a, c.k, 1, b, c, 0, c.k, all, false, bias.data()));
+  check(err < 1e-5, "project " + shape + ": error " + std::to_string(err));
+  for (Index first = 0; first < c.m; ++first)
+    for (Index rows = 1; rows <= std::min<Index>(17, c.m - first); ++rows) {
+      std::vector<float> some(rows * c.n);
+      packed.project(a.data() + first * c.k, c.k, rows, some.data(), c.n, bias.data());
+      check(std::equal(some.begin(), some.end(), all.begin() + first * c.n),
+            "project " + shape + ": rows " + std::to_string(first) + " to " +
+                std::to_string(first + rows - 1) + " alone differ from the whole product");
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -120,5 +151,9 @@ int main() {
                        Case{1, 9, 300}, Case{1, 20, 420}, Case{2, 5, 64}, Case{9, 70, 100},
                        Case{17, 64, 96}, Case{9, 33, 300}, Case{3, 17, 420}})
     test_case(c, gen);
+  // project(): one or two panels (where the other kernels split their chains), six, and more
+  // than six in groups; depths below and past the unrolling.
+  for (const Case c : {Case{19, 3, 20}, Case{19, 16, 64}, Case{12, 7, 192}, Case{10, 70, 420}})
+    test_project(c, gen);
   return eigengru_test::finish();
 }

@@ -61,6 +61,14 @@ class PackedMatrix {
                 Index a_step = 1, const Scalar* bias = nullptr,
                 bool backwards = false) const noexcept;
 
+  /// C = A * B + bias (bias may be nullptr), A row-major with rows lda apart, as multiply()
+  /// does, except that every element of C is one chain of multiply-adds over the depth, first to
+  /// last: a row of C gets the same bits alone as among any other rows. The input projections
+  /// take it, so that a step-by-step run (Stream, GRUCell, a one-step call) repeats a whole
+  /// sequence's numbers bit for bit, whatever rows the sequence projected together.
+  void project(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+               const Scalar* bias) const noexcept;
+
   /// multiply() over the depth range [k_begin, k_end) only: C (+)= A(:, k_begin:k_end) *
   /// B(k_begin:k_end, :), with `a` still at A's column 0. A recurrence whose hidden units are
   /// split over threads multiplies the state of its own units while it waits for the others'.
@@ -75,9 +83,11 @@ class PackedMatrix {
 
  private:
   /// multiply_range() for m = 1.
+  template <bool kOneChain>
   void multiply_row(const Scalar* a, Index a_step, Scalar* c, bool accumulate,
                     const Scalar* bias, bool backwards, Index k_begin,
                     Index k_end) const noexcept;
+  template <bool kOneChain>
   void multiply_range(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
                       bool accumulate, Index a_step, const Scalar* bias, bool backwards,
                       Index k_begin, Index k_end) const noexcept;
