@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core, egru_file
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
+from .cell import CELLS
 from .parameters import NamedParameters, layer_parameters
 from .stream import Stream
 
@@ -36,7 +37,12 @@ class GRU(NamedParameters):
     Parameters are NumPy arrays reached as attributes named as in PyTorch (``weight_ih_l0``
     (3H, I), ``weight_hh_l0`` (3H, H), ``bias_ih_l0``, ``bias_hh_l0`` (3H,), then ``_l1`` ... and
     ``_reverse`` for the backward direction); editing one in place changes the model, and
-    assigning an array of the same shape replaces it (converted to the model's dtype). All start
+    assigning an array of the same shape replaces it (converted to the model's dtype). One
+    exception: one-step inference calls (one time step, the loops of sampling and control) run
+    packed C++ cells, packed at the first such call and again after a parameter is assigned,
+    after ``load_state_dict``, after every ``backward`` (an optimiser updates the weights in
+    place next) and after ``repack()``: call that after editing a parameter in place outside
+    training, as for ``GRUCell``. All start
     uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in PyTorch's order from
     ``numpy.random.default_rng(seed)``, which also draws the dropout masks.
 
@@ -88,6 +94,7 @@ class GRU(NamedParameters):
         state["grads"] = {name: np.zeros_like(p) for name, p in self._params.items()}
         state["_pending"] = None  # (cache, how the input was laid out) of the last training forward
         state["_spare"] = None  # a consumed cache whose memory the next training forward reuses
+        state["_step_cells"] = None  # one-step calls' packed cells, made at the first one
 
     # -- pickle and copy ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -96,7 +103,7 @@ class GRU(NamedParameters):
         forward's cache: a copy starts with no forward awaiting its backward."""
         state = super().__getstate__()
         del state["_spec"]
-        state["_pending"] = state["_spare"] = None
+        state["_pending"] = state["_spare"] = state["_step_cells"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -104,6 +111,13 @@ class GRU(NamedParameters):
         self.__dict__["_spec"] = _core.StackSpec(self.input_size, self.hidden_size,
                                                  self.num_layers, self.bidirectional,
                                                  self.reset_after, self.dropout)
+
+    def _parameters_changed(self) -> None:
+        self.__dict__["_step_cells"] = None
+
+    def repack(self) -> None:
+        """Pack the parameters again at the next one-step call (after editing one in place)."""
+        self._parameters_changed()
 
     @property
     def directions(self) -> int:
@@ -158,6 +172,8 @@ class GRU(NamedParameters):
                             "(num_layers * directions, batch, hidden_size)")
         if lengths is not None:
             lengths = _checked_lengths(lengths, batch, steps, unbatched)
+        if steps == 1 and not train and lengths is None:
+            return self._one_step(x[0], h0, unbatched)
         layers = self._layer_weights()
         if train:
             # The new forward fills the spare cache, so that the pending one (if any) is kept
@@ -208,7 +224,40 @@ class GRU(NamedParameters):
         dx, dh0 = _core.backward(cache, grad_out, grad_h_n, grads)
         self.__dict__["_pending"] = None
         self.__dict__["_spare"] = cache
+        self.__dict__["_step_cells"] = None  # an optimiser step is likely before the next call
         return self._user_layout(dx, unbatched), (dh0[:, 0] if unbatched else dh0)
+
+    def _one_step(self, x: np.ndarray, h0: np.ndarray | None,
+                  unbatched: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One time step in inference, x (B, I), through the packed cells of the
+        layer-directions. Each cell call takes the rows that one thread of the sequence forward
+        would (threads = min(B, set threads), rows split evenly), so that every row is computed
+        as a training forward computes it, bit for bit."""
+        cells = self._step_cells
+        if cells is None:
+            make = CELLS[self.dtype]
+            cells = [make(*weights, self.reset_after) for weights in self._layer_weights()]
+            self.__dict__["_step_cells"] = cells
+        rows = x.shape[0]
+        D, shape = self.directions, (len(cells), rows, self.hidden_size)
+        if h0 is None:
+            h0 = np.zeros(shape, self.dtype)
+        h_n = np.empty(shape, self.dtype)
+        n = min(rows, _core.get_num_threads())
+        slices = [slice(rows * t // n, rows * (t + 1) // n) for t in range(n)] if n > 1 else None
+        for k, cell in enumerate(cells):
+            if slices is None:
+                cell.forward(x, h0[k], h_n[k], None)
+            else:
+                for rows_of_thread in slices:
+                    cell.forward(x[rows_of_thread], h0[k][rows_of_thread],
+                                 h_n[k][rows_of_thread], None)
+            if k % D == D - 1:  # the layer's directions are done: its output feeds the next
+                x = h_n[k] if D == 1 else np.concatenate(h_n[k - 1:k + 1], 1)
+        out = x.copy() if D == 1 else x  # not a view of h_n
+        if unbatched:
+            return out, h_n[:, 0]
+        return out[:, np.newaxis] if self.batch_first else out[np.newaxis], h_n
 
     def stream(self, batch: int = 1) -> Stream:
         """A ``Stream`` of this (unidirectional) model over ``batch`` sequences: one time step
