@@ -52,7 +52,7 @@ def test_one_step_is_the_sequence_forward_bit_for_bit(rng, threads, dtype, reset
     for batch in (None, 1, 3, 8):
         x, h0 = one_step_input(rng, batch, batch_first, stacked)
         out, h_n = gru(x, h0)
-        assert gru._step_cells is not None  # the packed cells ran
+        assert gru._stack_step is not None  # the packed cells ran
         sequence_out, sequence_h_n = gru.forward(x, h0, train=True)  # the sequence forward
         assert out.shape == sequence_out.shape and h_n.shape == sequence_h_n.shape
         assert out.dtype == dtype and h_n.dtype == dtype
@@ -117,7 +117,7 @@ def test_copies_pack_their_own_cells(rng):
     x = rng.standard_normal((1, 3, I))
     out = gru(x)[0]
     for twin in (copy.deepcopy(gru), pickle.loads(pickle.dumps(gru))):
-        assert twin._step_cells is None
+        assert twin._stack_step is None
         assert np.array_equal(twin(x)[0], out)
         twin.weight_ih_l0 = twin.weight_ih_l0 * 2.0
         assert not np.array_equal(twin(x)[0], out)

@@ -11,8 +11,7 @@ from . import _core
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
 from .parameters import NamedParameters
 
-# The C++ cell of each dtype: one layer-direction's weights packed for its step.
-CELLS = {np.dtype(np.float32): _core.GRUCellFloat32, np.dtype(np.float64): _core.GRUCellFloat64}
+_CELLS = {np.dtype(np.float32): _core.GRUCellFloat32, np.dtype(np.float64): _core.GRUCellFloat64}
 
 
 class GRUCell(NamedParameters):
@@ -65,7 +64,7 @@ class GRUCell(NamedParameters):
     def _packed(self) -> Any:
         if self._core is None or self._stale:
             p = self._params
-            self.__dict__["_core"] = CELLS[self.dtype](
+            self.__dict__["_core"] = _CELLS[self.dtype](
                 p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
                 self.reset_after)
             self.__dict__["_stale"] = False

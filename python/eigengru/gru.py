@@ -14,12 +14,13 @@ import numpy as np
 
 from . import _core, egru_file
 from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
-from .cell import CELLS
 from .parameters import NamedParameters, layer_parameters
 from .stream import Stream
 
 _CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
            np.dtype(np.float64): _core.TrainingCacheFloat64}
+_STACK_STEPS = {np.dtype(np.float32): _core.StackStepFloat32,
+                np.dtype(np.float64): _core.StackStepFloat64}
 _FILE_FORMAT = "eigengru.GRU"
 _FILE_VERSION = 1
 _CONFIG_KEY = "__eigengru_config__"
@@ -39,7 +40,7 @@ class GRU(NamedParameters):
     ``_reverse`` for the backward direction); editing one in place changes the model, and
     assigning an array of the same shape replaces it (converted to the model's dtype). One
     exception: one-step inference calls (one time step, the loops of sampling and control) run
-    packed C++ cells, packed at the first such call and again after a parameter is assigned,
+    weights packed at the first such call and again after a parameter is assigned,
     after ``load_state_dict``, after every ``backward`` (an optimiser updates the weights in
     place next) and after ``repack()``: call that after editing a parameter in place outside
     training, as for ``GRUCell``. All start
@@ -94,7 +95,7 @@ class GRU(NamedParameters):
         state["grads"] = {name: np.zeros_like(p) for name, p in self._params.items()}
         state["_pending"] = None  # (cache, how the input was laid out) of the last training forward
         state["_spare"] = None  # a consumed cache whose memory the next training forward reuses
-        state["_step_cells"] = None  # one-step calls' packed cells, made at the first one
+        state["_stack_step"] = None  # the stack packed for one-step calls, made at the first one
 
     # -- pickle and copy ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class GRU(NamedParameters):
         forward's cache: a copy starts with no forward awaiting its backward."""
         state = super().__getstate__()
         del state["_spec"]
-        state["_pending"] = state["_spare"] = state["_step_cells"] = None
+        state["_pending"] = state["_spare"] = state["_stack_step"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -113,7 +114,7 @@ class GRU(NamedParameters):
                                                  self.reset_after, self.dropout)
 
     def _parameters_changed(self) -> None:
-        self.__dict__["_step_cells"] = None
+        self.__dict__["_stack_step"] = None
 
     def repack(self) -> None:
         """Pack the parameters again at the next one-step call (after editing one in place)."""
@@ -150,15 +151,16 @@ class GRU(NamedParameters):
         """
         x = real_array(x, "x", self.dtype)
         unbatched = x.ndim == 2
-        layout = "(steps, input_size)" if unbatched else (
-            "(batch, steps, input_size)" if self.batch_first else "(steps, batch, input_size)")
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            layout = "(steps, input_size)" if unbatched else (
+                "(batch, steps, input_size)" if self.batch_first else "(steps, batch, input_size)")
             raise ValueError(f"x: expected shape {layout} with input_size = {self.input_size}, "
                              f"got {shape_text(x.shape)}")
         if unbatched:
             x = x[:, np.newaxis, :]
-        elif self.batch_first:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        elif self.batch_first:  # one step's (B, 1, I) is (1, B, I) already
+            x = x.reshape(1, x.shape[0], -1) if x.shape[1] == 1 else \
+                np.ascontiguousarray(x.transpose(1, 0, 2))
         steps, batch = x.shape[:2]
         stacked = self.num_layers * self.directions
         if h0 is not None:
@@ -224,37 +226,18 @@ class GRU(NamedParameters):
         dx, dh0 = _core.backward(cache, grad_out, grad_h_n, grads)
         self.__dict__["_pending"] = None
         self.__dict__["_spare"] = cache
-        self.__dict__["_step_cells"] = None  # an optimiser step is likely before the next call
+        self.__dict__["_stack_step"] = None  # an optimiser step is likely before the next call
         return self._user_layout(dx, unbatched), (dh0[:, 0] if unbatched else dh0)
 
     def _one_step(self, x: np.ndarray, h0: np.ndarray | None,
                   unbatched: bool) -> tuple[np.ndarray, np.ndarray]:
-        """One time step in inference, x (B, I), through the packed cells of the
-        layer-directions. Each cell call takes the rows that one thread of the sequence forward
-        would (threads = min(B, set threads), rows split evenly), so that every row is computed
-        as a training forward computes it, bit for bit."""
-        cells = self._step_cells
-        if cells is None:
-            make = CELLS[self.dtype]
-            cells = [make(*weights, self.reset_after) for weights in self._layer_weights()]
-            self.__dict__["_step_cells"] = cells
-        rows = x.shape[0]
-        D, shape = self.directions, (len(cells), rows, self.hidden_size)
-        if h0 is None:
-            h0 = np.zeros(shape, self.dtype)
-        h_n = np.empty(shape, self.dtype)
-        n = min(rows, _core.get_num_threads())
-        slices = [slice(rows * t // n, rows * (t + 1) // n) for t in range(n)] if n > 1 else None
-        for k, cell in enumerate(cells):
-            if slices is None:
-                cell.forward(x, h0[k], h_n[k], None)
-            else:
-                for rows_of_thread in slices:
-                    cell.forward(x[rows_of_thread], h0[k][rows_of_thread],
-                                 h_n[k][rows_of_thread], None)
-            if k % D == D - 1:  # the layer's directions are done: its output feeds the next
-                x = h_n[k] if D == 1 else np.concatenate(h_n[k - 1:k + 1], 1)
-        out = x.copy() if D == 1 else x  # not a view of h_n
+        """One time step in inference, x (B, I), through the stack packed for single steps (C++
+        ``StackStep``): a training forward's numbers bit for bit, at any thread count."""
+        stepper = self._stack_step
+        if stepper is None:
+            stepper = _STACK_STEPS[self.dtype](self._spec, self._layer_weights())
+            self.__dict__["_stack_step"] = stepper
+        out, h_n = stepper.forward(x, h0)  # new arrays, (B, D*H) and (L*D, B, H)
         if unbatched:
             return out, h_n[:, 0]
         return out[:, np.newaxis] if self.batch_first else out[np.newaxis], h_n

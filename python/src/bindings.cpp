@@ -249,6 +249,33 @@ void register_stream(py::module_& m, const char* name) {
       });
 }
 
+/// The C++ StackStep: one inference step of a whole stack, the state passed in and out. Keeps
+/// the GIL, as a cell does.
+template <typename Scalar>
+void register_stack_step(py::module_& m, const char* name) {
+  using StackStep = eigengru::StackStep<Scalar>;
+  py::class_<StackStep>(m, name, "A stack's layer-directions packed for one-step calls.")
+      .def(py::init([](const eigengru::StackSpec& spec, const py::list& layers) {
+             const auto weights = stack_weights<Scalar>(layers, spec);
+             return std::make_unique<StackStep>(spec, weights.data());
+           }),
+           py::arg("spec"), py::arg("layers"))
+      .def(
+          "forward",
+          [](StackStep& s, const py::array& x, const py::object& h0) {
+            const eigengru::StackSpec& spec = s.spec();
+            const Index B = step_rows(x), H = spec.hidden_size, D = spec.directions();
+            const Index LD = spec.num_layers * D;
+            const Scalar* xp = in<Scalar>(x, "x", {B, spec.input_size});
+            const Scalar* h0p = in_or_null<Scalar>(h0, "h0", {LD, B, H});
+            py::array_t<Scalar> result({B, D * H}), h_n({LD, B, H});
+            s.forward(B, xp, h0p, h_n.mutable_data(), result.mutable_data(),
+                      eigengru::get_num_threads());
+            return py::make_tuple(result, h_n);
+          },
+          py::arg("x"), py::arg("h0"));
+}
+
 /// The C++ GRUCell: one layer's step, forward and backward, on a caller's arrays. Calls keep
 /// the GIL: a step takes microseconds, and releasing it would add to each one; holding it also
 /// keeps Python threads that share a module from running one cell's scratch at once.
@@ -332,6 +359,8 @@ PYBIND11_MODULE(_core, m) {
   register_scalar<double>(m, "TrainingCacheFloat64");
   register_stream<float>(m, "StreamFloat32");
   register_stream<double>(m, "StreamFloat64");
+  register_stack_step<float>(m, "StackStepFloat32");
+  register_stack_step<double>(m, "StackStepFloat64");
   register_cell<float>(m, "GRUCellFloat32");
   register_cell<double>(m, "GRUCellFloat64");
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));

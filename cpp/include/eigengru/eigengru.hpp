@@ -6,6 +6,7 @@
 #include "eigengru/packed_matrix.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack.hpp"
+#include "eigengru/stack_step.hpp"
 #include "eigengru/stream.hpp"
 #include "eigengru/model_file.hpp"
 #include "eigengru/threads.hpp"

@@ -14,8 +14,8 @@ namespace eigengru {
 /// A unidirectional stack of GRU layers run one time step at a time over `batch` independent
 /// streams (1 for a single signal). The constructor copies and packs the weights and allocates
 /// every buffer; step() and reset() then allocate nothing, take no locks and do not throw, so
-/// they may run on a real-time thread. step() gives the same numbers as stack_forward() over the
-/// same sequence (up to the rounding of the per-step input product).
+/// they may run on a real-time thread. step() gives the numbers of stack_forward() over the same
+/// sequence, bit for bit at one thread.
 ///
 /// Thread safety: one Stream belongs to one thread at a time; distinct Streams are independent.
 template <typename Scalar>
