@@ -49,18 +49,29 @@ double relative_error(const std::vector<float>& got, const std::vector<double>& 
   return worst / scale;
 }
 
-void test_case(const Case& c, std::mt19937& gen) {
+std::vector<float> uniform_floats(Index size, std::mt19937& gen) {
   std::uniform_real_distribution<float> u(-1, 1);
-  auto random = [&](Index size) {
-    std::vector<float> v(size);
-    for (auto& e : v) e = u(gen);
-    return v;
-  };
-  const std::vector<float> b = random(c.k * c.n), bias = random(c.n), start = random(c.m * c.n);
+  std::vector<float> v(size);
+  for (auto& e : v) e = u(gen);
+  return v;
+}
+
+std::string shape_text(const Case& c) {
+  return std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+}
+
+/// B (k x n, row-major) packed.
+eigengru::PackedMatrix<float> packed_rows(const std::vector<float>& b, const Case& c) {
   eigengru::PackedMatrix<float> packed;
   packed.pack(b.data(), c.k, c.n, c.n, 1);
-  const std::string shape =
-      std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+  return packed;
+}
+
+void test_case(const Case& c, std::mt19937& gen) {
+  auto random = [&](Index size) { return uniform_floats(size, gen); };
+  const std::vector<float> b = random(c.k * c.n), bias = random(c.n), start = random(c.m * c.n);
+  const eigengru::PackedMatrix<float> packed = packed_rows(b, c);
+  const std::string shape = shape_text(c);
   {  // packed from Bᵀ (a weight matrix's own layout): the same matrix, so the same products
     std::vector<float> bt(c.n * c.k);
     for (Index k = 0; k < c.k; ++k)
@@ -111,17 +122,10 @@ void test_case(const Case& c, std::mt19937& gen) {
 /// the same bits as that row projected alone, and as it is within any 1 to 17 rows starting at
 /// it (blocks of 8 and every remainder; a single row takes the single-row kernel).
 void test_project(const Case& c, std::mt19937& gen) {
-  std::uniform_real_distribution<float> u(-1, 1);
-  auto random = [&](Index size) {
-    std::vector<float> v(size);
-    for (auto& e : v) e = u(gen);
-    return v;
-  };
+  auto random = [&](Index size) { return uniform_floats(size, gen); };
   const std::vector<float> b = random(c.k * c.n), bias = random(c.n), a = random(c.m * c.k);
-  eigengru::PackedMatrix<float> packed;
-  packed.pack(b.data(), c.k, c.n, c.n, 1);
-  const std::string shape =
-      std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+  const eigengru::PackedMatrix<float> packed = packed_rows(b, c);
+  const std::string shape = shape_text(c);
   std::vector<float> all(c.m * c.n);
   packed.project(a.data(), c.k, c.m, all.data(), c.n, bias.data());
   const double err = relative_error(
