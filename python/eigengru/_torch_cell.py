@@ -15,6 +15,7 @@ from ._torch_checks import (array as _array, check_parameter_dtype, check_tensor
                             constructor_arguments, needs_grad, numpy_dtype)
 
 _CELLS = {torch.float32: _core.GRUCellFloat32, torch.float64: _core.GRUCellFloat64}
+_STACK_STEPS = {torch.float32: _core.StackStepFloat32, torch.float64: _core.StackStepFloat64}
 _NAME = "eigengru.torch.GRUCell"
 
 
@@ -44,20 +45,24 @@ class _Packing:
 
 
 def packing(previous: _Packing | None, weights: list[torch.Tensor], reset_after: bool,
-            per_cell: int = 0) -> _Packing:
+            per_cell: int = 0, stack: Any = None) -> _Packing:
     """C++ cells packed from weights (w_ih, w_hh[, b_ih, b_hh] per cell, ``per_cell`` of them,
     all by default) as they are now: ``previous`` if none of them has changed since it was
     packed (same object, storage and version counter) and no backward has run through it (an
     optimiser then updates the weights, perhaps through ``.data``, which no version counter
-    records)."""
+    records). Given a ``stack`` (the core's StackSpec), one C++ StackStep of all the cells
+    instead: the one-step calls of ``eigengru.torch.GRU``."""
     if previous is not None and not previous.stale and len(previous.kept) == len(weights) and all(
             w is k and w._version == v and w.data_ptr() == p
             for w, (k, v, p) in zip(weights, previous.kept)):
         return previous
     per = per_cell or len(weights)
-    cell = _CELLS[weights[0].dtype]
-    cores = [cell(*[_array(w) for w in weights[k:k + per]], *[None, None][: 4 - per],
-                  reset_after) for k in range(0, len(weights), per)]
+    groups = [(*[_array(w) for w in weights[k:k + per]], *[None, None][: 4 - per])
+              for k in range(0, len(weights), per)]
+    if stack is not None:
+        cores = [_STACK_STEPS[weights[0].dtype](stack, groups)]
+    else:
+        cores = [_CELLS[weights[0].dtype](*group, reset_after) for group in groups]
     return _Packing(cores, [(w, w._version, w.data_ptr()) for w in weights], reset_after)
 
 

@@ -249,9 +249,9 @@ class GRU(nn.Module):
 
     def _one_step(self, input: Any, hx: torch.Tensor | None):
         """A single time step in inference (the loops of sampling and control) through the
-        packed C++ cells of the layer-directions: weights packed once, and again only when they
-        change (see ``_torch_cell.packing``). None where it does not apply: the caller then
-        takes the general path, which also explains bad input."""
+        whole stack packed for single steps (C++ StackStep): weights packed once, and again only
+        when they change (see ``_torch_cell.packing``). None where it does not apply: the caller
+        then takes the general path, which also explains bad input."""
         try:
             flat = self._flat_weights
             unbatched = input.dim() == 2
@@ -261,23 +261,19 @@ class GRU(nn.Module):
                     needs_grad([input, hx, *flat]) or torch.compiler.is_exporting():
                 return None
             packed = packing(self.__dict__.get("_step_packings"), flat, self.reset_after,
-                             4 if self.bias else 2)
+                             4 if self.bias else 2, stack=self._spec(False))
             self.__dict__["_step_packings"] = packed
-            x = input.numpy().reshape(-1, self.input_size)  # (B, I): the step's rows
-            cores, D = packed.cores, 2 if self.bidirectional else 1
-            shape = (len(cores), x.shape[0], self.hidden_size)
-            h0 = np.zeros(shape, x.dtype) if hx is None else hx.numpy().reshape(shape)
+            # (B, I): the step's rows; the arrays contiguous, as the core reads them
+            x = np.ascontiguousarray(input.numpy().reshape(-1, self.input_size))
+            rows = x.shape[0]
+            shape = (self.num_layers * (2 if self.bidirectional else 1), rows, self.hidden_size)
             if hx is not None and hx.shape != (shape[::2] if unbatched else shape):
                 return None
-            h_n = np.empty(shape, x.dtype)
-            for k, core in enumerate(cores):
-                core.forward(x, h0[k], h_n[k], None)
-                if k % D == D - 1:  # the layer's directions are done: its output feeds the next
-                    x = h_n[k] if D == 1 else np.concatenate(h_n[k - 1:k + 1], 1)
+            h0 = None if hx is None else np.ascontiguousarray(hx.numpy().reshape(shape))
+            out, h_n = packed.core.forward(x, h0)
         except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError):
             return None
-        rows = x.shape[0]
-        out = (x.copy() if D == 1 else x).reshape(  # a copy: not a view of h_n
+        out = out.reshape(
             (1, -1) if unbatched else (rows, 1, -1) if self.batch_first else (1, rows, -1))
         return torch.from_numpy(out), torch.from_numpy(h_n[:, 0] if unbatched else h_n)
 
