@@ -13,17 +13,23 @@ namespace eigengru {
 namespace detail {
 namespace {
 
-/// Runs job(0, threads) and job(1, threads) for the two directions of a layer: side by side on
-/// split thread counts when the batch is too small to keep every thread busy on its own,
-/// otherwise one after the other with all threads.
+/// Whether the two directions of a layer run side by side on split thread counts: when the
+/// batch is too small to keep every thread busy on its own.
+bool directions_side_by_side(Index directions, Index batch, int threads) {
+  return directions == 2 && threads >= 2 && batch < threads;
+}
+
+/// Runs job(0, threads) and job(1, threads) for the directions of a layer, side by side (see
+/// directions_side_by_side), otherwise one after the other with all threads. The caller reads
+/// the thread count once and passes it to every decision of a call, since another thread may
+/// change it meanwhile.
 template <typename Job>
-void for_each_direction(Index directions, Index batch, Job job) {
-  const int threads = get_num_threads();
+void for_each_direction(Index directions, Index batch, int threads, Job job) {
   if (directions == 1) {
     job(0, threads);
     return;
   }
-  if (threads < 2 || batch >= threads) {
+  if (!directions_side_by_side(directions, batch, threads)) {
     job(0, threads);
     job(1, threads);
     return;
@@ -118,7 +124,7 @@ struct StackPasses {
         between[l % 2].resize(T * B, D * H);
         dst = between[l % 2].data();
       }
-      for_each_direction(D, B, [&](Index d, int threads) {
+      for_each_direction(D, B, get_num_threads(), [&](Index d, int threads) {
         Sequence seq{T, B, lengths, d == 1, D * H, threads};
         const Index k = l * D + d;
         const Scalar* h0_k = h0 != nullptr ? h0 + k * B * H : nullptr;
@@ -158,10 +164,11 @@ struct StackPasses {
       }
       // Both directions add into grad_in; side by side, the reverse one gets its own buffer.
       RowMatrix<Scalar> reverse_grad_in;
-      const bool side_by_side = D == 2 && get_num_threads() >= 2 && B < get_num_threads();
+      const int threads = get_num_threads();
+      const bool side_by_side = directions_side_by_side(D, B, threads);
       if (side_by_side && grad_in != nullptr)
         reverse_grad_in.resize(T * B, spec.layer_input_size(l));
-      for_each_direction(D, B, [&](Index d, int) {
+      for_each_direction(D, B, threads, [&](Index d, int) {
         const Index k = l * D + d;
         Scalar* target = grad_in;
         bool accumulate = d == 1;
