@@ -18,9 +18,10 @@ from .conftest import assert_close
 I, H = 6, 8
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+@pytest.fixture(params=[1, 2, 4], ids=["1thread", "2threads", "4threads"])
 def threads(request):
-    """1 or 2 threads for the test; a one-step call matches the sequence forward either way."""
+    """1, 2 or 4 threads (4: a layer's directions side by side); a one-step call matches the
+    sequence forward every time."""
     before = eigengru.get_num_threads()
     eigengru.set_num_threads(request.param)
     yield request.param

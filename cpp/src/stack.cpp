@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "direction_threads.hpp"
 #include "eigengru/forward_weights.hpp"
 #include "eigengru/threads.hpp"
 
@@ -13,37 +14,26 @@ namespace eigengru {
 namespace detail {
 namespace {
 
-/// Whether the two directions of a layer run side by side on split thread counts: when the
-/// batch is too small to keep every thread busy on its own.
-bool directions_side_by_side(Index directions, Index batch, int threads) {
-  return directions == 2 && threads >= 2 && batch < threads;
-}
-
-/// Runs job(0, threads) and job(1, threads) for the directions of a layer, side by side (see
-/// directions_side_by_side), otherwise one after the other with all threads. The caller reads
+/// Runs job(d, direction_threads(...)) for the directions d of a layer: side by side when
+/// directions_side_by_side, otherwise one after the other with all threads. The caller reads
 /// the thread count once and passes it to every decision of a call, since another thread may
 /// change it meanwhile.
 template <typename Job>
 void for_each_direction(Index directions, Index batch, int threads, Job job) {
-  if (directions == 1) {
-    job(0, threads);
-    return;
-  }
   if (!directions_side_by_side(directions, batch, threads)) {
-    job(0, threads);
-    job(1, threads);
+    for (Index d = 0; d < directions; ++d) job(d, threads);
     return;
   }
   std::exception_ptr failure;
   std::thread reverse([&] {
     try {
-      job(1, threads / 2);
+      job(1, direction_threads(directions, batch, threads, 1));
     } catch (...) {
       failure = std::current_exception();
     }
   });
   try {
-    job(0, threads - threads / 2);
+    job(0, direction_threads(directions, batch, threads, 0));
   } catch (...) {
     reverse.join();
     throw;

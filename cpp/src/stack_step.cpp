@@ -5,6 +5,7 @@
 #include <string>
 
 #include "denormals.hpp"
+#include "direction_threads.hpp"
 #include "layer_step.hpp"
 
 namespace eigengru {
@@ -42,7 +43,7 @@ void StackStep<Scalar>::forward(Index batch, const Scalar* x, const Scalar* h0, 
   reserve(batch);
   const detail::FlushDenormals flush;
   const Index H = spec_.hidden_size, D = spec_.directions(), L = spec_.num_layers;
-  const Index slices = std::clamp<Index>(batch, 1, std::max(threads, 1));
+  threads = std::max(threads, 1);
   const Scalar* input = x;
   for (Index l = 0; l < L; ++l) {
     const Index I = spec_.layer_input_size(l);
@@ -55,6 +56,9 @@ void StackStep<Scalar>::forward(Index batch, const Scalar* x, const Scalar* h0, 
       const Index k = l * D + d;
       const Scalar* h = h0 != nullptr ? h0 + k * batch * H : zeros_.data();
       Scalar* h_next = h_n + k * batch * H;
+      // The row slices of this direction's threads in the sequence forward.
+      const Index slices = std::clamp<Index>(
+          batch, 1, detail::direction_threads(D, batch, threads, d));
       for (Index s = 0; s < slices; ++s) {  // as the sequence forward's thread s
         const Index r0 = batch * s / slices, r1 = batch * (s + 1) / slices;
         detail::layer_step(layers_[k], H, spec_.reset_after, r1 - r0, input + r0 * I,

@@ -1,5 +1,5 @@
 // StackStep, one inference step of a whole stack: for both formulations, one and two directions,
-// two layers, batches of 1 to 5, no initial state (zeros) or a random one, and 1 and 2 threads,
+// two layers, batches of 1 to 5, no initial state (zeros) or a random one, and 1 to 4 threads,
 // its outputs and final states equal stack_forward_training()'s over the same single step bit
 // for bit, and stack_forward()'s within rounding.
 #include <cmath>
@@ -46,7 +46,7 @@ void test_equals_one_step_forward(bool reset_after, bool bidirectional, double t
   eigengru::StackStep<Scalar> stepper(spec, layers.data());
   std::mt19937 gen(4);
   std::normal_distribution<double> n;
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2, 3, 4}) {  // 3 and 4: directions side by side on 2 + 1, 2 + 2
     eigengru::set_num_threads(threads);
     for (Index B = 1; B <= 5; ++B)
       for (bool with_h0 : {false, true}) {
