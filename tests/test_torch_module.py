@@ -100,7 +100,8 @@ def test_gradcheck_every_input_and_parameter():
             p.data = w.detach()  # the function of the weights passed in
         with torch.enable_grad():
             out, h_n = egt._StackFunction.apply(module._spec(True), None, 0, True,
-                                                egt._CACHES[torch.float64](), x, h, *weights)
+                                                module._free_cache(torch.float64), x, h,
+                                                *weights)
         return out, h_n
 
     weights = [p.detach().clone().requires_grad_(True) for p in params]
@@ -149,10 +150,11 @@ def test_graphs_alive_at_once_keep_their_own_caches():
         (out1.sum() + 2 * out2.sum()).backward()
     for (name, a), (_, b) in zip(reference.named_parameters(), ours.named_parameters()):
         assert_close(b.grad.numpy(), a.grad.numpy(), np.float64, name)
-    assert len(ours._cache_pool) == 2
-    del out1, out2  # the graphs go, and with them the caches' last users
+    assert ours._cache_pool == []  # both caches lent, one to each graph
+    del out1, out2  # the graphs go, and their caches come back
+    assert len(ours._cache_pool) == 2 and ours._cache_pool[0] is not ours._cache_pool[1]
     ours.zero_grad()
-    ours(x1)[0].sum().backward()  # the graphs above are gone: a pooled cache is reused
+    ours(x1)[0].sum().backward()  # a pooled cache is lent again, and comes back: none made
     assert len(ours._cache_pool) == 2
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -41,14 +41,14 @@ class _StackFunction(torch.autograd.Function):
     packed batch costs what a padded one does."""
 
     @staticmethod
-    def forward(ctx, spec, layout, dropout_seed, bias, cache, x, hx, *weights):
+    def forward(ctx, spec, layout, dropout_seed, bias, lease, x, hx, *weights):
         ctx.set_materialize_grads(False)
         layers = _layer_tuples(weights, bias)
         x_array = _array(x) if layout is None else layout.pad(_array(x))
         out, h_n = _core.forward_training(spec, layers, x_array, _array(hx),
                                           None if layout is None else layout.lengths,
-                                          dropout_seed, cache)
-        ctx.cache = cache
+                                          dropout_seed, lease.cache)
+        ctx.lease = lease  # the cache is this graph's until the graph is freed
         ctx.layout = layout
         ctx.has_hx = hx is not None
         ctx.weight_shapes = [w.shape for w in weights]
@@ -71,7 +71,7 @@ class _StackFunction(torch.autograd.Function):
             grad_out = ctx.layout.pad(grad_out)
         # The cache is kept (backward works on a copy of its gate records), so that the graph
         # can be walked again as with retain_graph=True; it is freed with the graph.
-        dx, dh0 = _core.backward(ctx.cache, grad_out, _array(grad_h_n),
+        dx, dh0 = _core.backward(ctx.lease.cache, grad_out, _array(grad_h_n),
                                  _layer_tuples(grads, ctx.bias), keep_cache=True)
         if ctx.layout is not None:
             dx = ctx.layout.pack(dx)
@@ -112,14 +112,26 @@ def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     return [g if bias else g + (None, None) for g in arrays]
 
 
-def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, cache):
+def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, lease):
     if training:
-        return _StackFunction.apply(spec, layout, dropout_seed, bias, cache, x, hx, *weights)
+        return _StackFunction.apply(spec, layout, dropout_seed, bias, lease, x, hx, *weights)
     layers = _layer_tuples(weights, bias)
     x_array = _array(x) if layout is None else layout.pad(_array(x))
     out, h_n = _core.forward(spec, layers, x_array, _array(hx),
                              None if layout is None else layout.lengths)
     return torch.from_numpy(out if layout is None else layout.pack(out)), torch.from_numpy(h_n)
+
+
+class _CacheLease:
+    """A training cache lent to one forward. The forward's autograd node keeps the lease; when
+    the lease is freed (with the graph, or at once when no graph was recorded), the cache goes
+    back to the pool, since no backward can need what it keeps any more."""
+
+    __slots__ = ("cache", "__weakref__")
+
+    def __init__(self, cache: Any, pool: list) -> None:
+        self.cache = cache
+        weakref.finalize(self, pool.append, cache)
 
 
 class GRU(nn.Module):
@@ -167,18 +179,16 @@ class GRU(nn.Module):
                            self.bidirectional, self.reset_after,
                            float(self.dropout) if training else 0.0)
 
-    def _free_cache(self, dtype):
-        """A training cache that no autograd graph holds any more, so that its memory (gate
-        records, packed buffers) is reused instead of freshly faulted in on every forward."""
+    def _free_cache(self, dtype) -> _CacheLease:
+        """A training cache that no autograd graph holds any more, lent to this forward, so that
+        its memory (gate records, packed buffers) is reused instead of freshly faulted in on
+        every forward. ``_cache_pool`` holds the caches not lent."""
         pool = self.__dict__.setdefault("_cache_pool", [])
-        for cache in pool:
-            # referenced only by the pool, this loop and getrefcount's argument: no graph
-            # (no ctx) holds it, so no backward can still need what it keeps
-            if isinstance(cache, _CACHES[dtype]) and sys.getrefcount(cache) <= 3:
-                return cache
-        cache = _CACHES[dtype]()
-        pool.append(cache)
-        return cache
+        for k, cache in enumerate(pool):
+            if isinstance(cache, _CACHES[dtype]):
+                del pool[k]
+                return _CacheLease(cache, pool)
+        return _CacheLease(_CACHES[dtype](), pool)
 
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in nn.GRU's order from torch's generator:
@@ -337,12 +347,12 @@ class GRU(nn.Module):
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
         dropout_seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout else 0
         training_path = needs_grad([x, hx, *weights]) or dropout
-        cache = self._free_cache(x.dtype) if training_path else None
+        lease = self._free_cache(x.dtype) if training_path else None
         if training_path:  # an optimiser step is likely next, perhaps through .data
             self.__dict__.pop("_step_packings", None)
         return _run_stack(self._spec(self.training), layout, dropout_seed, self.bias,
                           x.contiguous(), None if hx is None else hx.contiguous(), weights,
-                          training_path, cache)
+                          training_path, lease)
 
 
 @torch.compiler.disable
