@@ -1,4 +1,4 @@
-"""Weights from PyTorch, Keras, ONNX and the design document, each checked against an oracle."""
+"""Weights from PyTorch, Keras, ONNX and the seed formulation, each checked against an oracle."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import eigengru
 from eigengru import interop
 
 from .conftest import assert_close
-from .test_design_document import design_document_gru
+from .test_seed_formulation import seed_formulation_gru
 
 T, B, I, H = 6, 3, 4, 5
 
@@ -56,14 +56,14 @@ def test_from_keras_matches_the_keras_cell(rng, reset_after):
         interop.from_keras(kernel, recurrent, bias[..., :-1], reset_after=reset_after)
 
 
-def test_from_seed_computes_the_design_document(rng):
+def test_from_seed_computes_the_seed_formulation(rng):
     W_z, W_r, W = (rng.uniform(-0.7, 0.7, (H, H + I)) for _ in range(3))
     xs = rng.standard_normal((T, I))
     h0 = rng.uniform(-0.5, 0.5, H)
     gru = interop.from_seed(W_z, W_r, W, dtype=np.float64)
     assert not gru.reset_after and not gru.bias
     out, _ = gru(xs, h0[None])
-    assert_close(out, design_document_gru(W_z, W_r, W, xs, h0), np.float64, "out")
+    assert_close(out, seed_formulation_gru(W_z, W_r, W, xs, h0), np.float64, "out")
 
 
 # -- ONNX Runtime as the oracle ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Weights from and to PyTorch, Keras, ONNX and the project's design document.
+"""Weights from and to PyTorch, Keras, ONNX, and the seed formulation (concatenated weights).
 
 Gate orders differ: eigengru and PyTorch stack (r, z, n); Keras and ONNX stack (z, r, h).
 Nothing here imports torch or onnx until a function that needs it is called.
@@ -270,9 +270,9 @@ def _with_batch_first(gru: GRU) -> GRU:
     return twin
 
 
-# -- the design document ---------------------------------------------------------------------
+# -- the seed formulation: concatenated weights, no biases ----------------------------------
 def from_seed(W_z: Any, W_r: Any, W: Any, *, dtype: Any = np.float32) -> GRU:
-    """The design document's GRU: unbiased ``H x (H + I)`` matrices acting on ``[h, x]``,
+    """The seed formulation of the GRU: unbiased ``H x (H + I)`` matrices acting on ``[h, x]``,
     ``z = σ(W_z [h, x])``, ``r = σ(W_r [h, x])``, ``h~ = tanh(W [r * h, x])`` and
     ``h' = (1 - z) * h + z * h~``.
 

@@ -1,6 +1,6 @@
-"""The design document's GRU, literally, against the library with reset_after=False.
+"""The seed formulation (interop.from_seed), literally, against the library, reset_after=False.
 
-The document states, with weights acting on the concatenation [h, x] and no biases:
+It reads, with weights acting on the concatenation [h, x] and no biases:
     z = sigmoid(W_z [h_{t-1}, x_t])
     r = sigmoid(W_r [h_{t-1}, x_t])
     h~ = tanh(W [r * h_{t-1}, x_t])
@@ -23,7 +23,7 @@ def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def design_document_gru(W_z, W_r, W, xs, h):
+def seed_formulation_gru(W_z, W_r, W, xs, h):
     """The four equations, one step at a time, for a single sequence."""
     states = []
     for x in xs:
@@ -36,7 +36,7 @@ def design_document_gru(W_z, W_r, W, xs, h):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_library_computes_the_design_document_equations(rng, dtype):
+def test_library_computes_the_seed_formulation_equations(rng, dtype):
     steps, inputs, hidden = 12, 4, 6
     W_z, W_r, W = (rng.uniform(-0.7, 0.7, (hidden, hidden + inputs)) for _ in range(3))
     xs = rng.standard_normal((steps, inputs))
@@ -47,7 +47,7 @@ def test_library_computes_the_design_document_equations(rng, dtype):
     gru.weight_ih_l0 = np.concatenate([W_r[:, x_cols], -W_z[:, x_cols], W[:, x_cols]])
     gru.weight_hh_l0 = np.concatenate([W_r[:, h_cols], -W_z[:, h_cols], W[:, h_cols]])
 
-    expected = design_document_gru(W_z, W_r, W, xs, h0)
+    expected = seed_formulation_gru(W_z, W_r, W, xs, h0)
     out, h_n = gru(xs[:, np.newaxis, :], h0[np.newaxis, np.newaxis, :])
     assert_close(out[:, 0, :], expected, dtype, "out")
     assert_close(h_n[0, 0], expected[-1], dtype, "h_n")
