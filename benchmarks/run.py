@@ -30,7 +30,8 @@ BUILD = ROOT / "build" / "bench"
 
 
 def build_programs() -> Path:
-    """Builds benchmarks/*.cpp with the project's CMake (Release, same flags); returns the folder."""
+    """Builds benchmarks/*.cpp with the project's CMake (Release, same flags); returns the
+    folder."""
     subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
                     "-DEIGENGRU_BUILD_BENCHMARKS=ON", f"-DPython_EXECUTABLE={sys.executable}"],
                    check=True, stdout=subprocess.DEVNULL)
@@ -73,7 +74,7 @@ def packed_versus_padded(repeats: int) -> list[dict]:
     for name, cls in (("torch.nn.GRU", torch.nn.GRU), ("eigengru.torch.GRU", eigengru.torch.GRU)):
         module = cls(inputs, hidden)
         for packed in (False, True):
-            def run():
+            def run(module=module, packed=packed):
                 xr = x.detach().requires_grad_(True)
                 source = pack_padded_sequence(xr, lengths, enforce_sorted=False) if packed else xr
                 out, _ = module(source)
@@ -217,7 +218,8 @@ def main() -> None:
     for row in streaming:
         print(f"streaming step, I={row['input_size']}, H={row['hidden_size']}: "
               f"{row['step_mean_ns']:.0f} ns (median {row['step_median_ns']:.0f}, p99 "
-              f"{row['step_p99_ns']:.0f}); sequence forward {row['sequence_per_step_ns']:.0f} ns/step")
+              f"{row['step_p99_ns']:.0f}); sequence forward "
+              f"{row['sequence_per_step_ns']:.0f} ns/step")
     for row in packing:
         print(f"{row['library']} training, {row['input']}: {row['ms']:.1f} ms")
     print("\nPeak extra memory, training forward+backward, large shape: " +
@@ -327,6 +329,9 @@ under `no_grad` (microseconds per call). Medians of the repeats, libraries inter
 
 
 def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
+    def packed_ms(library, layout):
+        return next(r["ms"] for r in packing if r["library"] == library and r["input"] == layout)
+
     round_trips = ", ".join(f"{k[0]} {v['core_round_trip_ns']:.0f} ns" for k, v in bounds.items()
                             if v.get("core_round_trip_ns"))
     round_trip_note = f"""
@@ -397,7 +402,8 @@ compete with whatever else the two cores run.
 read every weight once per step, so their time is the time to stream the weights ("weights",
 float32) from the cache that holds them; the rest of a step is the gates and the state update.
 
-| I, H | mean ns per step | median | p99 | sequence forward, ns per step | products alone, ns | weights |
+| I, H | mean ns per step | median | p99 | sequence forward, ns per step | products alone, ns \
+| weights |
 |---|---|---|---|---|---|---|
 """ + "".join(f"| {r['input_size']}, {r['hidden_size']} | {r['step_mean_ns']:.0f} | "
               f"{r['step_median_ns']:.0f} | {r['step_p99_ns']:.0f} | "
@@ -407,8 +413,7 @@ float32) from the cache that holds them; the rest of a step is the gates and the
 
 | library | padded ms | packed ms |
 |---|---|---|
-""" + "".join(f"| {lib} | {next(r['ms'] for r in packing if r['library'] == lib and r['input'] == 'padded'):.1f} | "
-              f"{next(r['ms'] for r in packing if r['library'] == lib and r['input'] == 'packed'):.1f} |\n"
+""" + "".join(f"| {lib} | {packed_ms(lib, 'padded'):.1f} | {packed_ms(lib, 'packed'):.1f} |\n"
               for lib in dict.fromkeys(r["library"] for r in packing)) if packing else "")
 
 

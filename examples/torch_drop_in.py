@@ -76,12 +76,14 @@ def main():
         print(f"\n{'PackedSequence' if packed else 'padded batch'}, {args.threads} threads, "
               f"{BATCHES} batches of {BATCH} sequences of up to {T} steps per epoch")
         runs = {}
-        for name, cls in (("torch.nn.GRU", torch.nn.GRU), ("eigengru.torch.GRU", eigengru.torch.GRU)):
+        for name, cls in (("torch.nn.GRU", torch.nn.GRU),
+                          ("eigengru.torch.GRU", eigengru.torch.GRU)):
             model = Regressor(cls)
             model.load_state_dict(initial)
             runs[name] = list(train(model, args.epochs, packed))
         for epoch in range(args.epochs):
-            (_, lt, tt), (_, le, te) = runs["torch.nn.GRU"][epoch], runs["eigengru.torch.GRU"][epoch]
+            (_, lt, tt) = runs["torch.nn.GRU"][epoch]
+            (_, le, te) = runs["eigengru.torch.GRU"][epoch]
             print(f"epoch {epoch}: torch.nn.GRU loss {lt:.5f} in {tt:.2f} s | "
                   f"eigengru.torch.GRU loss {le:.5f} in {te:.2f} s ({tt / te:.1f}x faster)")
 

@@ -35,7 +35,8 @@ def main():
     task = AddingProblem(args.seq_len, seed=args.seed)
     gru = eigengru.GRU(task.input_size, args.hidden, seed=args.seed)
     head = Linear(args.hidden, 1, seed=args.seed + 1)
-    params = {f"gru.{k}": p for k, p in gru.parameters()} | {f"head.{k}": p for k, p in head.parameters()}
+    params = {f"gru.{k}": p for k, p in gru.parameters()}
+    params |= {f"head.{k}": p for k, p in head.parameters()}
     optimizer = Adam(params, lr=args.lr)
     print(f"adding problem, T={args.seq_len}, {gru}, {eigengru.get_num_threads()} threads; "
           f"predicting the mean scores MSE 0.167")
@@ -50,7 +51,8 @@ def main():
         head.zero_grad()
         grad_h = head.backward((2 * error / args.batch)[:, None])  # dL/dh_n
         gru.backward(None, grad_h[None])
-        grads = {f"gru.{k}": g for k, g in gru.grads.items()} | {f"head.{k}": g for k, g in head.grads.items()}
+        grads = {f"gru.{k}": g for k, g in gru.grads.items()}
+        grads |= {f"head.{k}": g for k, g in head.grads.items()}
         clip_grad_norm(grads, 1.0)
         optimizer.step(grads)
         if step % 25 == 0 or step == 1:

@@ -13,7 +13,8 @@ from . import reference
 # Tolerance on the norm-wise relative error max|actual - expected| / max|expected|.
 TOLERANCE = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
-GRAD_NAMES = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0", "b_hh": "bias_hh_l0"}
+GRAD_NAMES = {"w_ih": "weight_ih_l0", "w_hh": "weight_hh_l0", "b_ih": "bias_ih_l0",
+              "b_hh": "bias_hh_l0"}
 
 
 def assert_close(actual, expected, dtype, what, factor=1.0):
@@ -34,7 +35,8 @@ def rng():
 
 def random_case(rng, steps, batch, input_size, hidden_size, *, bias=True, reset_after=True,
                 dtype=np.float64, seed=0, with_h0=True):
-    """A GRU with random weights (biases random too, not PyTorch's zero-free init only) and inputs."""
+    """A GRU with random weights (biases random too, not PyTorch's zero-free init only) and
+    inputs."""
     gru = eigengru.GRU(input_size, hidden_size, bias=bias, reset_after=reset_after, dtype=dtype,
                        seed=seed)
     for name, p in gru.parameters():

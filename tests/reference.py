@@ -64,7 +64,8 @@ def forward(w: Weights, x, h0, reset_after):
 
 
 def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
-    """Gradients of sum(out * grad_out) + sum(h_n * grad_h_n): dx, dh0 and a dict of weight grads."""
+    """Gradients of sum(out * grad_out) + sum(h_n * grad_h_n): dx, dh0 and a dict of weight
+    grads."""
     H = w.w_hh.shape[1]
     W_ir, W_hr, _, _ = w.gates("r")
     W_iz, W_hz, _, _ = w.gates("z")
@@ -120,7 +121,8 @@ def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_o
     suffixes = ("", "_reverse")[:D]
 
     def weights(layer, suffix):
-        get = lambda kind: params.get(f"{kind}_l{layer}{suffix}", zeros).astype(np.float64)
+        def get(kind):
+            return params.get(f"{kind}_l{layer}{suffix}", zeros).astype(np.float64)
         return Weights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
 
     saved, inputs = {}, [x]

@@ -28,7 +28,7 @@ def random_cell(rng, dtype, reset_after, bias=True):
 def reference_run(cell, xs, h0, grad_out):
     params = {f"{name}_l0": p for name, p in cell.parameters()}
     weights = reference.weights_of(params, H)
-    out, h_n, saved = reference.forward(weights, xs.astype(np.float64), h0.astype(np.float64),
+    out, _h_n, saved = reference.forward(weights, xs.astype(np.float64), h0.astype(np.float64),
                                         cell.reset_after)
     dx, dh0, g = reference.backward(weights, saved, grad_out.astype(np.float64),
                                     np.zeros_like(h0, dtype=np.float64), cell.reset_after)

@@ -49,7 +49,8 @@ def test_random_configurations_match_the_reference(c):
     lengths = c["lengths"] or [T] * B
     params = {name: p.astype(np.float64) for name, p in gru.parameters()}
     # the reference sees the weights and inputs rounded as the library does
-    cast = lambda a: a.astype(c["dtype"]).astype(np.float64)
+    def cast(a):
+        return a.astype(c["dtype"]).astype(np.float64)
     ref = reference.stack(params, c["num_layers"], c["bidirectional"], c["reset_after"],
                           cast(x), cast(h0), lengths, cast(grad_out), cast(grad_h_n))
 

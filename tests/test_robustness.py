@@ -22,7 +22,7 @@ def test_saturated_gates_stay_finite(rng, dtype, reset_after):
     x = rng.standard_normal((20, 4, 3)) * 10
     out, h_n = gru.forward(x, train=True)
     dx, dh0 = gru.backward(np.ones_like(out), np.ones_like(h_n))
-    for what, a in [("out", out), ("h_n", h_n), ("dx", dx), ("dh0", dh0)] + list(gru.grads.items()):
+    for what, a in [("out", out), ("h_n", h_n), ("dx", dx), ("dh0", dh0), *list(gru.grads.items())]:
         assert np.all(np.isfinite(a)), what
     assert np.abs(out).max() <= 1.0
 

@@ -60,7 +60,7 @@ def test_step_loop_matches_nn_grucell(dtype, bias, batched):
     g = torch.Generator().manual_seed(2)
     shape = (STEPS, B, I) if batched else (STEPS, I)
     xs = torch.randn(shape, generator=g, dtype=dtype)
-    h0 = torch.randn(shape[1:-1] + (H,), generator=g, dtype=dtype)
+    h0 = torch.randn((*shape[1:-1], H), generator=g, dtype=dtype)
     for start in (h0, None):
         expected, actual = loop(theirs, xs, start), loop(ours, xs, start)
         for what, a, e in zip(("h", "dx", "dh0"), actual[:3], expected[:3]):
@@ -86,7 +86,7 @@ def test_reset_before_loop_matches_the_numpy_reference(dtype):
     w_out = np.stack([torch.randn(B, H, generator=g, dtype=dtype).numpy() for _ in range(STEPS)])
     params = {f"{name}_l0": p.detach().numpy() for name, p in ours.named_parameters()}
     weights = reference.weights_of(params, H)
-    out, h_n, saved = reference.forward(weights, xs.numpy().astype(np.float64),
+    _out, h_n, saved = reference.forward(weights, xs.numpy().astype(np.float64),
                                         h0.numpy().astype(np.float64), False)
     rdx, rdh0, rg = reference.backward(weights, saved, w_out.astype(np.float64),
                                        np.zeros((B, H)), False)
@@ -201,9 +201,9 @@ def test_retain_graph_and_refusals():
         ours(torch.randn(B, I + 1, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"hx: expected shape \(3, 7\)"):
         ours(torch.randn(B, I, dtype=torch.float64), torch.randn(B, H + 1, dtype=torch.float64))
-    with pytest.raises(TypeError, match="expected torch.float64 like the module's parameters"):
+    with pytest.raises(TypeError, match=r"expected torch\.float64 like the module's parameters"):
         ours(torch.randn(B, I))
-    with pytest.raises(TypeError, match="parameters are torch.float16"):
+    with pytest.raises(TypeError, match=r"parameters are torch\.float16"):
         ours.half()(torch.randn(B, I).half())
     with pytest.raises(ValueError, match="runs on the CPU"):
         egt.GRUCell(I, H, device="cuda")
@@ -285,7 +285,7 @@ def test_a_finished_loop_leaves_no_cycle_behind():
     try:
         for _ in range(3):
             h = None
-            for t in range(4):
+            for _t in range(4):
                 h = ours(torch.randn(B, I, dtype=torch.float64), h)
             tokens.append(weakref.ref(ours._packed.token))
             h.sum().backward()

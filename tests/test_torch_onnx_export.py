@@ -107,7 +107,7 @@ def test_torchscript_exporter(tmp_path):
         expected = model(x, h)
     for what, a, e in zip(("out", "h_n"), run_onnx(path, x.numpy(), h.numpy()), expected):
         assert_close(a, e.numpy(), np.float32, what)
-    with pytest.raises(RuntimeError, match="reset_after=False.*dynamo=True"):
+    with pytest.raises(RuntimeError, match=r"reset_after=False.*dynamo=True"):
         torch.onnx.export(Model(reset_after=False).eval(), (x, h[:1]), path, dynamo=False)
 
 

@@ -12,7 +12,8 @@ import eigengru
 
 from .conftest import assert_close, feature_grid, feature_id
 
-torch = pytest.importorskip("torch", reason="PyTorch is the oracle here (pip install torch==2.13.0)")
+torch = pytest.importorskip("torch",
+                            reason="PyTorch is the oracle here (pip install torch==2.13.0)")
 
 STEPS, BATCH, INPUT, HIDDEN = 7, 4, 5, 6
 CASES = feature_grid([np.float32, np.float64])
@@ -55,9 +56,10 @@ def test_matches_torch(case):
 
     directions = 2 if bidirectional else 1
     x_shape = (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT)
-    out_shape = x_shape[:2] + (directions * HIDDEN,)
+    out_shape = (*x_shape[:2], directions * HIDDEN)
     x = rng.standard_normal(x_shape).astype(dtype)
-    h0 = rng.standard_normal((layers * directions, BATCH, HIDDEN)).astype(dtype) if with_h0 else None
+    h0 = (rng.standard_normal((layers * directions, BATCH, HIDDEN)).astype(dtype) if with_h0
+          else None)
     lengths = rng.integers(1, STEPS + 1, BATCH) if with_lengths else None
     if with_lengths:
         lengths[0] = STEPS  # pad_packed_sequence needs one full row to give T steps back

@@ -70,7 +70,7 @@ def test_dtype_switches():
                                         r"parameters are torch.float16 \(use .float\(\)"):
         ours(torch.randn(T, B, I, dtype=torch.float16))
     ours.to(torch.bfloat16)
-    with pytest.raises(TypeError, match="parameters are torch.bfloat16"):
+    with pytest.raises(TypeError, match=r"parameters are torch\.bfloat16"):
         ours(torch.randn(T, B, I))
 
 
@@ -179,7 +179,7 @@ def test_torch_export_records_nn_grus_operator():
 @pytest.mark.filterwarnings("ignore:`torch.jit.*is deprecated:DeprecationWarning")
 def test_what_cannot_be_traced_or_scripted_says_what_to_do():
     ours = egt.GRU(I, H, reset_after=False).eval()
-    with pytest.raises(RuntimeError, match="reset_after=False.*torch.onnx.export.*dynamo=True"):
+    with pytest.raises(RuntimeError, match=r"reset_after=False.*torch\.onnx\.export.*dynamo=True"):
         torch.jit.trace(ours, (torch.randn(T, B, I),))
     with pytest.raises(RuntimeError, match=r"torch.jit.script cannot compile.*torch.export.export"):
         torch.jit.script(nn.Sequential(egt.GRU(I, H)))

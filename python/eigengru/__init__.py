@@ -16,5 +16,5 @@ from .gru import GRU
 from .stream import Stream
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["GRU", "GRUCell", "Stream", "interop", "__version__", "build_info", "get_num_threads",
+__all__ = ["GRU", "GRUCell", "Stream", "__version__", "build_info", "get_num_threads", "interop",
            "set_num_threads"]

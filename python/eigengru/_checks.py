@@ -1,4 +1,5 @@
-"""Argument checks shared by the public classes: each error names the argument and what was expected."""
+"""Argument checks shared by the public classes: each error names the argument and what was
+expected."""
 
 from __future__ import annotations
 

@@ -11,8 +11,14 @@ import torch
 from torch import nn
 
 from . import _core
-from ._torch_checks import (array as _array, check_parameter_dtype, check_tensor,
-                            constructor_arguments, needs_grad, numpy_dtype)
+from ._torch_checks import (
+    array as _array,
+    check_parameter_dtype,
+    check_tensor,
+    constructor_arguments,
+    needs_grad,
+    numpy_dtype,
+)
 
 _CELLS = {torch.float32: _core.GRUCellFloat32, torch.float64: _core.GRUCellFloat64}
 _STACK_STEPS = {torch.float32: _core.StackStepFloat32, torch.float64: _core.StackStepFloat64}
@@ -24,7 +30,7 @@ class _Packing:
     version, storage), whether a backward has run through them since, and the weight-gradient
     node of a cell's training steps."""
 
-    __slots__ = ("cores", "kept", "stale", "reset_after", "token", "steps")
+    __slots__ = ("cores", "kept", "reset_after", "stale", "steps", "token")
 
     def __init__(self, cores: list[Any], kept: list[tuple[Any, int, int]],
                  reset_after: bool) -> None:

@@ -113,7 +113,8 @@ def available_peers() -> list[str]:
     return peers
 
 
-def _runners(dims, mode: str, threads: int, peers: Iterable[str], seed: int) -> dict[str, Callable[[], Any]]:
+def _runners(dims, mode: str, threads: int, peers: Iterable[str],
+             seed: int) -> dict[str, Callable[[], Any]]:
     """One zero-argument callable per library, each doing the same work on the same data."""
     steps, batch, inputs, hidden = dims
     rng = np.random.default_rng(seed)

@@ -55,13 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="adding: sum of the two marked values (trivial MSE 0.167); copy: "
                             "recall 5 symbols after a delay (trivial cross-entropy ln 8 = 2.08). "
                             "Default: adding")
-    train.add_argument("--seq-len", type=_positive(int), default=100, help="steps per sequence (100)")
+    train.add_argument("--seq-len", type=_positive(int), default=100,
+                       help="steps per sequence (100)")
     train.add_argument("--hidden", type=_positive(int), default=64, help="hidden size (64)")
     train.add_argument("--layers", type=_positive(int), default=1, help="stacked layers (1)")
     train.add_argument("--batch", type=_positive(int), default=64, help="sequences per step (64)")
     train.add_argument("--steps", type=_positive(int), default=2500, help="optimiser steps (2500)")
-    train.add_argument("--lr", type=_positive(float), default=3e-3, help="Adam learning rate (3e-3)")
-    train.add_argument("--clip", type=_positive(float), default=1.0, help="gradient-norm clip (1.0)")
+    train.add_argument("--lr", type=_positive(float), default=3e-3,
+                       help="Adam learning rate (3e-3)")
+    train.add_argument("--clip", type=_positive(float), default=1.0,
+                       help="gradient-norm clip (1.0)")
     train.add_argument("--threads", type=_positive(int), default=None,
                        help="threads (default: OMP_NUM_THREADS or all cores)")
     train.add_argument("--seed", type=int, default=0, help="seed for data and weights (0)")
@@ -258,7 +261,8 @@ def run_bench(args) -> int:
     if min(threads) < 1:
         raise CommandError("eigengru bench: --threads: counts must be at least 1")
     peers = [p for p in bench.available_peers() if p == "torch"]
-    print(f"eigengru bench: {'against torch.nn.GRU' if peers else 'PyTorch not installed: eigengru alone'}"
+    against = "against torch.nn.GRU" if peers else "PyTorch not installed: eigengru alone"
+    print(f"eigengru bench: {against}"
           f", float32, median of at least {args.repeats} repeats")
     cells = []
     for n in threads:

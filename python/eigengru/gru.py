@@ -130,7 +130,8 @@ class GRU(NamedParameters):
             yield tuple(layer)
 
     # -- compute ------------------------------------------------------------------------------
-    def __call__(self, x: Any, h0: Any = None, *, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, x: Any, h0: Any = None, *,
+                 lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Inference: ``out, h_n = gru(x, h0, lengths=None)``; see ``forward``."""
         return self.forward(x, h0, lengths=lengths)
 

@@ -19,7 +19,8 @@ _ONNX_OPSET = 14
 
 
 def _as_numpy(value: Any) -> np.ndarray:
-    """A NumPy array from an array, a PyTorch tensor (detached, moved to the CPU) or ``__array__``."""
+    """A NumPy array from an array, a PyTorch tensor (detached, moved to the CPU) or anything
+    with ``__array__``."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
@@ -37,7 +38,8 @@ def _rz_to_zr(blocks: np.ndarray, hidden: int, axis: int = 0) -> np.ndarray:
 
 
 # -- PyTorch ---------------------------------------------------------------------------------
-def from_torch(module_or_state_dict: Any, *, dtype: Any = None, batch_first: bool | None = None) -> GRU:
+def from_torch(module_or_state_dict: Any, *, dtype: Any = None,
+               batch_first: bool | None = None) -> GRU:
     """An eigengru GRU with the weights of a ``torch.nn.GRU`` or of its ``state_dict()``.
 
     From a module, every constructor argument is taken over; from a state_dict, the sizes, layer
@@ -113,7 +115,8 @@ def from_keras(kernel: Any, recurrent_kernel: Any, bias: Any = None, *, reset_af
         if bias.shape != expected:
             raise ValueError(f"from_keras: bias: expected shape {shape_text(expected)} with "
                              f"reset_after={reset_after}, got {shape_text(bias.shape)}")
-        input_bias, recurrent_bias = (bias[0], bias[1]) if reset_after else (bias, np.zeros_like(bias))
+        input_bias, recurrent_bias = ((bias[0], bias[1]) if reset_after
+                                      else (bias, np.zeros_like(bias)))
         state["bias_ih_l0"] = _zr_to_rz(input_bias, hidden)
         state["bias_hh_l0"] = _zr_to_rz(recurrent_bias, hidden)
     gru.load_state_dict(state)
@@ -133,7 +136,8 @@ def from_onnx(W: Any, R: Any, B: Any = None, *, linear_before_reset: int = 0,
     W, R = _as_numpy(W), _as_numpy(R)
     if direction not in ("forward", "bidirectional"):
         raise ValueError(f"from_onnx: direction: expected 'forward' or 'bidirectional', got "
-                         f"{direction!r} (a reverse-only GRU is a forward one on the reversed input)")
+                         f"{direction!r} (a reverse-only GRU is a forward one on the reversed "
+                         "input)")
     directions = 2 if direction == "bidirectional" else 1
     if R.ndim != 3 or R.shape[0] != directions or R.shape[1] != 3 * R.shape[2]:
         raise ValueError(f"from_onnx: R: expected shape [{directions}, 3H, H], got "

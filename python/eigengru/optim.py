@@ -42,15 +42,16 @@ class Adam:
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * np.square(g)
-            p -= (self.lr / correction1) * m / (np.sqrt(v / correction2) + self.eps)
+            p[...] -= (self.lr / correction1) * m / (np.sqrt(v / correction2) + self.eps)
 
 
 def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients in place so that their joint L2 norm is at most ``max_norm``;
     returns the norm before clipping."""
-    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                             for g in grads.values())))
     if norm > max_norm:
         scale = max_norm / (norm + 1e-12)
         for g in grads.values():
-            g *= scale
+            g[...] *= scale
     return norm

@@ -21,8 +21,14 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _core, _torch_export
 from ._torch_cell import GRUCell, packing
-from ._torch_checks import (array as _array, check_parameter_dtype, check_tensor,
-                            constructor_arguments, needs_grad, numpy_dtype)
+from ._torch_checks import (
+    array as _array,
+    check_parameter_dtype,
+    check_tensor,
+    constructor_arguments,
+    needs_grad,
+    numpy_dtype,
+)
 from .parameters import layer_parameters
 
 __all__ = ["GRU", "GRUCell"]
@@ -109,7 +115,7 @@ def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
     per = 4 if bias else 2
     groups = [tuple(flat[k : k + per]) for k in range(0, len(flat), per)]
     arrays = [tuple(_array(w) if isinstance(w, torch.Tensor) else w for w in g) for g in groups]
-    return [g if bias else g + (None, None) for g in arrays]
+    return [g if bias else (*g, None, None) for g in arrays]
 
 
 def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, lease):
@@ -127,7 +133,7 @@ class _CacheLease:
     the lease is freed (with the graph, or at once when no graph was recorded), the cache goes
     back to the pool, since no backward can need what it keeps any more."""
 
-    __slots__ = ("cache", "__weakref__")
+    __slots__ = ("__weakref__", "cache")
 
     def __init__(self, cache: Any, pool: list) -> None:
         self.cache = cache
@@ -144,7 +150,8 @@ class GRU(nn.Module):
         super().__init__()
         dtype = constructor_arguments(_NAME, device, dtype, {
             "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers})
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1) or isinstance(dropout, bool):
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1) or \
+                isinstance(dropout, bool):
             raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
