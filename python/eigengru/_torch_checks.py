@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._checks import positive_int
+
 DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
@@ -32,8 +34,7 @@ def constructor_arguments(module: str, device: Any, dtype: Any,
     dtype = dtype if dtype is not None else torch.get_default_dtype()
     check_dtype(module, dtype, "dtype")
     for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        positive_int(value, name)  # the NumPy classes' check: the same error for the same mistake
     return dtype
 
 
