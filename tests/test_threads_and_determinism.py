@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import eigengru
+from eigengru import _core
 
 from .conftest import assert_close, random_case
 
@@ -59,6 +60,11 @@ def test_thread_count_is_settable(threads):
     assert eigengru.get_num_threads() == 3
 
 
+def path_count(path: str) -> int:
+    """How many layer-direction calls have taken one of the core's alternative paths."""
+    return _core.path_counts()[path]
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("batch, hidden, bidirectional, with_lengths", [
@@ -80,8 +86,10 @@ def test_batch_smaller_than_threads_splits_units(rng, threads, reset_after, dtyp
     x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
     h0 = rng.uniform(-0.8, 0.8, (directions, batch, hidden)).astype(dtype)
     lengths = rng.integers(1, steps + 1, batch) if with_lengths else None
-    eigengru.set_num_threads(3)
+    eigengru.set_num_threads(4)  # two directions side by side: 2 threads each, both split
+    before = path_count("forward_by_units")
     out, h_n = gru(x, h0, lengths=lengths)
+    assert path_count("forward_by_units") == before + directions  # the split ran
     params = {name: p.astype(np.float64) for name, p in gru.parameters()}
     ref_lengths = lengths if with_lengths else np.full(batch, steps)
     ref_out, ref_h_n, *_ = reference.stack(
@@ -120,7 +128,11 @@ def test_backward_product_paths_match_the_reference(rng, threads, reset_after, w
         eigengru.set_num_threads(n)
         gru.zero_grad()
         out, h_n = gru.forward(x, h0, lengths=lengths if with_lengths else None, train=True)
+        path = ("backward_products_after" if with_lengths else
+                "backward_partials" if n == 2 else "backward_products_in_loop")
+        before = path_count(path)
         dx, dh0 = gru.backward(grad_out, grad_h_n)
+        assert path_count(path) == before + 1, f"{path} did not run"
         for what, actual, expected in [("out", out, ref[0]), ("h_n", h_n, ref[1]),
                                        ("dx", dx, ref[2]), ("dh0", dh0, ref[3])]:
             assert_close(actual, expected, np.float64, f"{what}, {n} thread(s)")

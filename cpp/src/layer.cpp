@@ -13,6 +13,7 @@
 #include "denormals.hpp"
 #include "eigengru/forward_weights.hpp"
 #include "eigengru/packed_matrix.hpp"
+#include "eigengru/path_counts.hpp"
 #include "eigengru/threads.hpp"
 #include "phase_counters.hpp"
 #include "row_step.hpp"
@@ -160,7 +161,10 @@ struct LayerPasses {
                       const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>* cache) {
     if (cache == nullptr) {
       const int unit_threads = unit_threads_for(seq, seq.batch, w.hidden_size);
-      if (unit_threads > 1) return forward_by_units(w, seq, x, h0, out, h_n, unit_threads);
+      if (unit_threads > 1) {
+        count_path(Path::kForwardByUnits);
+        return forward_by_units(w, seq, x, h0, out, h_n, unit_threads);
+      }
     }
     const Index T = seq.steps, B = seq.batch;
     const Index H = w.hidden_size, I = w.input_size, G = 3 * H, R = 4 * H;
@@ -520,6 +524,9 @@ struct LayerPasses {
     const bool in_loop = c.lengths_.empty() &&
                          (loop_threads == 1 || (small_weights && B / loop_threads >= 64));
     const bool partials = in_loop && loop_threads > 1;
+    count_path(!in_loop  ? Path::kBackwardProductsAfter
+               : partials ? Path::kBackwardPartials
+                          : Path::kBackwardProductsInLoop);
     RowMatrix<Scalar> partial_ih(partials && grads.weight_ih != nullptr ? loop_threads * G : 0, I);
     RowMatrix<Scalar> partial_hh(partials && grads.weight_hh != nullptr ? loop_threads * G : 0, H);
     partial_ih.setZero();

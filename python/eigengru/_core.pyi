@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GRUCellFloat32', 'GRUCellFloat64', 'StackSpec', 'StackStepFloat32', 'StackStepFloat64', 'StreamFloat32', 'StreamFloat64', 'TrainingCacheFloat32', 'TrainingCacheFloat64', 'backward', 'build_info', 'forward', 'forward_training', 'get_num_threads', 'set_num_threads']
+__all__: list[str] = ['GRUCellFloat32', 'GRUCellFloat64', 'StackSpec', 'StackStepFloat32', 'StackStepFloat64', 'StreamFloat32', 'StreamFloat64', 'TrainingCacheFloat32', 'TrainingCacheFloat64', 'backward', 'build_info', 'forward', 'forward_training', 'get_num_threads', 'path_counts', 'set_num_threads']
 class StackSpec:
     """
     The shape of a stack of GRU layers.
@@ -148,6 +148,8 @@ def forward_training(spec: StackSpec, layers: list, x: numpy.typing.NDArray[nump
 def forward_training(spec: StackSpec, layers: list, x: numpy.typing.NDArray[numpy.float64], h0: typing.Any, lengths: typing.Any, dropout_seed: typing.SupportsInt | typing.SupportsIndex, cache: TrainingCacheFloat64) -> tuple:
     ...
 def get_num_threads() -> int:
+    ...
+def path_counts() -> dict:
     ...
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...

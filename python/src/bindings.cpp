@@ -366,5 +366,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &eigengru::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("path_counts", [] {  // for tests that target one of the core's paths
+    py::dict counts;
+    counts["forward_by_units"] = eigengru::path_count(eigengru::Path::kForwardByUnits);
+    counts["backward_products_in_loop"] =
+        eigengru::path_count(eigengru::Path::kBackwardProductsInLoop);
+    counts["backward_partials"] = eigengru::path_count(eigengru::Path::kBackwardPartials);
+    counts["backward_products_after"] =
+        eigengru::path_count(eigengru::Path::kBackwardProductsAfter);
+    return counts;
+  });
   m.attr("__version__") = EIGENGRU_VERSION;
 }

@@ -4,6 +4,7 @@
 #include "eigengru/gru_cell.hpp"
 #include "eigengru/layer.hpp"
 #include "eigengru/packed_matrix.hpp"
+#include "eigengru/path_counts.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack.hpp"
 #include "eigengru/stack_step.hpp"
