@@ -16,6 +16,7 @@ from ._torch_checks import (
     check_parameter_dtype,
     check_tensor,
     constructor_arguments,
+    layer_tuples,
     needs_grad,
     numpy_dtype,
 )
@@ -62,9 +63,7 @@ def packing(previous: _Packing | None, weights: list[torch.Tensor], reset_after:
             w is k and w._version == v and w.data_ptr() == p
             for w, (k, v, p) in zip(weights, previous.kept)):
         return previous
-    per = per_cell or len(weights)
-    groups = [(*[_array(w) for w in weights[k:k + per]], *[None, None][: 4 - per])
-              for k in range(0, len(weights), per)]
+    groups = layer_tuples(weights, (per_cell or len(weights)) == 4)
     if stack is not None:
         cores = [_STACK_STEPS[weights[0].dtype](stack, groups)]
     else:

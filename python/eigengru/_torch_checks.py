@@ -21,6 +21,15 @@ def array(tensor: torch.Tensor | None) -> np.ndarray | None:
     return tensor.detach().contiguous().numpy()
 
 
+def layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
+    """Flat per-layer weights (w_ih, w_hh[, b_ih, b_hh]) ... as the core's 4-tuples of arrays
+    (None for the biases of a model without them)."""
+    per = 4 if bias else 2
+    groups = [tuple(flat[k : k + per]) for k in range(0, len(flat), per)]
+    arrays = [tuple(array(w) if isinstance(w, torch.Tensor) else w for w in g) for g in groups]
+    return [g if bias else (*g, None, None) for g in arrays]
+
+
 def numpy_dtype(dtype: torch.dtype) -> type:
     return DTYPES[dtype]
 

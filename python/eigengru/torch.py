@@ -26,6 +26,7 @@ from ._torch_checks import (
     check_parameter_dtype,
     check_tensor,
     constructor_arguments,
+    layer_tuples as _layer_tuples,
     needs_grad,
     numpy_dtype,
 )
@@ -108,14 +109,6 @@ class _PackedLayout:
 
     def pack(self, padded: np.ndarray) -> np.ndarray:
         return padded.reshape(self.steps * self.batch, -1)[self.rows]
-
-
-def _layer_tuples(flat: Any, bias: bool) -> list[tuple[Any, ...]]:
-    """Flat per-layer weights (w_ih, w_hh[, b_ih, b_hh]) ... as the core's 4-tuples."""
-    per = 4 if bias else 2
-    groups = [tuple(flat[k : k + per]) for k in range(0, len(flat), per)]
-    arrays = [tuple(_array(w) if isinstance(w, torch.Tensor) else w for w in g) for g in groups]
-    return [g if bias else (*g, None, None) for g in arrays]
 
 
 def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, lease):
