@@ -239,9 +239,7 @@ class GRU(NamedParameters):
             stepper = _STACK_STEPS[self.dtype](self._spec, self._layer_weights())
             self.__dict__["_stack_step"] = stepper
         out, h_n = stepper.forward(x, h0)  # new arrays, (B, D*H) and (L*D, B, H)
-        if unbatched:
-            return out, h_n[:, 0]
-        return out[:, np.newaxis] if self.batch_first else out[np.newaxis], h_n
+        return self._user_layout(out[np.newaxis], unbatched), (h_n[:, 0] if unbatched else h_n)
 
     def stream(self, batch: int = 1) -> Stream:
         """A ``Stream`` of this (unidirectional) model over ``batch`` sequences: one time step
@@ -253,8 +251,9 @@ class GRU(NamedParameters):
         """(T, B, F) as the caller laid out its input."""
         if unbatched:
             return sequence[:, 0]
-        if self.batch_first:
-            return np.ascontiguousarray(sequence.transpose(1, 0, 2))
+        if self.batch_first:  # one step's (1, B, F) is (B, 1, F) already
+            return sequence.reshape(sequence.shape[1], 1, -1) if len(sequence) == 1 else \
+                np.ascontiguousarray(sequence.transpose(1, 0, 2))
         return sequence
 
     def _layer_weights(self) -> list[tuple[Any, ...]]:
