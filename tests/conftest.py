@@ -29,6 +29,14 @@ def assert_close(actual, expected, dtype, what, factor=1.0):
 
 
 @pytest.fixture
+def threads():
+    """Restores eigengru's thread count after a test that sets its own."""
+    before = eigengru.get_num_threads()
+    yield
+    eigengru.set_num_threads(before)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -19,13 +19,11 @@ I, H = 6, 8
 
 
 @pytest.fixture(params=[1, 2, 4], ids=["1thread", "2threads", "4threads"])
-def threads(request):
+def thread_count(request, threads):
     """1, 2 or 4 threads (4: a layer's directions side by side); a one-step call matches the
     sequence forward every time."""
-    before = eigengru.get_num_threads()
     eigengru.set_num_threads(request.param)
-    yield request.param
-    eigengru.set_num_threads(before)
+    return request.param
 
 
 def model(rng, dtype=np.float64, **kwargs):
@@ -45,7 +43,7 @@ def one_step_input(rng, batch, batch_first, stacked):
 @pytest.mark.parametrize("dtype, reset_after, bidirectional, batch_first, layers", list(
     itertools.product([np.float32, np.float64], [True, False], [False, True], [False, True],
                       [1, 2])))
-def test_one_step_is_the_sequence_forward_bit_for_bit(rng, threads, dtype, reset_after,
+def test_one_step_is_the_sequence_forward_bit_for_bit(rng, thread_count, dtype, reset_after,
                                                       bidirectional, batch_first, layers):
     gru = model(rng, dtype, reset_after=reset_after, bidirectional=bidirectional,
                 batch_first=batch_first, num_layers=layers)
@@ -71,7 +69,7 @@ def test_one_step_is_the_sequence_forward_bit_for_bit(rng, threads, dtype, reset
         assert_close(h_n.reshape(stacked, rows, H), ref_h_n, dtype, "h_n")
 
 
-def test_no_state_means_zeros_and_outputs_are_not_views(rng, threads):
+def test_no_state_means_zeros_and_outputs_are_not_views(rng, thread_count):
     gru = model(rng, num_layers=2)
     x = rng.standard_normal((1, 4, I))
     out, h_n = gru(x)
@@ -81,7 +79,7 @@ def test_no_state_means_zeros_and_outputs_are_not_views(rng, threads):
     assert not np.any(h_n == 7.0)
 
 
-def test_every_documented_change_reaches_the_next_one_step_call(rng, threads):
+def test_every_documented_change_reaches_the_next_one_step_call(rng, thread_count):
     gru = model(rng)
     x, h0 = rng.standard_normal((1, 2, I)), rng.standard_normal((1, 2, H))
 

@@ -22,11 +22,8 @@ def model(rng, reset_after, dtype, layers=2, bias=True):
 
 
 @pytest.fixture
-def one_thread():
-    threads = eigengru.get_num_threads()
+def one_thread(threads):
     eigengru.set_num_threads(1)
-    yield
-    eigengru.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

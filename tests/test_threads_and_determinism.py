@@ -11,13 +11,6 @@ from eigengru import _core
 from .conftest import assert_close, random_case
 
 
-@pytest.fixture
-def threads():
-    before = eigengru.get_num_threads()
-    yield
-    eigengru.set_num_threads(before)
-
-
 def run(gru, x, h0, grad_out):
     gru.zero_grad()
     out, h_n = gru.forward(x, h0, train=True)
