@@ -16,11 +16,13 @@
 #include <cstdlib>
 #include <vector>
 
-#include "eigengru/packed_matrix.hpp"
+#include "packed_matrix.hpp"
 #include "eigengru/threads.hpp"
 
 namespace {
 
+// Compiled with the first kernel set's sources and flags (CMakeLists.txt).
+namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
 using Clock = std::chrono::steady_clock;
 using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -126,7 +128,7 @@ int main(int argc, char** argv) {
   const double eigen_steps = median_seconds(repeats, [&] {
     for (Eigen::Index t = 0; t < T; ++t) gh.noalias() = h * w_hh.transpose();
   });
-  eigengru::PackedMatrix<float> packed;
+  kernels::PackedMatrix<float> packed;
   packed.pack(w_hh.data(), H, 3 * H, 1, H);
   // Per step each thread multiplies its own slice of the batch, all at once inside the one
   // parallel region around the time loop: a step takes what one slice's product takes. The
@@ -145,14 +147,14 @@ int main(int argc, char** argv) {
   const Eigen::Index parts = std::clamp<Eigen::Index>(H / 32, 1, threads);
   if (B < threads && parts > 1) {
     const Eigen::Index units = H - H * (parts - 1) / parts / 16 * 16;  // the last part's
-    eigengru::PackedMatrix<float> part;
+    kernels::PackedMatrix<float> part;
     part.pack(w_hh.data(), H, 3 * units, 1, H);
     packed_units_steps = median_seconds(repeats, [&] {
       for (Eigen::Index t = 0; t < T; ++t)
         part.multiply(h.data(), H, B, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
     });
   }
-  eigengru::PackedMatrix<float> packed_ih;
+  kernels::PackedMatrix<float> packed_ih;
   packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
   const double packed_projection = median_seconds(
       repeats, [&] { packed_ih.multiply_parallel(x.data(), I, T * B, gx.data(), 3 * H, false, threads); });

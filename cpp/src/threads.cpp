@@ -6,8 +6,6 @@
 #include <stdexcept>
 #include <string>
 
-#include <Eigen/Core>
-
 namespace eigengru {
 namespace {
 // 0 means "never set": follow OpenMP's default. omp_set_num_threads would only change the calling
@@ -20,7 +18,6 @@ void set_num_threads(int n) {
     throw std::invalid_argument("set_num_threads: n must be at least 1, got " + std::to_string(n));
   }
   g_num_threads.store(n);
-  Eigen::setNbThreads(n);
 }
 
 int get_num_threads() {

@@ -25,9 +25,10 @@ int main(int argc, char** argv) {
     const auto layers = model.layers();
     eigengru::Stream<float> stream(model.spec, layers.data());  // all allocation happens here
     const long I = model.spec.input_size, H = model.spec.hidden_size;
-    std::printf("%s: %ld input(s), %ld hidden, %ld layer(s), %s\n", argv[1], I, H,
+    std::printf("%s: %ld input(s), %ld hidden, %ld layer(s), %s; kernel set %s\n", argv[1], I, H,
                 static_cast<long>(model.spec.num_layers),
-                model.spec.reset_after ? "reset_after" : "reset before the product");
+                model.spec.reset_after ? "reset_after" : "reset before the product",
+                eigengru::isa().c_str());
 
     std::mt19937 gen(0);
     std::normal_distribution<float> noise(0.0f, 0.1f);

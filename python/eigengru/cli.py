@@ -283,7 +283,10 @@ def run_info(args) -> int:
     except ImportError:
         interop = "no (pip install torch==2.13.0)"
     rows = [("eigengru", info["version"]), ("compiler", info["compiler"]),
-            ("flags", info["flags"]), ("SIMD", info["simd"]), ("Eigen", info["eigen"]),
+            ("flags", info["flags"]),
+            ("kernel set", f"{info['isa']} (compiled: {', '.join(info['isas'])}; "
+                           "EIGENGRU_ISA chooses)"),
+            ("SIMD", info["simd"]), ("Eigen", info["eigen"]),
             ("OpenMP", f"{info['openmp']}, {get_num_threads()} threads"),
             ("PyTorch interop", interop), ("Python", sys.version.split()[0]),
             ("NumPy", np.__version__)]

@@ -4,6 +4,7 @@
 // the eigengru package; this file refuses anything it would have to copy.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -339,9 +340,10 @@ py::dict build_info() {
 #elif defined(__GNUC__)
   info["compiler"] = "gcc " __VERSION__;
 #endif
-  info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
-                  "." + std::to_string(EIGEN_MINOR_VERSION);
-  info["simd"] = Eigen::SimdInstructionSetsInUse();
+  info["eigen"] = EIGENGRU_EIGEN_VERSION;
+  info["isa"] = eigengru::isa();
+  info["isas"] = eigengru::compiled_isas();
+  info["simd"] = eigengru::isa_instructions();
   info["flags"] = EIGENGRU_CXX_FLAGS;
   info["openmp"] = _OPENMP;
   return info;
@@ -351,6 +353,9 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "eigengru's C++ core. Use the eigengru package; this module trusts its caller.";
+  // Choose the kernel set now, so that an EIGENGRU_ISA this CPU cannot run fails the import
+  // (pybind11 turns the exception into an ImportError with its message).
+  eigengru::isa();
   py::class_<eigengru::StackSpec>(m, "StackSpec", "The shape of a stack of GRU layers.")
       .def(py::init(&stack_spec), py::arg("input_size"), py::arg("hidden_size"),
            py::arg("num_layers"), py::arg("bidirectional"), py::arg("reset_after"),
@@ -366,6 +371,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &eigengru::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("supported_isas", &eigengru::supported_isas);  // the compiled sets this CPU runs
   m.def("path_counts", [] {  // for tests that target one of the core's paths
     py::dict counts;
     counts["forward_by_units"] = eigengru::path_count(eigengru::Path::kForwardByUnits);

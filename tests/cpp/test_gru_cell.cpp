@@ -114,6 +114,7 @@ void test_backward_is_the_derivative(bool reset_after) {
 }  // namespace
 
 int main() {
+  if (!eigengru_test::requested_kernel_set_runs()) return eigengru_test::kSkipped;
   for (bool reset_after : {true, false}) {
     test_forward_is_a_streams_step(reset_after);
     test_backward_is_the_derivative(reset_after);

@@ -207,6 +207,7 @@ void test_units_split(bool reset_after) {
 }  // namespace
 
 int main() {
+  if (!eigengru_test::requested_kernel_set_runs()) return eigengru_test::kSkipped;
   test_units_split(true);
   test_units_split(false);
   test_stack_paths();

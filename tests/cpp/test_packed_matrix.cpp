@@ -11,11 +11,15 @@
 #include <vector>
 
 #include "check.hpp"
-#include "eigengru/packed_matrix.hpp"
+#include "packed_matrix.hpp"
 
 namespace {
 
 using eigengru::Index;
+// Compiled once per kernel set (CMakeLists.txt), with that set's sources and flags.
+namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
+#define EIGENGRU_STRING_(a) #a
+#define EIGENGRU_STRING(a) EIGENGRU_STRING_(a)
 using eigengru_test::check;
 
 struct Case {
@@ -61,8 +65,8 @@ std::string shape_text(const Case& c) {
 }
 
 /// B (k x n, row-major) packed.
-eigengru::PackedMatrix<float> packed_rows(const std::vector<float>& b, const Case& c) {
-  eigengru::PackedMatrix<float> packed;
+kernels::PackedMatrix<float> packed_rows(const std::vector<float>& b, const Case& c) {
+  kernels::PackedMatrix<float> packed;
   packed.pack(b.data(), c.k, c.n, c.n, 1);
   return packed;
 }
@@ -70,13 +74,13 @@ eigengru::PackedMatrix<float> packed_rows(const std::vector<float>& b, const Cas
 void test_case(const Case& c, std::mt19937& gen) {
   auto random = [&](Index size) { return uniform_floats(size, gen); };
   const std::vector<float> b = random(c.k * c.n), bias = random(c.n), start = random(c.m * c.n);
-  const eigengru::PackedMatrix<float> packed = packed_rows(b, c);
+  const kernels::PackedMatrix<float> packed = packed_rows(b, c);
   const std::string shape = shape_text(c);
   {  // packed from Bᵀ (a weight matrix's own layout): the same matrix, so the same products
     std::vector<float> bt(c.n * c.k);
     for (Index k = 0; k < c.k; ++k)
       for (Index j = 0; j < c.n; ++j) bt[j * c.k + k] = b[k * c.n + j];
-    eigengru::PackedMatrix<float> from_transposed;
+    kernels::PackedMatrix<float> from_transposed;
     from_transposed.pack(bt.data(), c.k, c.n, 1, c.k);
     const std::vector<float> a = random(c.m * c.k);
     std::vector<float> want(c.m * c.n), got(c.m * c.n);
@@ -124,7 +128,7 @@ void test_case(const Case& c, std::mt19937& gen) {
 void test_project(const Case& c, std::mt19937& gen) {
   auto random = [&](Index size) { return uniform_floats(size, gen); };
   const std::vector<float> b = random(c.k * c.n), bias = random(c.n), a = random(c.m * c.k);
-  const eigengru::PackedMatrix<float> packed = packed_rows(b, c);
+  const kernels::PackedMatrix<float> packed = packed_rows(b, c);
   const std::string shape = shape_text(c);
   std::vector<float> all(c.m * c.n);
   packed.project(a.data(), c.k, c.m, all.data(), c.n, bias.data());
@@ -144,6 +148,7 @@ void test_project(const Case& c, std::mt19937& gen) {
 }  // namespace
 
 int main() {
+  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET))) return eigengru_test::kSkipped;
   std::mt19937 gen(5);
   // m = 1: 1 to 6 panels at once (n = 32 to 192), a short last panel (33, 100), a single short
   // panel (1, 31), depths below, at and past the unrolling (1, 3, 5, 64, 70); more than 6

@@ -10,12 +10,16 @@
 #include <vector>
 
 #include "check.hpp"
-#include "eigengru/packed_matrix.hpp"
+#include "packed_matrix.hpp"
 #include "row_step.hpp"
 
 namespace {
 
 using eigengru::Index;
+// Compiled once per kernel set (CMakeLists.txt), with that set's sources and flags.
+namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
+#define EIGENGRU_STRING_(a) #a
+#define EIGENGRU_STRING(a) EIGENGRU_STRING_(a)
 using eigengru_test::check;
 
 template <typename Scalar>
@@ -29,12 +33,12 @@ void test_hidden_size(Index H, std::mt19937& gen) {
   const Index G = 3 * H;
   const std::vector<Scalar> w_hh = random(G * H, 0.3), gx = random(G, 1.0), h = random(H, 1.0),
                             bias_hn = random(H, 0.5);
-  eigengru::PackedMatrix<Scalar> w_hh_t;
+  kernels::PackedMatrix<Scalar> w_hh_t;
   w_hh_t.pack(w_hh.data(), H, G, 1, H);  // B(k, j) = W_hh(j, k)
-  check(eigengru::detail::fits_row_step(w_hh_t, H),
+  check(kernels::detail::fits_row_step(w_hh_t, H),
         "a layer of " + std::to_string(H) + " units fits the fused step");
   // Bit for bit where the unfused product has one accumulator per vector (3 panels or more).
-  const bool exact = G >= 3 * eigengru::PackedMatrix<Scalar>::kPanelWidth - 1;
+  const bool exact = G >= 3 * kernels::PackedMatrix<Scalar>::kPanelWidth - 1;
   for (const bool backwards : {false, true})
     for (const bool with_bias : {false, true})
       for (const bool with_record : {false, true}) {
@@ -42,9 +46,9 @@ void test_hidden_size(Index H, std::mt19937& gen) {
         std::vector<Scalar> gh(G), want(H), want_rec(4 * H), got(H, Scalar(7)),
             got_rec(4 * H, Scalar(7));
         w_hh_t.multiply(h.data(), H, 1, gh.data(), G, false, 1, nullptr, backwards);
-        eigengru::detail::forward_reset_after<Scalar>(H, gx.data(), gh.data(), b, h.data(),
+        kernels::detail::forward_reset_after<Scalar>(H, gx.data(), gh.data(), b, h.data(),
                                                       want_rec.data(), want.data());
-        eigengru::detail::forward_row_reset_after<Scalar>(
+        kernels::detail::forward_row_reset_after<Scalar>(
             w_hh_t, H, gx.data(), b, h.data(), with_record ? got_rec.data() : nullptr,
             got.data(), backwards);
         double err = 0, rec_err = 0;
@@ -64,16 +68,17 @@ void test_hidden_size(Index H, std::mt19937& gen) {
 }  // namespace
 
 int main() {
+  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET))) return eigengru_test::kSkipped;
   std::mt19937 gen(11);
   for (const Index H : {16, 32, 48, 64, 80}) test_hidden_size<float>(H, gen);
   for (const Index H : {8, 16, 24, 32, 40}) test_hidden_size<double>(H, gen);
   // Layers the fused step does not take: a gate block off a vector boundary, weights too wide
   // to be stored row by row.
   for (const Index H : {17, 96}) {
-    eigengru::PackedMatrix<float> w_hh_t;
+    kernels::PackedMatrix<float> w_hh_t;
     const std::vector<float> w(3 * H * H, 0.5f);
     w_hh_t.pack(w.data(), H, 3 * H, 1, H);
-    check(!eigengru::detail::fits_row_step(w_hh_t, H),
+    check(!kernels::detail::fits_row_step(w_hh_t, H),
           "a layer of " + std::to_string(H) + " float units does not fit the fused step");
   }
   return eigengru_test::finish();

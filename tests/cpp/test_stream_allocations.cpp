@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "check.hpp"
 #include "eigengru/eigengru.hpp"
 
 extern "C" {
@@ -48,6 +49,7 @@ void* aligned_alloc(std::size_t alignment, std::size_t n) {
 }
 
 int main() {
+  if (!eigengru_test::requested_kernel_set_runs()) return eigengru_test::kSkipped;
   int failures = 0;
   for (eigengru::Index batch : {1, 4}) {
     eigengru::StackSpec spec;

@@ -2,11 +2,12 @@
 #pragma once
 
 #include "eigengru/gru_cell.hpp"
+#include "eigengru/isa.hpp"
 #include "eigengru/layer.hpp"
-#include "eigengru/packed_matrix.hpp"
 #include "eigengru/path_counts.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack.hpp"
+#include "eigengru/stack_spec.hpp"
 #include "eigengru/stack_step.hpp"
 #include "eigengru/stream.hpp"
 #include "eigengru/model_file.hpp"

@@ -2,12 +2,17 @@
 // computation, for step loops that train through themselves (reinforcement learning, sampling).
 #pragma once
 
-#include "eigengru/forward_weights.hpp"
-#include "eigengru/packed_matrix.hpp"
+#include <memory>
+
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
 
 namespace eigengru {
+
+namespace detail {
+template <typename Scalar>
+class GRUCellInterface;
+}  // namespace detail
 
 /// A layer's weights packed once for single steps over a few rows. forward() computes one step
 /// and, for training, the step's gate records; backward() takes one step's records back to the
@@ -23,8 +28,11 @@ class GRUCell {
   /// Copies and packs w. Throws std::invalid_argument for missing weights, sizes below 1, or
   /// one bias without the other.
   explicit GRUCell(const LayerWeights<Scalar>& w);
+  ~GRUCell();
+  GRUCell(GRUCell&&) noexcept;
+  GRUCell& operator=(GRUCell&&) noexcept;
 
-  Index input_size() const { return forward_.input_size; }
+  Index input_size() const { return input_size_; }
   Index hidden_size() const { return hidden_size_; }
   bool reset_after() const { return reset_after_; }
   bool has_bias() const { return has_bias_; }
@@ -44,15 +52,9 @@ class GRUCell {
                 const LayerGradients<Scalar>& g, bool accumulate);
 
  private:
-  void reserve(Index batch);
-
-  Index hidden_size_;
+  Index input_size_, hidden_size_;
   bool reset_after_, has_bias_;
-  detail::ForwardWeights<Scalar> forward_;
-  PackedMatrix<Scalar> w_ih_;   ///< W_ih (3H, I): dx = [da_r, da_z, da_n] W_ih
-  PackedMatrix<Scalar> w_hh_;   ///< W_hh (3H, H); reset before: its r and z rows (2H, H)
-  PackedMatrix<Scalar> w_hn_;   ///< reset before: W_hn (H, H), for dq = da_n W_hn; else empty
-  RowMatrix<Scalar> gx_, gh_, records_, dq_;  // scratch, one row per batch row
+  std::unique_ptr<detail::GRUCellInterface<Scalar>> state_;
 };
 
 }  // namespace eigengru

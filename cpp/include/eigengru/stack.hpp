@@ -3,61 +3,42 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "eigengru/layer.hpp"
+#include "eigengru/stack_spec.hpp"
 
 namespace eigengru {
 
-/// The shape of a stack: num_layers layers of hidden_size units, each run forward and, when
-/// bidirectional, also in reverse, with the two directions' outputs side by side.
-struct StackSpec {
-  Index input_size = 0;
-  Index hidden_size = 0;
-  Index num_layers = 1;
-  bool bidirectional = false;
-  bool reset_after = true;
-  double dropout = 0.0;  ///< probability of zeroing each input of layers 1.., in training only
-
-  Index directions() const { return bidirectional ? 2 : 1; }
-  /// The input size of layer l: input_size, then directions() * hidden_size.
-  Index layer_input_size(Index l) const {
-    return l == 0 ? input_size : directions() * hidden_size;
-  }
-};
-
 namespace detail {
 template <typename Scalar>
-struct StackPasses;
-}
+class StackCacheInterface;
+struct Handles;
+}  // namespace detail
 
 /// Filled by stack_forward_training(), consumed by stack_backward(): one TrainingCache per layer
 /// and direction, and the dropout masks. Same rules as TrainingCache: one backward per forward,
-/// and a consumed cache keeps its memory for the next forward; clear() releases it.
+/// a consumed cache keeps its memory for the next forward, clear() releases it, and the class
+/// is a movable handle.
 template <typename Scalar>
 class StackCache {
  public:
-  bool ready() const { return ready_; }
-  Index steps() const { return steps_; }
-  Index batch() const { return batch_; }
-  const StackSpec& spec() const { return spec_; }
-  bool has_bias() const { return !layers_.empty() && layers_.front().has_bias(); }
-  std::size_t bytes() const {
-    std::size_t total = 0;
-    for (const auto& layer : layers_) total += layer.bytes();
-    for (const auto& mask : dropout_masks_) total += sizeof(Scalar) * mask.size();
-    return total + sizeof(Scalar) * (between_[0].size() + between_[1].size());
-  }
-  void clear() { *this = StackCache(); }
+  StackCache();
+  ~StackCache();
+  StackCache(StackCache&&) noexcept;
+  StackCache& operator=(StackCache&&) noexcept;
+
+  bool ready() const;
+  Index steps() const;
+  Index batch() const;
+  const StackSpec& spec() const;
+  bool has_bias() const;
+  std::size_t bytes() const;
+  void clear();
 
  private:
-  friend struct detail::StackPasses<Scalar>;
-  bool ready_ = false;
-  StackSpec spec_;
-  Index steps_ = 0, batch_ = 0;
-  std::vector<TrainingCache<Scalar>> layers_;        // layer-major, forward before reverse
-  std::vector<RowMatrix<Scalar>> dropout_masks_;     // layer l >= 1: (T*B, D*H), 0 or 1/(1-p)
-  RowMatrix<Scalar> between_[2];  // layer outputs below the top, then their gradients
+  friend struct detail::Handles;
+  std::unique_ptr<detail::StackCacheInterface<Scalar>> state_;
 };
 
 /// Inference. weights: num_layers * directions entries in PyTorch's order (layer-major, forward

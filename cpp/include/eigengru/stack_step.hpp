@@ -2,14 +2,18 @@
 // sampling and control loops, where the caller keeps the state between calls.
 #pragma once
 
-#include <vector>
+#include <memory>
 
-#include "eigengru/forward_weights.hpp"
-#include "eigengru/stack.hpp"
+#include "eigengru/stack_spec.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
 
 namespace eigengru {
+
+namespace detail {
+template <typename Scalar>
+class StackStepInterface;
+}  // namespace detail
 
 /// A stack's layer-directions packed once for single inference steps over a few rows. Unlike
 /// Stream it keeps no state and takes bidirectional stacks (over one step, the reverse
@@ -25,6 +29,9 @@ class StackStep {
   /// weights: spec.num_layers * spec.directions() entries (PyTorch order). Copies and packs
   /// them; throws std::invalid_argument for weights that do not match the spec.
   StackStep(const StackSpec& spec, const LayerWeights<Scalar>* weights);
+  ~StackStep();
+  StackStep(StackStep&&) noexcept;
+  StackStep& operator=(StackStep&&) noexcept;
 
   /// x (batch, input_size) and h0 (layers * directions, batch, hidden_size), or nullptr for
   /// zeros, to h_n (same shape as h0) and out (batch, directions * hidden_size), the top layer's
@@ -36,12 +43,8 @@ class StackStep {
   const StackSpec& spec() const noexcept { return spec_; }
 
  private:
-  void reserve(Index batch);
-
   StackSpec spec_;
-  std::vector<detail::ForwardWeights<Scalar>> layers_;  // layer-major, forward then reverse
-  RowMatrix<Scalar> gx_, gh_, records_, zeros_;  // scratch: (B, 3H), (B, 3H), (B, 4H), (B, H)
-  RowMatrix<Scalar> between_[2];                 // layers' outputs, two directions: (B, 2H)
+  std::unique_ptr<detail::StackStepInterface<Scalar>> state_;
 };
 
 }  // namespace eigengru

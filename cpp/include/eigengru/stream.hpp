@@ -2,14 +2,18 @@
 // call, allocating nothing after construction.
 #pragma once
 
-#include <vector>
+#include <memory>
 
-#include "eigengru/forward_weights.hpp"
-#include "eigengru/stack.hpp"
+#include "eigengru/stack_spec.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
 
 namespace eigengru {
+
+namespace detail {
+template <typename Scalar>
+class StreamInterface;
+}  // namespace detail
 
 /// A unidirectional stack of GRU layers run one time step at a time over `batch` independent
 /// streams (1 for a single signal). The constructor copies and packs the weights and allocates
@@ -24,6 +28,9 @@ class Stream {
   /// weights: spec.num_layers entries (PyTorch order). Throws std::invalid_argument for a
   /// bidirectional spec (a stream cannot see the future) or weights that do not match it.
   Stream(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index batch = 1);
+  ~Stream();
+  Stream(Stream&&) noexcept;
+  Stream& operator=(Stream&&) noexcept;
 
   /// One step: x (batch, input_size) in, the top layer's new state (batch, hidden_size) out.
   /// x and out may not overlap the stream's own state.
@@ -35,18 +42,14 @@ class Stream {
   void reset(const Scalar* h0) noexcept;
 
   /// The current state, (num_layers, batch, hidden_size).
-  const Scalar* state() const noexcept { return state_.data(); }
+  const Scalar* state() const noexcept;
   const StackSpec& spec() const noexcept { return spec_; }
   Index batch() const noexcept { return batch_; }
 
  private:
   StackSpec spec_;
   Index batch_;
-  std::vector<detail::ForwardWeights<Scalar>> layers_;
-  Vector<Scalar> state_;          // (L, B, H)
-  RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) or empty: scratch
-  bool backwards_ = false;                // the order of this step's weight panels (reset
-                                          // restarts it, so that a rerun is bitwise the same)
+  std::unique_ptr<detail::StreamInterface<Scalar>> state_;
 };
 
 }  // namespace eigengru

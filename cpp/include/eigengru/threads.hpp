@@ -3,7 +3,7 @@
 
 namespace eigengru {
 
-/// Sets the thread count for all later calls, from any thread (also Eigen's product threads).
+/// Sets the thread count for all later calls, from any thread.
 /// Throws std::invalid_argument when n < 1.
 void set_num_threads(int n);
 

@@ -2,17 +2,17 @@
 #pragma once
 
 #include <cstddef>
-#include <vector>
+#include <memory>
 
 #include "eigengru/types.hpp"
-#include "eigengru/weights.hpp"
 
 namespace eigengru {
 
 namespace detail {
 template <typename Scalar>
-struct LayerPasses;
-}
+class TrainingCacheInterface;
+struct Handles;
+}  // namespace detail
 
 /// Filled by forward_training(), consumed by backward(): the gate activations of every step and
 /// row (r, z, n and the factor of W_hn, 4H values), the state each step started from, and copies of
@@ -22,46 +22,34 @@ struct LayerPasses;
 /// for the next forward_training() to reuse (fresh memory costs page faults on every call);
 /// clear() releases it.
 ///
-/// Thread safety: one cache belongs to one forward/backward pair at a time; distinct caches may
-/// be used from different threads at once.
+/// The memory belongs to the kernel set in use (see isa.hpp); the class itself is a handle, movable
+/// and not copyable. Thread safety: one cache belongs to one forward/backward pair at a time;
+/// distinct caches may be used from different threads at once.
 template <typename Scalar>
 class TrainingCache {
  public:
+  TrainingCache();
+  ~TrainingCache();
+  TrainingCache(TrainingCache&&) noexcept;
+  TrainingCache& operator=(TrainingCache&&) noexcept;
+
   /// True between a forward_training() and the backward() that consumes it.
-  bool ready() const { return ready_; }
-  Index steps() const { return steps_; }
-  Index batch() const { return batch_; }
-  Index input_size() const { return input_size_; }
-  Index hidden_size() const { return hidden_size_; }
-  bool reset_after() const { return reset_after_; }
-  bool has_bias() const { return has_bias_; }
-  bool reverse() const { return reverse_; }
+  bool ready() const;
+  Index steps() const;
+  Index batch() const;
+  Index input_size() const;
+  Index hidden_size() const;
+  bool reset_after() const;
+  bool has_bias() const;
+  bool reverse() const;
   /// Bytes of memory held.
-  std::size_t bytes() const {
-    return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
-                                                     weight_hh_.size() + prev_states_.size() +
-                                                     gates_.size() + kept_copy_.size()) +
-           sizeof(Index) * lengths_.size();
-  }
+  std::size_t bytes() const;
   /// Releases the memory; ready() becomes false.
-  void clear() { *this = TrainingCache(); }
+  void clear();
 
  private:
-  friend struct detail::LayerPasses<Scalar>;
-
-  bool ready_ = false;
-  Index steps_ = 0, batch_ = 0, input_size_ = 0, hidden_size_ = 0;
-  Index out_stride_ = 0;
-  int threads_ = 0;
-  bool reset_after_ = true, has_bias_ = true, reverse_ = false;
-  std::vector<Index> lengths_;     // B entries
-  RowMatrix<Scalar> inputs_;       // (T*B, I)
-  RowMatrix<Scalar> weight_ih_;    // (3H, I)
-  RowMatrix<Scalar> weight_hh_;    // (3H, H)
-  // Indexed by time t and row b as row t*B + b, zero at padded steps:
-  RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
-  RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
-  RowMatrix<Scalar> kept_copy_;  // backward's work copy of gates_ when the cache is kept
+  friend struct detail::Handles;
+  std::unique_ptr<detail::TrainingCacheInterface<Scalar>> state_;
 };
 
 }  // namespace eigengru

@@ -1,36 +1,17 @@
-// Row-major Eigen views over caller memory: the layout of NumPy and PyTorch arrays.
+// The index type of every size and offset, and a helper for nullable scalar pointers.
 #pragma once
 
+#include <cstddef>
 #include <type_traits>
-
-#include <Eigen/Core>
 
 namespace eigengru {
 
-using Index = Eigen::Index;
-
-template <typename Scalar>
-using RowMatrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-template <typename Scalar>
-using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
-
-/// A row-major matrix view whose rows may be further apart than its width (a column block).
-template <typename Scalar>
-using MatrixMap = Eigen::Map<RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
-template <typename Scalar>
-using ConstMatrixMap = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
+/// Sizes and offsets: signed, pointer-sized (Eigen's default index type, the same type).
+using Index = std::ptrdiff_t;
 
 /// Scalar in a position that does not take part in template argument deduction, so that a
 /// nullable pointer argument may be passed as nullptr: the scalar type comes from the weights.
 template <typename Scalar>
 using NoDeduce = typename std::enable_if<true, Scalar>::type;
-
-template <typename Scalar>
-using ArrayMap = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
-
-template <typename Scalar>
-using ConstArrayMap = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
 
 }  // namespace eigengru

@@ -1,4 +1,4 @@
-#include "eigengru/layer.hpp"
+#include "layer.hpp"
 
 #include <omp.h>
 
@@ -11,15 +11,15 @@
 
 #include "cell.hpp"
 #include "denormals.hpp"
-#include "eigengru/forward_weights.hpp"
-#include "eigengru/packed_matrix.hpp"
+#include "forward_weights.hpp"
+#include "packed_matrix.hpp"
 #include "eigengru/path_counts.hpp"
 #include "eigengru/threads.hpp"
 #include "phase_counters.hpp"
 #include "row_step.hpp"
 #include "transposed_product.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 namespace detail {
 namespace {
 
@@ -162,7 +162,7 @@ struct LayerPasses {
     if (cache == nullptr) {
       const int unit_threads = unit_threads_for(seq, seq.batch, w.hidden_size);
       if (unit_threads > 1) {
-        count_path(Path::kForwardByUnits);
+        eigengru::detail::count_path(Path::kForwardByUnits);
         return forward_by_units(w, seq, x, h0, out, h_n, unit_threads);
       }
     }
@@ -524,7 +524,7 @@ struct LayerPasses {
     const bool in_loop = c.lengths_.empty() &&
                          (loop_threads == 1 || (small_weights && B / loop_threads >= 64));
     const bool partials = in_loop && loop_threads > 1;
-    count_path(!in_loop  ? Path::kBackwardProductsAfter
+    eigengru::detail::count_path(!in_loop  ? Path::kBackwardProductsAfter
                : partials ? Path::kBackwardPartials
                           : Path::kBackwardProductsInLoop);
     RowMatrix<Scalar> partial_ih(partials && grads.weight_ih != nullptr ? loop_threads * G : 0, I);
@@ -668,4 +668,4 @@ EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

@@ -17,30 +17,30 @@
 #include <cstring>
 #include <type_traits>
 
-#include "eigengru/types.hpp"
+#include "matrix_types.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 template <typename Scalar>
 struct VectorOf;
 template <>
 struct VectorOf<float> {
-  typedef float type __attribute__((vector_size(64), aligned(4)));
+  typedef float type __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(4)));
 };
 template <>
 struct VectorOf<double> {
-  typedef double type __attribute__((vector_size(64), aligned(8)));
+  typedef double type __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(8)));
 };
 template <typename Scalar>
 using Vec = typename VectorOf<Scalar>::type;
 
 template <typename Scalar>
-constexpr Index kLanes = 64 / static_cast<Index>(sizeof(Scalar));
-/// Two vectors: 32 floats or 16 doubles.
+constexpr Index kLanes = kVectorBytes / static_cast<Index>(sizeof(Scalar));
+/// Two vectors: 32 floats or 16 doubles with AVX-512.
 template <typename Scalar>
 constexpr Index kPanelWidth = 2 * kLanes<Scalar>;
-/// 8 rows x 2 vectors = 16 accumulators of the 32 vector registers.
-constexpr Index kRowBlock = 8;
+/// 8 rows x 2 vectors = 16 accumulators of 32 vector registers; with 16 registers, 6 rows (12).
+constexpr Index kRowBlock = kVectorRegisters >= 32 ? 8 : 6;
 
 template <typename Scalar>
 inline Vec<Scalar> load_vector(const Scalar* p) {
@@ -293,4 +293,4 @@ __attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index 
   }
 }
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -1,10 +1,10 @@
-#include "eigengru/forward_weights.hpp"
+#include "forward_weights.hpp"
 
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 template <typename Scalar>
 ForwardWeights<Scalar>::ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit,
@@ -54,4 +54,4 @@ void check_lengths(const char* where, const Index* lengths, Index batch, Index s
 template struct ForwardWeights<float>;
 template struct ForwardWeights<double>;
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

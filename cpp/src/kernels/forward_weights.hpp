@@ -3,11 +3,11 @@
 // in the public headers only because Stream holds it.
 #pragma once
 
-#include "eigengru/packed_matrix.hpp"
-#include "eigengru/types.hpp"
+#include "packed_matrix.hpp"
+#include "matrix_types.hpp"
 #include "eigengru/weights.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 /// The weights of hidden units [first, first + units) (every unit by default): U = units below,
 /// and the gate columns of the products are [r, z, n] of those units, U each.
@@ -45,4 +45,4 @@ bool matches_spec(const LayerWeights<Scalar>& w, Index input_size, Index hidden_
 /// [1, steps] (nullptr passes).
 void check_lengths(const char* where, const Index* lengths, Index batch, Index steps);
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -4,9 +4,9 @@
 
 #include <Eigen/Core>
 
-#include "eigengru/types.hpp"
+#include "matrix_types.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 
 /// B (K x N) stored as column panels of kPanelWidth columns (the last panel zero-padded). A
 /// product streams every panel once from memory and keeps it in cache while all rows of A go
@@ -20,8 +20,8 @@ namespace eigengru {
 template <typename Scalar>
 class PackedMatrix {
  public:
-  /// Two 64-byte vectors: 32 floats or 16 doubles.
-  static constexpr Index kPanelWidth = 2 * 64 / static_cast<Index>(sizeof(Scalar));
+  /// Two vector registers: 32 floats or 16 doubles with AVX-512.
+  static constexpr Index kPanelWidth = 2 * kVectorBytes / static_cast<Index>(sizeof(Scalar));
   /// The widest padded row stored row by row: 256 floats (8 panels), 128 doubles. A wider one
   /// (384 floats, H = 128) measured 1-3% slower with several rows, where each panel's rows
   /// are then far apart.
@@ -100,4 +100,4 @@ class PackedMatrix {
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> panels_;  ///< aligned; resize() leaves it unset
 };
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

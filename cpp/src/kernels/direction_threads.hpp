@@ -2,9 +2,9 @@
 // and StackStep (which repeats their row slices) must take alike.
 #pragma once
 
-#include "eigengru/types.hpp"
+#include "matrix_types.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 /// Whether the two directions of a layer run side by side on split thread counts: when the
 /// batch is too small to keep every thread busy on its own.
@@ -19,4 +19,4 @@ inline int direction_threads(Index directions, Index batch, int threads, Index d
   return d == 0 ? threads - threads / 2 : threads / 2;
 }
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -11,7 +11,7 @@
 #include <xmmintrin.h>
 #endif
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 class FlushDenormals {
  public:
@@ -25,4 +25,4 @@ class FlushDenormals {
 #endif
 };
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -5,10 +5,10 @@
 #include <algorithm>
 
 #include "cell.hpp"
-#include "eigengru/forward_weights.hpp"
+#include "forward_weights.hpp"
 #include "row_step.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 /// h_next (B, H) from x (B, I) and h (B, H); h_next may be h. rec (B, 4H) receives the gate
 /// records that a backward reads, or is nullptr (inference, reset_after only: the reset-before
@@ -44,4 +44,4 @@ inline void layer_step(const ForwardWeights<Scalar>& layer, Index H, bool reset_
   }
 }
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

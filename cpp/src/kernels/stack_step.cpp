@@ -1,4 +1,4 @@
-#include "eigengru/stack_step.hpp"
+#include "stack_step.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -8,7 +8,7 @@
 #include "direction_threads.hpp"
 #include "layer_step.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 
 template <typename Scalar>
 StackStep<Scalar>::StackStep(const StackSpec& spec, const LayerWeights<Scalar>* weights)
@@ -77,4 +77,4 @@ void StackStep<Scalar>::forward(Index batch, const Scalar* x, const Scalar* h0, 
 template class StackStep<float>;
 template class StackStep<double>;
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

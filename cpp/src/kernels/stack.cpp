@@ -1,4 +1,4 @@
-#include "eigengru/stack.hpp"
+#include "stack.hpp"
 
 #include <exception>
 #include <random>
@@ -7,10 +7,10 @@
 #include <thread>
 
 #include "direction_threads.hpp"
-#include "eigengru/forward_weights.hpp"
+#include "forward_weights.hpp"
 #include "eigengru/threads.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 namespace detail {
 namespace {
 
@@ -122,7 +122,7 @@ struct StackPasses {
         if (training)
           forward_training(weights[k], seq, input, h0_k, dst + d * H, h_n_k, cache->layers_[k]);
         else
-          eigengru::forward(weights[k], seq, input, h0_k, dst + d * H, h_n_k);
+          EIGENGRU_KERNEL_SET::forward(weights[k], seq, input, h0_k, dst + d * H, h_n_k);
       });
       input = dst;
     }
@@ -166,7 +166,7 @@ struct StackPasses {
           target = reverse_grad_in.data();
           accumulate = false;
         }
-        eigengru::backward(c.layers_[k], grad_above != nullptr ? grad_above + d * H : nullptr,
+        EIGENGRU_KERNEL_SET::backward(c.layers_[k], grad_above != nullptr ? grad_above + d * H : nullptr,
                  grad_h_n != nullptr ? grad_h_n + k * B * H : nullptr, target,
                  grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate, keep);
       });
@@ -223,4 +223,4 @@ EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

@@ -7,7 +7,7 @@
 // The fourth block is whatever multiplies W_hn, so the weight gradient of the candidate's
 // recurrent part is always a whole-sequence product with it after the time loop.
 //
-// A row is processed in chunks of one 64-byte vector held in fixed-size Eigen arrays, the last
+// A row is processed in chunks of one vector register held in fixed-size Eigen arrays, the last
 // chunk zero-padded. Every element thus takes the same vectorised path wherever it lies in
 // memory, which keeps results bitwise independent of buffer alignment (Eigen would otherwise
 // peel unaligned heads into scalar code, whose sigmoid and tanh round differently). The
@@ -20,12 +20,12 @@
 
 #include <Eigen/Core>
 
-#include "eigengru/types.hpp"
+#include "matrix_types.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 template <typename Scalar>
-constexpr Index kChunk = 64 / static_cast<Index>(sizeof(Scalar));
+constexpr Index kChunk = kVectorBytes / static_cast<Index>(sizeof(Scalar));
 
 template <typename Scalar>
 using Chunk = Eigen::Array<Scalar, kChunk<Scalar>, 1>;
@@ -198,4 +198,4 @@ inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scal
   });
 }
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

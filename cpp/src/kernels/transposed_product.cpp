@@ -7,7 +7,7 @@
 #include "denormals.hpp"
 #include "micro_kernel.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 namespace {
 
 /// Rows of the depth per pass: measured best on Zen 4 among 64-512.
@@ -88,4 +88,4 @@ template void add_transposed_product<float>(const float*, Index, Index, const fl
 template void add_transposed_product<double>(const double*, Index, Index, const double*, Index,
                                              Index, Index, double*, Index, int) noexcept;
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -14,9 +14,9 @@
 #include <emmintrin.h>
 #endif
 
-#include "eigengru/types.hpp"
+#include "matrix_types.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 class PhaseCounters {
  public:
@@ -50,4 +50,4 @@ class PhaseCounters {
   std::vector<Counter> counters_;
 };
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

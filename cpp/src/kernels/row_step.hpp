@@ -18,10 +18,10 @@
 #pragma once
 
 #include "cell.hpp"
-#include "eigengru/packed_matrix.hpp"
+#include "packed_matrix.hpp"
 #include "micro_kernel.hpp"
 
-namespace eigengru::detail {
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 /// Whether forward_row_reset_after can take a layer of H units whose W_hhᵀ is w_hh_t: stored
 /// row by row (so at most 85 float or 42 double units), with every gate block starting on a
@@ -108,4 +108,4 @@ void forward_row_reset_after(const PackedMatrix<Scalar>& w_hh_t, Index H, const 
   }
 }
 
-}  // namespace eigengru::detail
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -1,4 +1,4 @@
-#include "eigengru/gru_cell.hpp"
+#include "gru_cell.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -8,7 +8,7 @@
 #include "layer_step.hpp"
 #include "transposed_product.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 namespace {
 
 template <typename Scalar>
@@ -133,4 +133,4 @@ void GRUCell<Scalar>::backward(Index batch, const Scalar* x, const Scalar* h, Sc
 template class GRUCell<float>;
 template class GRUCell<double>;
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

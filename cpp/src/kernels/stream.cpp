@@ -1,4 +1,4 @@
-#include "eigengru/stream.hpp"
+#include "stream.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -7,7 +7,7 @@
 #include "denormals.hpp"
 #include "layer_step.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 
 template <typename Scalar>
 Stream<Scalar>::Stream(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index batch)
@@ -61,4 +61,4 @@ void Stream<Scalar>::reset(const Scalar* h0) noexcept {
 template class Stream<float>;
 template class Stream<double>;
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

@@ -1,4 +1,4 @@
-#include "eigengru/packed_matrix.hpp"
+#include "packed_matrix.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include "denormals.hpp"
 #include "micro_kernel.hpp"
 
-namespace eigengru {
+namespace eigengru::EIGENGRU_KERNEL_SET {
 
 namespace {
 
@@ -30,7 +30,7 @@ constexpr bool kHasShuffle = false;  // GCC before 12: packs element by element
 #ifdef EIGENGRU_HAS_SHUFFLE
 /// One round of an in-register transpose of an L x L tile (v[i] = row i, L = kLanes): every
 /// pair of rows (i, i + D) with i & D == 0 swaps its off-diagonal D-wide blocks. The rounds for
-/// D = 1, 2, 4 (, 8) together transpose the tile, in any order.
+/// D = 1, 2, 4, 8 below L together transpose the tile, in any order.
 template <typename Scalar, int D, std::size_t... E>
 __attribute__((always_inline)) inline void swap_blocks(Vec<Scalar>* v,
                                                        std::index_sequence<E...>) {
@@ -47,8 +47,8 @@ template <typename Scalar>
 __attribute__((always_inline)) inline void transpose_tile(Vec<Scalar>* v) {
   constexpr auto lanes = std::make_index_sequence<kLanes<Scalar>>{};
   swap_blocks<Scalar, 1>(v, lanes);
-  swap_blocks<Scalar, 2>(v, lanes);
-  swap_blocks<Scalar, 4>(v, lanes);
+  if constexpr (kLanes<Scalar> > 2) swap_blocks<Scalar, 2>(v, lanes);
+  if constexpr (kLanes<Scalar> > 4) swap_blocks<Scalar, 4>(v, lanes);
   if constexpr (kLanes<Scalar> > 8) swap_blocks<Scalar, 8>(v, lanes);
 }
 
@@ -227,4 +227,4 @@ void PackedMatrix<Scalar>::multiply_parallel(const Scalar* a, Index lda, Index m
 template class PackedMatrix<float>;
 template class PackedMatrix<double>;
 
-}  // namespace eigengru
+}  // namespace eigengru::EIGENGRU_KERNEL_SET

@@ -1,0 +1,25 @@
+// The shape of a stack of GRU layers.
+#pragma once
+
+#include "eigengru/types.hpp"
+
+namespace eigengru {
+
+/// The shape of a stack: num_layers layers of hidden_size units, each run forward and, when
+/// bidirectional, also in reverse, with the two directions' outputs side by side.
+struct StackSpec {
+  Index input_size = 0;
+  Index hidden_size = 0;
+  Index num_layers = 1;
+  bool bidirectional = false;
+  bool reset_after = true;
+  double dropout = 0.0;  ///< probability of zeroing each input of layers 1.., in training only
+
+  Index directions() const { return bidirectional ? 2 : 1; }
+  /// The input size of layer l: input_size, then directions() * hidden_size.
+  Index layer_input_size(Index l) const {
+    return l == 0 ? input_size : directions() * hidden_size;
+  }
+};
+
+}  // namespace eigengru
