@@ -43,8 +43,11 @@ if(EIGENGRU_NATIVE)
   set(_eigengru_flags_native -march=native)
 elseif(_eigengru_x86_64 AND _eigengru_can_localize)
   set(EIGENGRU_KERNEL_SETS avx512 avx2 baseline)
-  set(_eigengru_flags_avx512 -march=x86-64-v4 -mtune=generic)
-  set(_eigengru_flags_avx2 -march=x86-64-v3 -mtune=generic)
+  # Generic tuning splits unaligned 256-bit loads and stores (Eigen's among them) into 128-bit
+  # halves, which every AVX2 CPU would take whole.
+  set(_eigengru_whole_256 -mno-avx256-split-unaligned-load -mno-avx256-split-unaligned-store)
+  set(_eigengru_flags_avx512 -march=x86-64-v4 -mtune=generic ${_eigengru_whole_256})
+  set(_eigengru_flags_avx2 -march=x86-64-v3 -mtune=generic ${_eigengru_whole_256})
   set(_eigengru_flags_baseline)
 else()
   set(EIGENGRU_KERNEL_SETS baseline)

@@ -1,9 +1,10 @@
-// The fused batch-1 step (cpp/src/row_step.hpp) against the unfused one it replaces, a
+// The fused batch-1 step (cpp/src/kernels/row_step.hpp) against the unfused one it replaces, a
 // PackedMatrix product followed by the batched gate pass: the same values bit for bit where
-// the product takes its panels at least 3 at a time (every fitting layer of 32 or more float
-// units, 16 or more double ones), within rounding otherwise. Hidden sizes from one vector to
-// two groups of units (float: 16 to 80 units, double: 8 to 40), both orders, with and without
-// b_hn and a record. It includes the library's internal headers, unlike the other C++ tests.
+// the product takes its panels at least 3 at a time (with AVX-512, every fitting layer of 32 or
+// more float units, 16 or more double ones), within rounding otherwise. Hidden sizes from one
+// AVX-512 vector to two groups of units (float: 16 to 80 units, double: 8 to 40), both orders,
+// with and without b_hn and a record. Compiled once per kernel set; it includes the library's
+// internal headers, unlike the other C++ tests.
 #include <cmath>
 #include <random>
 #include <string>

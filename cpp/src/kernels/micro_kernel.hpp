@@ -14,7 +14,6 @@
 // unaligned loads.
 #pragma once
 
-#include <cstring>
 #include <type_traits>
 
 #include "matrix_types.hpp"
@@ -42,16 +41,31 @@ constexpr Index kPanelWidth = 2 * kLanes<Scalar>;
 /// 8 rows x 2 vectors = 16 accumulators of 32 vector registers; with 16 registers, 6 rows (12).
 constexpr Index kRowBlock = kVectorRegisters >= 32 ? 8 : 6;
 
+/// The same vector as an access type that may sit at any element boundary and alias the
+/// scalars: one whole-register load or store. (A memcpy into a Vec is moved in 16-byte pieces
+/// under generic tuning, and the vector is then reloaded from the stack, stalling on store
+/// forwarding: the avx2 set ran 2x slower than the baseline.)
+template <typename Scalar>
+struct UnalignedVectorOf;
+template <>
+struct UnalignedVectorOf<float> {
+  typedef float type
+      __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(4), may_alias));
+};
+template <>
+struct UnalignedVectorOf<double> {
+  typedef double type
+      __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(8), may_alias));
+};
+
 template <typename Scalar>
 inline Vec<Scalar> load_vector(const Scalar* p) {
-  Vec<Scalar> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
+  return *reinterpret_cast<const typename UnalignedVectorOf<Scalar>::type*>(p);
 }
 
 template <typename Scalar>
 inline void store_vector(Scalar* p, const Vec<Scalar>& v) {
-  std::memcpy(p, &v, sizeof(v));
+  *reinterpret_cast<typename UnalignedVectorOf<Scalar>::type*>(p) = v;
 }
 
 /// What a kernel call writes: C = product, C += product, and an optional row vector (a bias)

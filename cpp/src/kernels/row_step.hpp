@@ -55,7 +55,7 @@ __attribute__((always_inline)) inline void row_step_group(
 
   auto chunk = [](const Vec<Scalar>& v) __attribute__((always_inline)) {
     Chunk<Scalar> c;
-    std::memcpy(c.data(), &v, sizeof(v));
+    store_vector(c.data(), v);
     return c;
   };
   const FullChunk<Scalar> len;

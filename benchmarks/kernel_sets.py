@@ -1,0 +1,199 @@
+"""Kernel sets side by side: one portable build running its avx512, avx2 and baseline sets
+(EIGENGRU_ISA), a native build (EIGENGRU_NATIVE=ON, -march=native), and torch.nn.GRU as
+shipped and restricted to AVX2 (ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2).
+
+Each variant times every cell in a process of its own, since a kernel set is chosen once per
+process and torch reads its capability at import. Variants alternate, round after round, and a
+cell's time is the median over rounds of each round's median, so that a slow minute of the shared
+machine lands on one round of one variant rather than on a whole column.
+
+    python benchmarks/kernel_sets.py [--threads 1,2] [--rounds 3] [--repeats 5]
+
+prints the table; benchmarks/run.py --kernel-sets writes it into BENCHMARKS.md. The native build
+is made once, into build/native-package (pip install --target, about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NATIVE_PACKAGE = ROOT / "build" / "native-package"
+
+#: name: (library, environment, whether it runs the native build)
+VARIANTS = {
+    "avx512": ("eigengru", {"EIGENGRU_ISA": "avx512"}, False),
+    "native": ("eigengru", {"EIGENGRU_ISA": "auto"}, True),
+    "avx2": ("eigengru", {"EIGENGRU_ISA": "avx2"}, False),
+    "baseline": ("eigengru", {"EIGENGRU_ISA": "baseline"}, False),
+    "torch": ("torch", {}, False),
+    "torch-avx2": ("torch", {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+                   False),
+}
+#: A timed cell's repeats continue until they add up to this many seconds (at most 51 repeats).
+MIN_SECONDS = 0.5
+
+
+def build_native() -> None:
+    """The package built with EIGENGRU_NATIVE=ON, into NATIVE_PACKAGE."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--no-build-isolation", "--no-deps", "--upgrade", "--target",
+                    str(NATIVE_PACKAGE), "-Ccmake.define.EIGENGRU_NATIVE=ON",
+                    f"-Cbuild-dir={ROOT / 'build' / 'native'}", str(ROOT)],
+                   check=True, cwd=ROOT)
+
+
+def time_variant(library: str, cells, repeats: int) -> dict:
+    """In the worker: the median time of each cell for one library."""
+    import eigengru
+    from eigengru import bench
+
+    results = []
+    for shape, threads, mode in cells:
+        dims = bench.SHAPES[shape]
+        eigengru.set_num_threads(threads)
+        run = bench._runners(dims, mode, threads, [library] if library != "eigengru" else [],
+                             seed=0)[library]
+        run()
+        run()
+        samples: list[float] = []
+        while len(samples) < repeats or (len(samples) < 51 and sum(samples) < MIN_SECONDS):
+            run()  # untimed: each timed call follows one of the same library, as in bench.py
+            start = time.perf_counter()
+            run()
+            samples.append(time.perf_counter() - start)
+        results.append({"shape": shape, "threads": threads, "mode": mode,
+                        "median_ms": statistics.median(samples) * 1e3})
+    info = {"isa": eigengru.build_info()["isa"]}
+    if library == "torch":
+        import torch
+
+        info["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    return {**info, "cells": results}
+
+
+def run_worker(name: str, cells, repeats: int) -> dict:
+    library, env, native = VARIANTS[name]
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("EIGENGRU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")}
+    environment.update(env)
+    if native:
+        environment["PYTHONPATH"] = str(NATIVE_PACKAGE)
+    done = subprocess.run([sys.executable, __file__, "--worker", name, "--repeats", str(repeats),
+                           "--cells", json.dumps(cells)], env=environment, check=True,
+                          capture_output=True, text=True, cwd=ROOT / "benchmarks")
+    return json.loads(done.stdout)
+
+
+def measure(threads: list[int], rounds: int, repeats: int, variants=None, shapes=None) -> dict:
+    """Every variant over every cell, `rounds` times; returns the medians and what ran."""
+    from eigengru import _core, bench
+
+    supported = set(_core.supported_isas())
+    names = [v for v in (variants or VARIANTS)
+             if VARIANTS[v][0] != "eigengru" or v == "native" or v in supported]
+    if "native" in names:
+        build_native()
+    cells = [(shape, n, mode) for n in threads for shape in (shapes or bench.SHAPES)
+             for mode in bench.MODES]
+    times: dict[str, dict[tuple, list[float]]] = {name: {} for name in names}
+    ran: dict[str, dict] = {}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            result = run_worker(name, cells, repeats)
+            ran[name] = {k: v for k, v in result.items() if k != "cells"}
+            for cell in result["cells"]:
+                key = (cell["shape"], cell["threads"], cell["mode"])
+                times[name].setdefault(key, []).append(cell["median_ms"])
+            print(f"round {r + 1}/{rounds}: {name} done", file=sys.stderr, flush=True)
+    medians = {name: {key: statistics.median(v) for key, v in cells_.items()}
+               for name, cells_ in times.items()}
+    return {"ran": ran, "rounds": rounds, "repeats": repeats,
+            "cells": [{"shape": s, "threads": n, "mode": m,
+                       "ms": {name: medians[name][(s, n, m)] for name in names}}
+                      for (s, n, m) in cells]}
+
+
+def markdown(result: dict) -> str:
+    from eigengru import bench
+
+    rows = []
+    header = ("| shape (T,B,I,H) | threads | mode | avx512 ms | native ms | avx512 / native | "
+              "avx2 ms | baseline ms | torch ms | torch AVX2 ms | avx2 vs torch AVX2 |")
+    rows.append(header)
+    rows.append("|" + "---|" * (header.count("|") - 1))
+
+    def ms(cell, name):
+        value = cell["ms"].get(name)
+        return f"{value:.3f}" if value is not None else "-"
+
+    for cell in result["cells"]:
+        t = cell["ms"]
+        portable = (f"{t['avx512'] / t['native']:.3f}" if "avx512" in t and "native" in t
+                    else "-")
+        versus = (f"{t['torch-avx2'] / t['avx2']:.2f}x" if "avx2" in t and "torch-avx2" in t
+                  else "-")
+        dims = ",".join(map(str, bench.SHAPES[cell["shape"]]))
+        rows.append(f"| {cell['shape']} ({dims}) | {cell['threads']} | {cell['mode']} | "
+                    f"{ms(cell, 'avx512')} | {ms(cell, 'native')} | {portable} | "
+                    f"{ms(cell, 'avx2')} | {ms(cell, 'baseline')} | {ms(cell, 'torch')} | "
+                    f"{ms(cell, 'torch-avx2')} | {versus} |")
+    return "\n".join(rows)
+
+
+def summary(result: dict) -> str:
+    """The two targets: the portable avx512 set within 3% of native, avx2 ahead of torch AVX2."""
+    cells = result["cells"]
+    ratios = [c["ms"]["avx512"] / c["ms"]["native"] for c in cells
+              if "avx512" in c["ms"] and "native" in c["ms"]]
+    versus = [c["ms"]["torch-avx2"] / c["ms"]["avx2"] for c in cells
+              if "avx2" in c["ms"] and "torch-avx2" in c["ms"]]
+    lines = []
+    if ratios:
+        slow = [c for c in cells if c["ms"]["avx512"] > 1.03 * c["ms"]["native"]]
+        lines.append(f"- avx512 (portable) / native: {min(ratios):.3f} to {max(ratios):.3f}; "
+                     f"{len(ratios) - len(slow)} of {len(ratios)} cells within 3%"
+                     + ("" if not slow else "; over: " + ", ".join(
+                         f"{c['shape']} {c['threads']}t {c['mode']} "
+                         f"{c['ms']['avx512'] / c['ms']['native']:.3f}" for c in slow)))
+    if versus:
+        behind = [c for c in cells if c["ms"]["torch-avx2"] <= c["ms"]["avx2"]]
+        lines.append(f"- avx2 vs torch restricted to AVX2: {min(versus):.2f}x to "
+                     f"{max(versus):.2f}x faster; {len(versus) - len(behind)} of {len(versus)} "
+                     "cells faster" + ("" if not behind else "; behind: " + ", ".join(
+                         f"{c['shape']} {c['threads']}t {c['mode']}" for c in behind)))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--shapes", help="comma-separated names of bench.SHAPES (default: all)")
+    parser.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cells", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        cells = [tuple(c) for c in json.loads(args.cells)]
+        print(json.dumps(time_variant(VARIANTS[args.worker][0], cells, args.repeats)))
+        return
+    result = measure([int(n) for n in args.threads.split(",")], args.rounds, args.repeats,
+                     args.variants.split(",") if args.variants else None,
+                     args.shapes.split(",") if args.shapes else None)
+    print(json.dumps(result["ran"]))
+    print(markdown(result))
+    print(summary(result))
+
+
+if __name__ == "__main__":
+    main()
