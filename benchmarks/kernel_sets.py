@@ -80,7 +80,7 @@ def time_variant(library: str, cells, repeats: int) -> dict:
 
 
 def run_worker(name: str, cells, repeats: int) -> dict:
-    library, env, native = VARIANTS[name]
+    _, env, native = VARIANTS[name]
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("EIGENGRU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")}
     environment.update(env)
@@ -179,7 +179,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shapes", help="comma-separated names of bench.SHAPES (default: all)")
-    parser.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--variants",
+                        help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--cells", help=argparse.SUPPRESS)
     args = parser.parse_args()
