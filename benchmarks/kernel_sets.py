@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_PACKAGE = ROOT / "build" / "native-package"
+SAVED = ROOT / "build" / "kernel_sets.json"
+#: BENCHMARKS.md's kernel-set section lies between these lines; benchmarks/run.py keeps it.
+BEGIN, END = "<!-- kernel sets: begin -->", "<!-- kernel sets: end -->"
 
 #: name: (library, environment, whether it runs the native build)
 VARIANTS = {
@@ -173,6 +176,44 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def section(result: dict) -> str:
+    """BENCHMARKS.md's section, between BEGIN and END."""
+    ran = result["ran"]
+    torch_line = ", ".join(f"{name}: {ran[name]['torch_capability']}"
+                           for name in ("torch", "torch-avx2") if name in ran)
+    return f"""{BEGIN}
+## Kernel sets (`benchmarks/kernel_sets.py`)
+
+One portable build running each of its kernel sets (`EIGENGRU_ISA`), a build with
+`EIGENGRU_NATIVE=ON` (one set, `-march=native`), and `torch.nn.GRU` as shipped and restricted
+to AVX2 (`ATEN_CPU_CAPABILITY=avx2`, `MKL_ENABLE_INSTRUCTIONS=AVX2`; capability in use:
+{torch_line}). float32, milliseconds, each variant in a process of its own over every cell; the
+variants take turns, {result['rounds']} rounds, a cell's time the median over rounds of each
+round's median (at least {result['repeats']} repeats, more for short cells). Machine: as at the
+top. Targets: the portable `avx512` set within 3% of native (`avx512 / native` at
+most 1.03), the `avx2` set faster than torch restricted to AVX2 in every cell.
+
+{summary(result)}
+
+{markdown(result)}
+{END}"""
+
+
+def write(result: dict) -> None:
+    """Puts the section into BENCHMARKS.md (replacing an earlier one) and the result into
+    BENCHMARKS.json under "kernel_sets"."""
+    md_path, json_path = ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS.json"
+    text = md_path.read_text()
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + section(result) + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section(result) + "\n"
+    md_path.write_text(text)
+    data = json.loads(json_path.read_text()) if json_path.exists() else {}
+    data["kernel_sets"] = result
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2")
@@ -181,6 +222,10 @@ def main() -> None:
     parser.add_argument("--shapes", help="comma-separated names of bench.SHAPES (default: all)")
     parser.add_argument("--variants",
                         help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--write", action="store_true",
+                        help="write the table into BENCHMARKS.md and BENCHMARKS.json")
+    parser.add_argument("--from", dest="saved", type=Path,
+                        help="the result of an earlier run (build/kernel_sets.json), not a new one")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--cells", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -188,12 +233,18 @@ def main() -> None:
         cells = [tuple(c) for c in json.loads(args.cells)]
         print(json.dumps(time_variant(VARIANTS[args.worker][0], cells, args.repeats)))
         return
-    result = measure([int(n) for n in args.threads.split(",")], args.rounds, args.repeats,
-                     args.variants.split(",") if args.variants else None,
-                     args.shapes.split(",") if args.shapes else None)
+    if args.saved:
+        result = json.loads(args.saved.read_text())
+    else:
+        result = measure([int(n) for n in args.threads.split(",")], args.rounds, args.repeats,
+                         args.variants.split(",") if args.variants else None,
+                         args.shapes.split(",") if args.shapes else None)
+        SAVED.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["ran"]))
     print(markdown(result))
     print(summary(result))
+    if args.write:
+        write(result)
 
 
 if __name__ == "__main__":

@@ -635,22 +635,22 @@ struct LayerPasses {
 }  // namespace detail
 
 template <typename Scalar>
-void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const NoDeduce<Scalar>* x,
-             const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n) {
+void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
+             const Scalar* h0, Scalar* out, Scalar* h_n) {
   detail::check_arguments("forward", weights, seq, x);
   detail::LayerPasses<Scalar>::forward(weights, seq, x, h0, out, h_n, nullptr);
 }
 
 template <typename Scalar>
-void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const NoDeduce<Scalar>* x,
-                      const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n, TrainingCache<Scalar>& cache) {
+void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
+                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache) {
   detail::check_arguments("forward_training", weights, seq, x);
   detail::LayerPasses<Scalar>::forward(weights, seq, x, h0, out, h_n, &cache);
 }
 
 template <typename Scalar>
-void backward(TrainingCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out, const NoDeduce<Scalar>* grad_h_n,
-              NoDeduce<Scalar>* grad_x, NoDeduce<Scalar>* grad_h0, const LayerGradients<Scalar>& grads,
+void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
               bool accumulate_grad_x, bool keep_cache) {
   detail::LayerPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads,
                                         accumulate_grad_x, keep_cache);

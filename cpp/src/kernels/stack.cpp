@@ -184,8 +184,8 @@ struct StackPasses {
 
 template <typename Scalar>
 void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
-                   Index batch, const Index* lengths, const NoDeduce<Scalar>* x, const NoDeduce<Scalar>* h0,
-                   NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n) {
+                   Index batch, const Index* lengths, const Scalar* x, const Scalar* h0,
+                   Scalar* out, Scalar* h_n) {
   detail::check_stack("stack_forward", spec, weights, steps, batch, lengths);
   detail::StackPasses<Scalar>::forward(spec, weights, steps, batch, lengths, x, h0, out, h_n, 0,
                                        nullptr);
@@ -193,8 +193,8 @@ void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, I
 
 template <typename Scalar>
 void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
-                            Index steps, Index batch, const Index* lengths, const NoDeduce<Scalar>* x,
-                            const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n, std::uint64_t dropout_seed,
+                            Index steps, Index batch, const Index* lengths, const Scalar* x,
+                            const Scalar* h0, Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
                             StackCache<Scalar>& cache) {
   detail::check_stack("stack_forward_training", spec, weights, steps, batch, lengths);
   detail::StackPasses<Scalar>::forward(spec, weights, steps, batch, lengths, x, h0, out, h_n,
@@ -202,8 +202,8 @@ void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* w
 }
 
 template <typename Scalar>
-void stack_backward(StackCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out, const NoDeduce<Scalar>* grad_h_n,
-                    NoDeduce<Scalar>* grad_x, NoDeduce<Scalar>* grad_h0, const LayerGradients<Scalar>* grads,
+void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads,
                     bool keep_cache) {
   detail::StackPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads,
                                         keep_cache);

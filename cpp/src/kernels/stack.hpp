@@ -45,31 +45,22 @@ class StackCache final : public eigengru::detail::StackCacheInterface<Scalar> {
   RowMatrix<Scalar> between_[2];  // layer outputs below the top, then their gradients
 };
 
-/// Inference. weights: num_layers * directions entries in PyTorch's order (layer-major, forward
-/// before reverse), entry l*D + d with input size spec.layer_input_size(l).
-/// x (T, B, I); lengths (B) or nullptr; h0 and h_n (L*D, B, H), h0 may be nullptr (zeros);
-/// out (T, B, D*H) or nullptr. Directions run concurrently when threads would otherwise idle.
+// The functions that eigengru/stack.hpp declares (and documents) for users, with the set's
+// StackCache.
 template <typename Scalar>
 void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
-                   Index batch, const Index* lengths, const NoDeduce<Scalar>* x, const NoDeduce<Scalar>* h0,
-                   NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n);
+                   Index batch, const Index* lengths, const Scalar* x, const Scalar* h0,
+                   Scalar* out, Scalar* h_n);
 
-/// Training: as stack_forward(), with dropout between layers drawn from dropout_seed, keeping
-/// what stack_backward() needs in cache, whose memory it reuses. On an exception the cache is
-/// left not ready().
 template <typename Scalar>
 void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
-                            Index steps, Index batch, const Index* lengths, const NoDeduce<Scalar>* x,
-                            const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n, std::uint64_t dropout_seed,
-                            StackCache<Scalar>& cache);
+                            Index steps, Index batch, const Index* lengths, const Scalar* x,
+                            const Scalar* h0, Scalar* out, Scalar* h_n,
+                            std::uint64_t dropout_seed, StackCache<Scalar>& cache);
 
-/// Backward through the stack_forward_training() that filled cache, which it consumes unless
-/// keep_cache (see backward()).
-/// grad_out (T, B, D*H) and grad_h_n (L*D, B, H) may be nullptr (zero); grad_x (T, B, I) and
-/// grad_h0 (L*D, B, H) are written when not nullptr; grads (L*D entries) are accumulated into.
 template <typename Scalar>
-void stack_backward(StackCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out, const NoDeduce<Scalar>* grad_h_n,
-                    NoDeduce<Scalar>* grad_x, NoDeduce<Scalar>* grad_h0, const LayerGradients<Scalar>* grads,
-                    bool keep_cache = false);
+void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+                    Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>* grads,
+                    bool keep_cache);
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET
