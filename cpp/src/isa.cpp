@@ -114,10 +114,14 @@ const detail::KernelSet& choose() {
   }
   for (const Candidate& set : sets) {
     if (wanted != set.name) continue;
-    if (!set.supported)
+    if (!set.supported) {
+      std::vector<Candidate> runnable;
+      for (const Candidate& other : sets)
+        if (other.supported) runnable.push_back(other);
       throw std::runtime_error("EIGENGRU_ISA=" + wanted + ": this CPU does not support it (" +
-                               set.requirement + " are needed); unset EIGENGRU_ISA or choose one of " +
-                               names(sets) + " that it supports");
+                               set.requirement + " are needed); unset EIGENGRU_ISA or choose " +
+                               "a set that it runs: " + names(runnable));
+    }
     return *set.table();
   }
   throw std::runtime_error("EIGENGRU_ISA=" + wanted +
