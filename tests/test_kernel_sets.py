@@ -33,12 +33,12 @@ def expected_automatic_set() -> str:
     return "avx512" if v4 <= flags else "avx2" if v3 <= flags else "baseline"
 
 
-def run_python(code: str, isa: str | None) -> subprocess.CompletedProcess:
+def run_python(code: str, isa: str | None, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "EIGENGRU_ISA"}
     if isa is not None:
         env["EIGENGRU_ISA"] = isa
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 def test_the_set_in_use_is_the_one_asked_for_or_the_best_this_cpu_runs():
@@ -97,10 +97,7 @@ def test_every_supported_set_computes_the_reference_gru(tmp_path):
     np.savez(inputs, x=x, **params)
     for isa in _core.supported_isas():
         output = tmp_path / f"{isa}.npy"
-        env = {k: v for k, v in os.environ.items() if k != "EIGENGRU_ISA"}
-        env["EIGENGRU_ISA"] = isa
-        done = subprocess.run([sys.executable, "-c", code, str(inputs), str(output)], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = run_python(code, isa, str(inputs), str(output))
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == isa
         np.testing.assert_allclose(np.load(output), expected, rtol=1e-4, atol=1e-5,
