@@ -21,7 +21,9 @@ set(_eigengru_kernel_sources
   cpp/src/kernels/entry.cpp
   cpp/src/kernels/forward_weights.cpp
   cpp/src/kernels/gru_cell.cpp
-  cpp/src/kernels/layer.cpp
+  cpp/src/kernels/layer_backward.cpp
+  cpp/src/kernels/layer_forward.cpp
+  cpp/src/kernels/layer_forward_units.cpp
   cpp/src/kernels/packed_matrix.cpp
   cpp/src/kernels/stack.cpp
   cpp/src/kernels/stack_step.cpp

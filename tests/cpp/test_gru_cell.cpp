@@ -107,8 +107,8 @@ void test_backward_is_the_derivative(bool reset_after) {
   compare(k.b_ih, gb_ih, 0.5);
   compare(k.b_hh, gb_hh, 0.5);
   check(worst < 1e-7, std::string("backward matches central differences, reset_after=") +
-                          (reset_after ? "true" : "false") + " (worst " +
-                          std::to_string(worst) + ")");
+                          (reset_after ? "true" : "false") + " (worst " + std::to_string(worst) +
+                          ")");
 }
 
 }  // namespace

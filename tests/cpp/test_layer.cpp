@@ -45,7 +45,8 @@ struct Problem {
   // L = sum(out * g_out) + sum(h_n * g_hn)
   double loss(bool reset_after) const {
     std::vector<double> out(T * B * H), h_n(B * H);
-    eigengru::forward(weights(reset_after), eigengru::Sequence{T, B}, x.data(), h0.data(), out.data(), h_n.data());
+    eigengru::forward(weights(reset_after), eigengru::Sequence{T, B}, x.data(), h0.data(),
+                      out.data(), h_n.data());
     double l = 0;
     for (std::size_t k = 0; k < out.size(); ++k) l += out[k] * g_out[k];
     for (std::size_t k = 0; k < h_n.size(); ++k) l += h_n[k] * g_hn[k];
@@ -57,15 +58,15 @@ void test_gradients(bool reset_after) {
   const std::string variant = reset_after ? "reset_after" : "reset_before";
   Problem p(reset_after ? 1 : 2);
   std::vector<double> out(p.T * p.B * p.H), h_n(p.B * p.H), out_t(out.size()), h_n_t(h_n.size());
-  eigengru::forward(p.weights(reset_after), eigengru::Sequence{p.T, p.B}, p.x.data(), p.h0.data(), out.data(),
-                    h_n.data());
+  eigengru::forward(p.weights(reset_after), eigengru::Sequence{p.T, p.B}, p.x.data(), p.h0.data(),
+                    out.data(), h_n.data());
   eigengru::TrainingCache<double> cache;
-  eigengru::forward_training(p.weights(reset_after), eigengru::Sequence{p.T, p.B}, p.x.data(), p.h0.data(),
-                             out_t.data(), h_n_t.data(), cache);
+  eigengru::forward_training(p.weights(reset_after), eigengru::Sequence{p.T, p.B}, p.x.data(),
+                             p.h0.data(), out_t.data(), h_n_t.data(), cache);
   check(out == out_t && h_n == h_n_t, variant + ": training forward equals inference forward");
 
-  std::vector<double> dx(p.x.size()), dh0(p.h0.size()), gw_ih(p.w_ih.size()),
-      gw_hh(p.w_hh.size()), gb_ih(p.b_ih.size()), gb_hh(p.b_hh.size());
+  std::vector<double> dx(p.x.size()), dh0(p.h0.size()), gw_ih(p.w_ih.size()), gw_hh(p.w_hh.size()),
+      gb_ih(p.b_ih.size()), gb_hh(p.b_hh.size());
   eigengru::LayerGradients<double> grads{gw_ih.data(), gw_hh.data(), gb_ih.data(), gb_hh.data()};
   eigengru::backward(cache, p.g_out.data(), p.g_hn.data(), dx.data(), dh0.data(), grads);
   check(!cache.ready(), variant + ": backward consumes the cache");
@@ -108,7 +109,8 @@ void test_argument_errors() {
   std::vector<double> out(p.T * p.B * p.H), h_n(p.B * p.H);
   bool threw = false;
   try {
-    eigengru::forward<double>(w, eigengru::Sequence{p.T, p.B}, p.x.data(), nullptr, out.data(), h_n.data());
+    eigengru::forward<double>(w, eigengru::Sequence{p.T, p.B}, p.x.data(), nullptr, out.data(),
+                              h_n.data());
   } catch (const std::invalid_argument& e) {
     threw = std::string(e.what()).find("hidden_size") != std::string::npos;
   }

@@ -30,8 +30,7 @@ struct Case {
 /// a_step], B(k, j) = b[k * n + j], in double.
 std::vector<double> reference(const std::vector<float>& a, Index lda, Index a_step,
                               const std::vector<float>& b, const Case& c, Index k0, Index k1,
-                              const std::vector<float>& start, bool accumulate,
-                              const float* bias) {
+                              const std::vector<float>& start, bool accumulate, const float* bias) {
   std::vector<double> out(c.m * c.n);
   for (Index i = 0; i < c.m; ++i)
     for (Index j = 0; j < c.n; ++j) {
@@ -99,9 +98,9 @@ void test_case(const Case& c, std::mt19937& gen) {
           std::vector<float> got = start;
           packed.multiply(a.data(), lda, c.m, got.data(), c.n, accumulate, a_step,
                           with_bias ? bias.data() : nullptr, backwards);
-          const double err = relative_error(
-              got, reference(a, lda, a_step, b, c, 0, c.k, start, accumulate,
-                             with_bias ? bias.data() : nullptr));
+          const double err =
+              relative_error(got, reference(a, lda, a_step, b, c, 0, c.k, start, accumulate,
+                                            with_bias ? bias.data() : nullptr));
           check(err < 1e-5, "multiply " + shape + (transposed ? " transposed A" : "") +
                                 (backwards ? " backwards" : "") +
                                 (accumulate ? " accumulate" : "") + (with_bias ? " bias" : "") +
@@ -116,8 +115,8 @@ void test_case(const Case& c, std::mt19937& gen) {
       packed.multiply_depth(a.data(), lda, c.m, got.data(), c.n, true, 0, split, backwards);
       const double err =
           relative_error(got, reference(a, lda, 1, b, c, 0, c.k, start, false, nullptr));
-      check(err < 1e-5, "multiply_depth " + shape + (backwards ? " backwards" : "") +
-                            ": error " + std::to_string(err));
+      check(err < 1e-5, "multiply_depth " + shape + (backwards ? " backwards" : "") + ": error " +
+                            std::to_string(err));
     }
   }
 }
@@ -132,8 +131,8 @@ void test_project(const Case& c, std::mt19937& gen) {
   const std::string shape = shape_text(c);
   std::vector<float> all(c.m * c.n);
   packed.project(a.data(), c.k, c.m, all.data(), c.n, bias.data());
-  const double err = relative_error(
-      all, reference(a, c.k, 1, b, c, 0, c.k, all, false, bias.data()));
+  const double err =
+      relative_error(all, reference(a, c.k, 1, b, c, 0, c.k, all, false, bias.data()));
   check(err < 1e-5, "project " + shape + ": error " + std::to_string(err));
   for (Index first = 0; first < c.m; ++first)
     for (Index rows = 1; rows <= std::min<Index>(17, c.m - first); ++rows) {
@@ -148,17 +147,18 @@ void test_project(const Case& c, std::mt19937& gen) {
 }  // namespace
 
 int main() {
-  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET))) return eigengru_test::kSkipped;
+  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET)))
+    return eigengru_test::kSkipped;
   std::mt19937 gen(5);
   // m = 1: 1 to 6 panels at once (n = 32 to 192), a short last panel (33, 100), a single short
   // panel (1, 31), depths below, at and past the unrolling (1, 3, 5, 64, 70); more than 6
   // panels in balanced groups: 8 (n = 256, the widest stored row by row), 10 and 14 (n = 300,
   // 420, stored panel by panel; 420 in groups of 5, 4, 5 with a short last panel).
   // m = 2, 9, 17: the row-block kernels (a remainder of 2 and 1 after 8), both layouts.
-  for (const Case c : {Case{1, 1, 1}, Case{1, 3, 31}, Case{1, 5, 32}, Case{1, 64, 96},
-                       Case{1, 70, 100}, Case{1, 64, 192}, Case{1, 7, 33}, Case{1, 16, 256},
-                       Case{1, 9, 300}, Case{1, 20, 420}, Case{2, 5, 64}, Case{9, 70, 100},
-                       Case{17, 64, 96}, Case{9, 33, 300}, Case{3, 17, 420}})
+  for (const Case c :
+       {Case{1, 1, 1}, Case{1, 3, 31}, Case{1, 5, 32}, Case{1, 64, 96}, Case{1, 70, 100},
+        Case{1, 64, 192}, Case{1, 7, 33}, Case{1, 16, 256}, Case{1, 9, 300}, Case{1, 20, 420},
+        Case{2, 5, 64}, Case{9, 70, 100}, Case{17, 64, 96}, Case{9, 33, 300}, Case{3, 17, 420}})
     test_case(c, gen);
   // project(): one or two panels (where the other kernels split their chains), six, and more
   // than six in groups; depths below and past the unrolling.

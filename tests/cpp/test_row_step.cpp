@@ -39,7 +39,7 @@ void test_hidden_size(Index H, std::mt19937& gen) {
   check(kernels::detail::fits_row_step(w_hh_t, H),
         "a layer of " + std::to_string(H) + " units fits the fused step");
   // Bit for bit where the unfused product has one accumulator per vector (3 panels or more).
-  const bool exact = G >= 3 * kernels::PackedMatrix<Scalar>::kPanelWidth - 1;
+  const bool exact = G >= 3 * kernels::detail::kPanelWidth<Scalar> - 1;
   for (const bool backwards : {false, true})
     for (const bool with_bias : {false, true})
       for (const bool with_record : {false, true}) {
@@ -48,10 +48,10 @@ void test_hidden_size(Index H, std::mt19937& gen) {
             got_rec(4 * H, Scalar(7));
         w_hh_t.multiply(h.data(), H, 1, gh.data(), G, false, 1, nullptr, backwards);
         kernels::detail::forward_reset_after<Scalar>(H, gx.data(), gh.data(), b, h.data(),
-                                                      want_rec.data(), want.data());
-        kernels::detail::forward_row_reset_after<Scalar>(
-            w_hh_t, H, gx.data(), b, h.data(), with_record ? got_rec.data() : nullptr,
-            got.data(), backwards);
+                                                     want_rec.data(), want.data());
+        kernels::detail::forward_row_reset_after<Scalar>(w_hh_t, H, gx.data(), b, h.data(),
+                                                         with_record ? got_rec.data() : nullptr,
+                                                         got.data(), backwards);
         double err = 0, rec_err = 0;
         for (Index j = 0; j < H; ++j) err = std::max(err, std::abs(double(got[j] - want[j])));
         for (Index j = 0; j < 4 * H && with_record; ++j)
@@ -69,7 +69,8 @@ void test_hidden_size(Index H, std::mt19937& gen) {
 }  // namespace
 
 int main() {
-  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET))) return eigengru_test::kSkipped;
+  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET)))
+    return eigengru_test::kSkipped;
   std::mt19937 gen(11);
   for (const Index H : {16, 32, 48, 64, 80}) test_hidden_size<float>(H, gen);
   for (const Index H : {8, 16, 24, 32, 40}) test_hidden_size<double>(H, gen);

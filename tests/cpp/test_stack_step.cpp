@@ -2,14 +2,15 @@
 // two layers, batches of 1 to 5, no initial state (zeros) or a random one, and 1 to 4 threads,
 // its outputs and final states equal stack_forward_training()'s over the same single step bit
 // for bit, and stack_forward()'s within rounding.
-#include <stdexcept>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "check.hpp"
 #include "eigengru/eigengru.hpp"
+#include "random_model.hpp"
 
 namespace {
 
@@ -18,23 +19,9 @@ using eigengru_test::check;
 
 template <typename Scalar>
 eigengru::Model<Scalar> random_model(bool reset_after, bool bidirectional, unsigned seed) {
-  eigengru::Model<Scalar> m;
-  m.spec.input_size = 5;
-  m.spec.hidden_size = 19;
-  m.spec.num_layers = 2;
-  m.spec.bidirectional = bidirectional;
-  m.spec.reset_after = reset_after;
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(-0.6, 0.6);
-  const Index H = m.spec.hidden_size;
-  for (Index k = 0; k < m.spec.num_layers * m.spec.directions(); ++k)
-    for (Index count : {3 * H * m.spec.layer_input_size(k / m.spec.directions()), 3 * H * H,
-                        3 * H, 3 * H}) {
-      std::vector<Scalar> p(static_cast<std::size_t>(count));
-      for (auto& v : p) v = static_cast<Scalar>(u(gen));
-      m.parameters.push_back(p);
-    }
-  return m;
+  eigengru::StackSpec spec{5, 19, 2, bidirectional};
+  spec.reset_after = reset_after;
+  return eigengru_test::random_model<Scalar>(spec, seed, 0.6);
 }
 
 template <typename Scalar>
@@ -64,21 +51,17 @@ void test_equals_one_step_forward(bool reset_after, bool bidirectional, double t
                                          want_out.data(), want_h_n.data(), 0, cache);
         const std::string what = std::string(reset_after ? "reset_after" : "reset_before") +
                                  (bidirectional ? ", bidirectional" : "") + ", batch " +
-                                 std::to_string(B) + ", " + std::to_string(threads) +
-                                 " thread(s)" + (with_h0 ? ", h0" : ", no h0");
+                                 std::to_string(B) + ", " + std::to_string(threads) + " thread(s)" +
+                                 (with_h0 ? ", h0" : ", no h0");
         check(out == want_out && h_n == want_h_n,
               what + ": equals the training forward bit for bit");
 
         std::vector<Scalar> inference_out(B * D * H), inference_h_n(LD * B * H);
         eigengru::stack_forward(spec, layers.data(), 1, B, nullptr, x.data(), h0p,
                                 inference_out.data(), inference_h_n.data());
-        double err = 0, scale = 1e-30;
-        for (std::size_t i = 0; i < out.size(); ++i) {
-          err = std::max(err, std::abs(double(out[i]) - double(inference_out[i])));
-          scale = std::max(scale, std::abs(double(inference_out[i])));
-        }
-        check(err / scale < tolerance, what + ": equals the inference forward (error " +
-                                           std::to_string(err / scale) + ")");
+        const double err = eigengru_test::max_relative_error(out, inference_out);
+        check(err < tolerance,
+              what + ": equals the inference forward (error " + std::to_string(err) + ")");
       }
   }
 }

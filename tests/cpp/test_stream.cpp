@@ -6,8 +6,8 @@
 //   - given a fixture folder written by Python (tests/cpp/make_fixture.py), the model saved by
 //     eigengru.GRU.save gives, in C++, the outputs Python computed.
 #include <cmath>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -17,40 +17,20 @@
 
 #include "check.hpp"
 #include "eigengru/eigengru.hpp"
+#include "random_model.hpp"
 
 namespace {
 
 using eigengru_test::check;
+using eigengru_test::max_relative_error;
 
 using eigengru::Index;
 
 template <typename Scalar>
 eigengru::Model<Scalar> random_model(bool reset_after, unsigned seed, Index hidden_size = 19) {
-  eigengru::Model<Scalar> m;
-  m.spec.input_size = 5;
-  m.spec.hidden_size = hidden_size;
-  m.spec.num_layers = 2;
-  m.spec.reset_after = reset_after;
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(-0.5, 0.5);
-  const Index H = m.spec.hidden_size;
-  for (Index l = 0; l < 2; ++l)
-    for (Index count : {3 * H * m.spec.layer_input_size(l), 3 * H * H, 3 * H, 3 * H}) {
-      std::vector<Scalar> p(static_cast<std::size_t>(count));
-      for (auto& v : p) v = static_cast<Scalar>(u(gen));
-      m.parameters.push_back(p);
-    }
-  return m;
-}
-
-template <typename Scalar>
-double max_relative_error(const std::vector<Scalar>& a, const std::vector<Scalar>& b) {
-  double err = 0, scale = 1e-30;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    err = std::max(err, std::abs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return err / scale;
+  eigengru::StackSpec spec{5, hidden_size, 2};
+  spec.reset_after = reset_after;
+  return eigengru_test::random_model<Scalar>(spec, seed, 0.5);
 }
 
 template <typename Scalar>
@@ -64,18 +44,18 @@ void test_stream_equals_sequence(bool reset_after, double tolerance, Index B = 3
   std::normal_distribution<double> n;
   std::vector<Scalar> x(T * B * I), out(T * B * H), h_n(2 * B * H), streamed(T * B * H);
   for (auto& v : x) v = static_cast<Scalar>(n(gen));
-  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr,
-                          out.data(), h_n.data());
+  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr, out.data(),
+                          h_n.data());
   eigengru::Stream<Scalar> stream(model.spec, layers.data(), B);
-  const std::string variant = std::string(reset_after ? "reset_after" : "reset_before") +
-                              ", batch " + std::to_string(B);
+  const std::string variant =
+      std::string(reset_after ? "reset_after" : "reset_before") + ", batch " + std::to_string(B);
   std::vector<Scalar> first_pass;
   for (int pass = 0; pass < 2; ++pass) {  // the second pass checks reset()
     stream.reset();
     for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
     const double err = max_relative_error(streamed, out);
-    check(err < tolerance, variant + ": stream equals sequence forward (error " +
-                               std::to_string(err) + ")");
+    check(err < tolerance,
+          variant + ": stream equals sequence forward (error " + std::to_string(err) + ")");
     if (pass == 0) first_pass = streamed;
   }
   check(streamed == first_pass, variant + ": a rerun after reset() is bitwise the same");
@@ -157,8 +137,8 @@ void test_python_fixture(const std::string& folder) {
   std::memcpy(x.data(), raw_x.data(), raw_x.size());
   std::memcpy(expected.data(), raw_out.data(), raw_out.size());
   const auto layers = model.layers();
-  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr,
-                          out.data(), nullptr);
+  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr, out.data(),
+                          nullptr);
   check(max_relative_error(out, expected) < 1e-5, "the Python-saved model gives Python's output");
   eigengru::Stream<float> stream(model.spec, layers.data(), B);
   for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);

@@ -25,19 +25,16 @@
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 template <typename Scalar>
-constexpr Index kChunk = kVectorBytes / static_cast<Index>(sizeof(Scalar));
+using Chunk = Eigen::Array<Scalar, kLanes<Scalar>, 1>;
 
+/// A chunk's length: kLanes, known when compiling, for every chunk but a row's last.
 template <typename Scalar>
-using Chunk = Eigen::Array<Scalar, kChunk<Scalar>, 1>;
+using FullChunk = std::integral_constant<Index, kLanes<Scalar>>;
 
-/// A chunk's length: kChunk, known when compiling, for every chunk but a row's last.
-template <typename Scalar>
-using FullChunk = std::integral_constant<Index, kChunk<Scalar>>;
-
-/// Elements [j, j + len) of p, len <= kChunk, zero-padded.
+/// Elements [j, j + len) of p, len <= kLanes, zero-padded.
 template <typename Scalar, typename Length>
 __attribute__((always_inline)) inline Chunk<Scalar> load(const Scalar* p, Index j, Length len) {
-  if (len == kChunk<Scalar>) return Eigen::Map<const Chunk<Scalar>>(p + j);
+  if (len == kLanes<Scalar>) return Eigen::Map<const Chunk<Scalar>>(p + j);
   Chunk<Scalar> c = Chunk<Scalar>::Zero();
   std::copy(p + j, p + j + len, c.data());
   return c;
@@ -46,7 +43,7 @@ __attribute__((always_inline)) inline Chunk<Scalar> load(const Scalar* p, Index 
 template <typename Scalar, typename Length>
 __attribute__((always_inline)) inline void store(Scalar* p, Index j, Length len,
                                                  const Chunk<Scalar>& c) {
-  if (len == kChunk<Scalar>)
+  if (len == kLanes<Scalar>)
     Eigen::Map<Chunk<Scalar>>(p + j) = c;
   else
     std::copy(c.data(), c.data() + len, p + j);
@@ -57,7 +54,7 @@ __attribute__((always_inline)) inline void store(Scalar* p, Index j, Length len,
 template <typename Scalar, typename Step>
 __attribute__((always_inline)) inline void for_each_chunk(Index n, Step step) {
   Index j = 0;
-  for (; j + kChunk<Scalar> <= n; j += kChunk<Scalar>) step(j, FullChunk<Scalar>{});
+  for (; j + kLanes<Scalar> <= n; j += kLanes<Scalar>) step(j, FullChunk<Scalar>{});
   if (j < n) step(j, n - j);
 }
 
@@ -84,7 +81,8 @@ struct ResetAfterChunk {
 
   /// Writes [r, z, n, m] to a gate record of 4 blocks of H.
   template <typename Length>
-  __attribute__((always_inline)) void store_record(Scalar* rec, Index H, Index j, Length len) const {
+  __attribute__((always_inline)) void store_record(Scalar* rec, Index H, Index j,
+                                                   Length len) const {
     store(rec, j, len, r);
     store(rec + H, j, len, z);
     store(rec + 2 * H, j, len, n);
@@ -95,14 +93,12 @@ struct ResetAfterChunk {
 /// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
 /// rec may be nullptr (inference: nothing reads the record).
 template <typename Scalar>
-inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh,
-                                const Scalar* bias_hn, const Scalar* h_prev, Scalar* rec,
-                                Scalar* h_next) {
+inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh, const Scalar* bias_hn,
+                                const Scalar* h_prev, Scalar* rec, Scalar* h_next) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const ResetAfterChunk<Scalar> g(load(gx, j, len), load(gx + H, j, len),
-                                    load(gx + 2 * H, j, len), load(gh, j, len),
-                                    load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j,
-                                    len, load(h_prev, j, len));
+    const ResetAfterChunk<Scalar> g(
+        load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), load(gh, j, len),
+        load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j, len, load(h_prev, j, len));
     store(h_next, j, len, g.h_next);
     if (rec != nullptr) g.store_record(rec, H, j, len);
   });
@@ -151,11 +147,11 @@ inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Sca
     const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
     const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
-    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                    // (1), (4)
-    const Chunk<Scalar> da_r = da_n * m * r * (1 - r);                       // (7), (6)
-    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z); // (2), (5)
-    const Chunk<Scalar> dm = da_n * r;                                       // (8)
-    store(dh, j, len, Chunk<Scalar>(d * z));                                 // (3)
+    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                     // (1), (4)
+    const Chunk<Scalar> da_r = da_n * m * r * (1 - r);                        // (7), (6)
+    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z);  // (2), (5)
+    const Chunk<Scalar> dm = da_n * r;                                        // (8)
+    store(dh, j, len, Chunk<Scalar>(d * z));                                  // (3)
     store(rec, j, len, da_r);
     store(rec + H, j, len, da_z);
     store(rec + 2 * H, j, len, da_n);
@@ -174,9 +170,9 @@ inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
-    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                    // (1), (4)
-    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z); // (2), (5)
-    store(dh, j, len, Chunk<Scalar>(d * z));                                 // (3)
+    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                     // (1), (4)
+    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z);  // (2), (5)
+    store(dh, j, len, Chunk<Scalar>(d * z));                                  // (3)
     store(rec + H, j, len, da_z);
     store(rec + 2 * H, j, len, da_n);
     store(dgh + H, j, len, da_z);
@@ -187,8 +183,8 @@ inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec
 /// Reset before the product, second half, given dq = dL/d(r * h) = da_n W_hn:
 /// (9) dr = dq * h and (10) dh += dq * r; writes da_r into the record and dgh.
 template <typename Scalar>
-inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec,
-                           Scalar* dh, Scalar* dgh) {
+inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec, Scalar* dh,
+                           Scalar* dgh) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
     const Chunk<Scalar> da_r = q * load(h_prev, j, len) * r * (1 - r);  // (9), (6)

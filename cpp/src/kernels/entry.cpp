@@ -41,13 +41,11 @@ constexpr eigengru::detail::KernelFunctions<Scalar> functions() {
       [](TrainingCacheInterface<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
          Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads, bool accumulate,
          bool keep) {
-        backward<Scalar>(own(cache), grad_out, grad_h_n, grad_x, grad_h0, grads, accumulate,
-                         keep);
+        backward<Scalar>(own(cache), grad_out, grad_h_n, grad_x, grad_h0, grads, accumulate, keep);
       },
       [](const StackSpec& spec, const LayerWeights<Scalar>* w, Index steps, Index batch,
-         const Index* lengths, const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n) {
-        stack_forward<Scalar>(spec, w, steps, batch, lengths, x, h0, out, h_n);
-      },
+         const Index* lengths, const Scalar* x, const Scalar* h0, Scalar* out,
+         Scalar* h_n) { stack_forward<Scalar>(spec, w, steps, batch, lengths, x, h0, out, h_n); },
       [](const StackSpec& spec, const LayerWeights<Scalar>* w, Index steps, Index batch,
          const Index* lengths, const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
          std::uint64_t seed, StackCacheInterface<Scalar>& cache) {

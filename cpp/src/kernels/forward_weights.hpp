@@ -3,9 +3,9 @@
 // in the public headers only because Stream holds it.
 #pragma once
 
-#include "packed_matrix.hpp"
-#include "matrix_types.hpp"
 #include "eigengru/weights.hpp"
+#include "matrix_types.hpp"
+#include "packed_matrix.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
@@ -15,13 +15,13 @@ template <typename Scalar>
 struct ForwardWeights {
   Index input_size = 0;
   Index first = 0, units = 0;
-  PackedMatrix<Scalar> w_ih_t;     ///< W_ihᵀ (I, 3U)
-  PackedMatrix<Scalar> w_hh_t;     ///< reset_after: W_hhᵀ (H, 3U); else the r and z blocks (H, 2U)
-  PackedMatrix<Scalar> w_hn_t;     ///< reset before the product: W_hnᵀ (H, U); else empty
+  PackedMatrix<Scalar> w_ih_t;  ///< W_ihᵀ (I, 3U)
+  PackedMatrix<Scalar> w_hh_t;  ///< reset_after: W_hhᵀ (H, 3U); else the r and z blocks (H, 2U)
+  PackedMatrix<Scalar> w_hn_t;  ///< reset before the product: W_hnᵀ (H, U); else empty
   /// b_ih with every bias outside the reset gate folded in: b_hr and b_hz always, b_hn too when
   /// the reset comes before the product. Zero without biases.
   Vector<Scalar> input_bias;
-  Vector<Scalar> bias_hn;           ///< reset_after with biases: b_hn; else empty
+  Vector<Scalar> bias_hn;  ///< reset_after with biases: b_hn; else empty
 
   /// Packs and copies: nothing of w is referenced afterwards. unit_count < 0: up to the last.
   explicit ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit = 0,

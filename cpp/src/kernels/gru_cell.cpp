@@ -5,7 +5,7 @@
 
 #include "cell.hpp"
 #include "denormals.hpp"
-#include "layer_step.hpp"
+#include "forward_step.hpp"
 #include "transposed_product.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
@@ -21,9 +21,6 @@ const LayerWeights<Scalar>& checked(const LayerWeights<Scalar>& w) {
   return w;
 }
 
-template <typename Scalar>
-using ConstRows = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
 /// out (rows x cols) = or += aᵀ b, with a (B x rows, rows lda apart) and b (B x cols, rows ldb
 /// apart): the sum over the batch of each row's outer product, a weight gradient, by the
 /// backward's own allocation-free product.
@@ -36,7 +33,7 @@ void add_outer(Scalar* out, Index rows, Index cols, const Scalar* a, Index lda, 
 
 /// out (n) = or += the column sums of a (B x n): a bias gradient.
 template <typename Scalar>
-void add_column_sums(Scalar* out, Index n, const ConstRows<Scalar>& a, bool accumulate) {
+void add_column_sums(Scalar* out, Index n, const ConstMatrixMap<Scalar>& a, bool accumulate) {
   Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>> target(out, n);
   if (accumulate)
     target += a.colwise().sum();
@@ -81,8 +78,8 @@ void GRUCell<Scalar>::forward(Index batch, const Scalar* x, const Scalar* h, Sca
   const detail::FlushDenormals flush;
   if (record == nullptr && !reset_after_) record = records_.data();  // the step's scratch
   // Always the same panel order: a single row's sums then round the same on every call.
-  detail::layer_step(forward_, hidden_size_, reset_after_, batch, x, h, h_next, record,
-                     gx_.data(), gh_.data(), false);
+  detail::layer_step(forward_, reset_after_, batch, x, h, h_next, record, gx_.data(), gh_.data(),
+                     false);
 }
 
 template <typename Scalar>
@@ -115,8 +112,8 @@ void GRUCell<Scalar>::backward(Index batch, const Scalar* x, const Scalar* h, Sc
   // Parameter gradients: the pre-activation gradients' outer products with what they
   // multiplied. dgh is [da_r, da_z, dm] (reset_after: dm multiplied h through W_hn) or
   // [da_r, da_z, da_n] (reset before: da_n multiplied m = r * h, kept in the record).
-  const ConstRows<Scalar> da(record, B, G, Eigen::OuterStride<>(R));
-  const ConstRows<Scalar> dgh_rows(dgh, B, G, Eigen::OuterStride<>(G));
+  const ConstMatrixMap<Scalar> da(record, B, G, Eigen::OuterStride<>(R));
+  const ConstMatrixMap<Scalar> dgh_rows(dgh, B, G, Eigen::OuterStride<>(G));
   if (g.weight_ih != nullptr) add_outer(g.weight_ih, G, I, record, R, x, I, B, accumulate);
   if (g.weight_hh != nullptr) {
     if (reset_after_) {

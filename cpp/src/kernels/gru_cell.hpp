@@ -2,11 +2,11 @@
 // computation, for step loops that train through themselves (reinforcement learning, sampling).
 #pragma once
 
+#include "eigengru/weights.hpp"
 #include "forward_weights.hpp"
-#include "packed_matrix.hpp"
 #include "kernel_set.hpp"
 #include "matrix_types.hpp"
-#include "eigengru/weights.hpp"
+#include "packed_matrix.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 
@@ -34,15 +34,16 @@ class GRUCell final : public eigengru::detail::GRUCellInterface<Scalar> {
 
   /// h_next (B, H) from x (B, I) and h (B, H); h_next may be h. record: (B, record_size())
   /// for a later backward(), or nullptr.
-  void forward(Index batch, const Scalar* x, const Scalar* h, Scalar* h_next, Scalar* record) override;
+  void forward(Index batch, const Scalar* x, const Scalar* h, Scalar* h_next,
+               Scalar* record) override;
 
   /// The backward of one forward() that kept its record: x and h as that forward read them,
   /// grad_h_next = dL/dh_next (B, H). Writes dx (B, I) (nullptr: not wanted) and dh (B, H); adds
   /// the parameter gradients into g, or writes them when accumulate is false (null pointers of
   /// g are skipped). Overwrites the record with gate gradients: one backward per forward.
   void backward(Index batch, const Scalar* x, const Scalar* h, Scalar* record,
-                const Scalar* grad_h_next, Scalar* dx, Scalar* dh,
-                const LayerGradients<Scalar>& g, bool accumulate) override;
+                const Scalar* grad_h_next, Scalar* dx, Scalar* dh, const LayerGradients<Scalar>& g,
+                bool accumulate) override;
 
  private:
   void reserve(Index batch);
@@ -50,9 +51,9 @@ class GRUCell final : public eigengru::detail::GRUCellInterface<Scalar> {
   Index hidden_size_;
   bool reset_after_, has_bias_;
   detail::ForwardWeights<Scalar> forward_;
-  PackedMatrix<Scalar> w_ih_;   ///< W_ih (3H, I): dx = [da_r, da_z, da_n] W_ih
-  PackedMatrix<Scalar> w_hh_;   ///< W_hh (3H, H); reset before: its r and z rows (2H, H)
-  PackedMatrix<Scalar> w_hn_;   ///< reset before: W_hn (H, H), for dq = da_n W_hn; else empty
+  PackedMatrix<Scalar> w_ih_;  ///< W_ih (3H, I): dx = [da_r, da_z, da_n] W_ih
+  PackedMatrix<Scalar> w_hh_;  ///< W_hh (3H, H); reset before: its r and z rows (2H, H)
+  PackedMatrix<Scalar> w_hn_;  ///< reset before: W_hn (H, H), for dq = da_n W_hn; else empty
   RowMatrix<Scalar> gx_, gh_, records_, dq_;  // scratch, one row per batch row
 };
 

@@ -16,9 +16,6 @@ using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
 /// A row-major matrix view whose rows may be further apart than its width (a column block).
 template <typename Scalar>
-using MatrixMap = Eigen::Map<RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
-template <typename Scalar>
 using ConstMatrixMap = Eigen::Map<const RowMatrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 template <typename Scalar>

@@ -33,29 +33,22 @@ struct VectorOf<double> {
 template <typename Scalar>
 using Vec = typename VectorOf<Scalar>::type;
 
-template <typename Scalar>
-constexpr Index kLanes = kVectorBytes / static_cast<Index>(sizeof(Scalar));
-/// Two vectors: 32 floats or 16 doubles with AVX-512.
-template <typename Scalar>
-constexpr Index kPanelWidth = 2 * kLanes<Scalar>;
 /// 8 rows x 2 vectors = 16 accumulators of 32 vector registers; with 16 registers, 6 rows (12).
 constexpr Index kRowBlock = kVectorRegisters >= 32 ? 8 : 6;
 
 /// The same vector as an access type that may sit at any element boundary and alias the
 /// scalars: one whole-register load or store. (A memcpy into a Vec is moved in 16-byte pieces
 /// under generic tuning, and the vector is then reloaded from the stack, stalling on store
-/// forwarding: the avx2 set ran 2x slower than the baseline.)
+/// forwarding.)
 template <typename Scalar>
 struct UnalignedVectorOf;
 template <>
 struct UnalignedVectorOf<float> {
-  typedef float type
-      __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(4), may_alias));
+  typedef float type __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(4), may_alias));
 };
 template <>
 struct UnalignedVectorOf<double> {
-  typedef double type
-      __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(8), may_alias));
+  typedef double type __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(8), may_alias));
 };
 
 template <typename Scalar>
@@ -100,12 +93,10 @@ __attribute__((always_inline)) inline void store_row(const Output<Scalar>& out, 
 }
 
 // Loops over the kernel's registers are unrolled before the compiler decides where the
-// accumulators live: GCC otherwise kept the KU partial sums in stack memory around the k loop
-// (stored and reloaded once per call), which cost 10-20% on a batch-1 product of depth 16-64.
-// The same holds for the loop that stores the rows: left rolled, it made GCC zero all the
-// accumulators on the stack before the k loop and spill them after it, which cost a product of
-// depth 16 a fifth of its time and one of depth 128 about 4% (48 x 16 x 192: 71% -> 91% of the
-// multiply-add peak; 256 x 128 x 384, the wide shape's step: 95% -> 99%).
+// accumulators live: GCC otherwise keeps the KU partial sums in stack memory around the k loop.
+// The same holds for the loop that stores the rows: left rolled, it makes GCC zero all the
+// accumulators on the stack before the k loop and spill them after it, which short products
+// (a recurrence's depth is its hidden size) cannot amortise.
 #if defined(__clang__)
 #define EIGENGRU_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__)
@@ -118,13 +109,13 @@ __attribute__((always_inline)) inline void store_row(const Output<Scalar>& out, 
 // multiply-add chains in flight to hide their latency; the KU partial sums are added in a fixed
 // order, so results do not depend on anything but the inputs.
 template <typename Scalar, int MR, int KU, bool kUnitStep>
-void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
-                  Index depth, const Output<Scalar>& out) {
+void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb, Index depth,
+                  const Output<Scalar>& out) {
   const Index step = kUnitStep ? 1 : a_step;
   constexpr Index L = kLanes<Scalar>;
   Vec<Scalar> acc[KU][MR][2];
-  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u)
-    EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
+  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) EIGENGRU_UNROLL for (int i = 0; i < MR; ++i)
+      acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
 
   Index k = 0;
   for (; k + KU <= depth; k += KU) {
@@ -147,11 +138,10 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
       acc[0][i][1] += ai * b1;
     }
   }
-  EIGENGRU_UNROLL for (int u = 1; u < KU; ++u)
-    EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
-      acc[0][i][0] += acc[u][i][0];
-      acc[0][i][1] += acc[u][i][1];
-    }
+  EIGENGRU_UNROLL for (int u = 1; u < KU; ++u) EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
+    acc[0][i][0] += acc[u][i][0];
+    acc[0][i][1] += acc[u][i][1];
+  }
 
   Vec<Scalar> bias0{}, bias1{};
   if (out.bias != nullptr) {
@@ -183,11 +173,10 @@ struct RowOutput {
 
 /// One row of A against P consecutive panels of B, B(k, p * kPanelWidth + j) = b[p *
 /// panel_stride + k * ldb + j], for a product with a single row: one broadcast of A(0, k)
-/// serves 2P vector multiply-adds, where micro_kernel's serves 2 (a batch-1 product of depth 64
-/// to 192 measured 1.1-1.3x faster with P = 2; P = 6 against 3 pairs: a 64 x 768 step 3%
-/// faster). With `descending`, k runs from the last row to the first, so that a recurrence
-/// alternating the direction from step to step starts each step on the rows of B it read last,
-/// still in L1 (multiply()'s `backwards`).
+/// serves 2P vector multiply-adds, where micro_kernel's serves 2: a single row has no other rows
+/// to share the loads of B with, so each loaded A value must feed more of them. With `descending`,
+/// k runs from the last row to the first, so that a recurrence alternating the direction from step
+/// to step starts each step on the rows of B it read last, still in L1 (multiply()'s `backwards`).
 template <typename Scalar, int P, int KU, bool kUnitStep>
 __attribute__((always_inline)) inline void row_kernel(const Scalar* a, Index a_step,
                                                       const Scalar* b, Index panel_stride,
@@ -196,8 +185,8 @@ __attribute__((always_inline)) inline void row_kernel(const Scalar* a, Index a_s
   const Index step = kUnitStep ? 1 : a_step;
   constexpr Index L = kLanes<Scalar>, W = kPanelWidth<Scalar>;
   Vec<Scalar> acc[KU][P][2];
-  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u)
-    EIGENGRU_UNROLL for (int p = 0; p < P; ++p) acc[u][p][0] = acc[u][p][1] = Vec<Scalar>{};
+  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) EIGENGRU_UNROLL for (int p = 0; p < P; ++p)
+      acc[u][p][0] = acc[u][p][1] = Vec<Scalar>{};
   auto row = [&](int u, Index k) __attribute__((always_inline)) {
     const Scalar ak = a[k * step];
     EIGENGRU_UNROLL for (int p = 0; p < P; ++p) {
@@ -235,8 +224,9 @@ __attribute__((always_inline)) inline void row_kernel(const Scalar* a, Index a_s
 /// micro_kernel for MR rows, its chains split KU ways when the rows alone are too few to hide
 /// the multiply-add latency; with kOneChain, never split (see PackedMatrix::project).
 template <typename Scalar, int MR, bool kOneChain = false>
-__attribute__((always_inline)) inline void kernel_for_rows(const Scalar* a, Index lda, Index a_step, const Scalar* b, Index ldb,
-                     Index depth, const Output<Scalar>& out) {
+__attribute__((always_inline)) inline void kernel_for_rows(const Scalar* a, Index lda, Index a_step,
+                                                           const Scalar* b, Index ldb, Index depth,
+                                                           const Output<Scalar>& out) {
   constexpr int KU = MR >= 4 || kOneChain ? 1 : (MR == 1 ? 4 : 2);
   if (a_step == 1)
     micro_kernel<Scalar, MR, KU, true>(a, lda, 1, b, ldb, depth, out);
@@ -252,9 +242,11 @@ constexpr int kMaxRowPanels = 6;
 /// KU ways so that at least 6 accumulators are in flight, and the unit-step specialisation when
 /// a_step is 1; with kOneChain, one chain whatever P (see PackedMatrix::project).
 template <typename Scalar, int P, bool kOneChain = false>
-__attribute__((always_inline)) inline void row_kernel_for_panels(
-    const Scalar* a, Index a_step, const Scalar* b, Index panel_stride, Index ldb, Index depth,
-    bool descending, const RowOutput<Scalar>& out) {
+__attribute__((always_inline)) inline void row_kernel_for_panels(const Scalar* a, Index a_step,
+                                                                 const Scalar* b,
+                                                                 Index panel_stride, Index ldb,
+                                                                 Index depth, bool descending,
+                                                                 const RowOutput<Scalar>& out) {
   constexpr int KU = P >= 3 || kOneChain ? 1 : 4 / P;
   if (a_step == 1)
     row_kernel<Scalar, P, KU, true>(a, 1, b, panel_stride, ldb, depth, descending, out);
@@ -264,31 +256,44 @@ __attribute__((always_inline)) inline void row_kernel_for_panels(
 
 /// row_kernel_for_panels with P known only at run time, 1 <= panels <= kMaxRowPanels.
 template <typename Scalar, bool kOneChain = false>
-__attribute__((always_inline)) inline void row_kernel_for(int panels, const Scalar* a,
-                                                          Index a_step, const Scalar* b,
-                                                          Index panel_stride, Index ldb,
-                                                          Index depth, bool descending,
+__attribute__((always_inline)) inline void row_kernel_for(int panels, const Scalar* a, Index a_step,
+                                                          const Scalar* b, Index panel_stride,
+                                                          Index ldb, Index depth, bool descending,
                                                           const RowOutput<Scalar>& out) {
   static_assert(kMaxRowPanels == 6);
   auto kernel = [&](auto p) __attribute__((always_inline)) {
-    row_kernel_for_panels<Scalar, decltype(p)::value, kOneChain>(a, a_step, b, panel_stride,
-                                                                 ldb, depth, descending, out);
+    row_kernel_for_panels<Scalar, decltype(p)::value, kOneChain>(a, a_step, b, panel_stride, ldb,
+                                                                 depth, descending, out);
   };
   switch (panels) {
-    case 6: kernel(std::integral_constant<int, 6>{}); break;
-    case 5: kernel(std::integral_constant<int, 5>{}); break;
-    case 4: kernel(std::integral_constant<int, 4>{}); break;
-    case 3: kernel(std::integral_constant<int, 3>{}); break;
-    case 2: kernel(std::integral_constant<int, 2>{}); break;
-    case 1: kernel(std::integral_constant<int, 1>{}); break;
-    default: break;
+    case 6:
+      kernel(std::integral_constant<int, 6>{});
+      break;
+    case 5:
+      kernel(std::integral_constant<int, 5>{});
+      break;
+    case 4:
+      kernel(std::integral_constant<int, 4>{});
+      break;
+    case 3:
+      kernel(std::integral_constant<int, 3>{});
+      break;
+    case 2:
+      kernel(std::integral_constant<int, 2>{});
+      break;
+    case 1:
+      kernel(std::integral_constant<int, 1>{});
+      break;
+    default:
+      break;
   }
 }
 
 /// Rows [0, m) of A and C against one panel of B, kRowBlock rows at a time.
 template <typename Scalar, bool kOneChain = false>
-__attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index lda, Index a_step, Index m, const Scalar* b, Index ldb,
-                   Index depth, Output<Scalar> out) {
+__attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index lda, Index a_step,
+                                                         Index m, const Scalar* b, Index ldb,
+                                                         Index depth, Output<Scalar> out) {
   Index i = 0;
   for (; i + kRowBlock <= m; i += kRowBlock) {
     kernel_for_rows<Scalar, kRowBlock, kOneChain>(a + i * lda, lda, a_step, b, ldb, depth, out);
@@ -296,14 +301,29 @@ __attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index 
   }
   const Scalar* ai = a + i * lda;
   switch (m - i) {
-    case 7: kernel_for_rows<Scalar, 7, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 6: kernel_for_rows<Scalar, 6, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 5: kernel_for_rows<Scalar, 5, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 4: kernel_for_rows<Scalar, 4, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 3: kernel_for_rows<Scalar, 3, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 2: kernel_for_rows<Scalar, 2, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    case 1: kernel_for_rows<Scalar, 1, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
-    default: break;
+    case 7:
+      kernel_for_rows<Scalar, 7, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    case 6:
+      kernel_for_rows<Scalar, 6, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    case 5:
+      kernel_for_rows<Scalar, 5, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    case 4:
+      kernel_for_rows<Scalar, 4, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    case 3:
+      kernel_for_rows<Scalar, 3, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    case 2:
+      kernel_for_rows<Scalar, 2, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    case 1:
+      kernel_for_rows<Scalar, 1, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
+      break;
+    default:
+      break;
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "denormals.hpp"
 #include "micro_kernel.hpp"
+#include "work_split.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 
@@ -32,8 +33,7 @@ constexpr bool kHasShuffle = false;  // GCC before 12: packs element by element
 /// pair of rows (i, i + D) with i & D == 0 swaps its off-diagonal D-wide blocks. The rounds for
 /// D = 1, 2, 4, 8 below L together transpose the tile, in any order.
 template <typename Scalar, int D, std::size_t... E>
-__attribute__((always_inline)) inline void swap_blocks(Vec<Scalar>* v,
-                                                       std::index_sequence<E...>) {
+__attribute__((always_inline)) inline void swap_blocks(Vec<Scalar>* v, std::index_sequence<E...>) {
   constexpr int L = static_cast<int>(kLanes<Scalar>);
   for (int i = 0; i < L; ++i) {
     if (i & D) continue;
@@ -91,13 +91,14 @@ const Scalar* panel_bias(const Scalar* bias, Index cols, Index p, Scalar* tail) 
 template <typename Scalar>
 void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, Index row_stride,
                                 Index col_stride, int threads) {
-  static_assert(kPanelWidth == 2 * kLanes<Scalar>);
-  const Index panels = (cols + kPanelWidth - 1) / kPanelWidth;
+  static_assert(detail::kPanelWidth<Scalar> == 2 * kLanes<Scalar>);
+  const Index panels = (cols + detail::kPanelWidth<Scalar> - 1) / detail::kPanelWidth<Scalar>;
   rows_ = cols_ = 0;
-  panels_.resize(panels * rows * kPanelWidth);  // every value is written below
-  narrow_ = panels * kPanelWidth * static_cast<Index>(sizeof(Scalar)) <= kNarrowRowBytes;
-  ldb_ = narrow_ ? panels * kPanelWidth : kPanelWidth;
-  panel_stride_ = narrow_ ? kPanelWidth : rows * kPanelWidth;
+  panels_.resize(panels * rows * detail::kPanelWidth<Scalar>);  // every value is written below
+  narrow_ =
+      panels * detail::kPanelWidth<Scalar> * static_cast<Index>(sizeof(Scalar)) <= kNarrowRowBytes;
+  ldb_ = narrow_ ? panels * detail::kPanelWidth<Scalar> : detail::kPanelWidth<Scalar>;
+  panel_stride_ = narrow_ ? detail::kPanelWidth<Scalar> : rows * detail::kPanelWidth<Scalar>;
   // A transposed source (a weight matrix used as Wᵀ, row_stride 1) is copied by tiles
   // transposed in registers, reading whole source rows: element by element, the reads stride
   // across rows (the forward of a small layer spent 6 us a call packing, now 2.4). The rows
@@ -106,15 +107,15 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   const Index tiled_rows = transposed ? rows / kLanes<Scalar> * kLanes<Scalar> : 0;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (Index p = 0; p < panels; ++p) {
-    const Index j0 = p * kPanelWidth;
-    const Index width = std::min(kPanelWidth, cols - j0);
+    const Index j0 = p * detail::kPanelWidth<Scalar>;
+    const Index width = std::min(detail::kPanelWidth<Scalar>, cols - j0);
     Scalar* dst = panels_.data() + p * panel_stride_;
     for (Index k = 0; k < tiled_rows; k += kLanes<Scalar>)
       pack_transposed_rows(source + j0 * col_stride, col_stride, k, width, dst, ldb_);
     for (Index k = tiled_rows; k < rows; ++k) {
       for (Index j = 0; j < width; ++j)
         dst[k * ldb_ + j] = source[k * row_stride + (j0 + j) * col_stride];
-      std::fill(dst + k * ldb_ + width, dst + k * ldb_ + kPanelWidth, Scalar(0));
+      std::fill(dst + k * ldb_ + width, dst + k * ldb_ + detail::kPanelWidth<Scalar>, Scalar(0));
     }
   }
   rows_ = rows;
@@ -125,15 +126,15 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
 // depth reversed with the panel order.
 template <typename Scalar>
 template <bool kOneChain>
-void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c,
-                                        bool accumulate, const Scalar* bias, bool backwards,
-                                        Index k_begin, Index k_end) const noexcept {
+void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c, bool accumulate,
+                                        const Scalar* bias, bool backwards, Index k_begin,
+                                        Index k_end) const noexcept {
   constexpr Index kMax = detail::kMaxRowPanels;
-  const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
+  const Index panels = (cols_ + detail::kPanelWidth<Scalar> - 1) / detail::kPanelWidth<Scalar>;
   if (panels == 0) return;
   const Index groups = (panels + kMax - 1) / kMax;
-  const Index last_ncols = cols_ - (panels - 1) * kPanelWidth;
-  alignas(64) Scalar bias_tail[kPanelWidth];
+  const Index last_ncols = cols_ - (panels - 1) * detail::kPanelWidth<Scalar>;
+  alignas(64) Scalar bias_tail[detail::kPanelWidth<Scalar>];
   const Scalar* last_bias = panel_bias(bias, cols_, panels - 1, bias_tail);
   for (Index q = 0; q < groups; ++q) {
     const Index g = backwards ? groups - 1 - q : q;
@@ -142,9 +143,11 @@ void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c
     const Index p1 = groups == 1 ? panels : panels * (g + 1) / groups;
     const bool ends = p1 == panels;
     const detail::RowOutput<Scalar> out{
-        c + p0 * kPanelWidth, ends ? last_ncols : kPanelWidth, accumulate,
-        bias == nullptr ? nullptr : bias + p0 * kPanelWidth,
-        bias == nullptr ? nullptr : ends ? last_bias : bias + (p1 - 1) * kPanelWidth};
+        c + p0 * detail::kPanelWidth<Scalar>, ends ? last_ncols : detail::kPanelWidth<Scalar>,
+        accumulate, bias == nullptr ? nullptr : bias + p0 * detail::kPanelWidth<Scalar>,
+        bias == nullptr ? nullptr
+        : ends          ? last_bias
+                        : bias + (p1 - 1) * detail::kPanelWidth<Scalar>};
     const Scalar* b = panels_.data() + p0 * panel_stride_ + k_begin * ldb_;
     detail::row_kernel_for<Scalar, kOneChain>(static_cast<int>(p1 - p0), a + k_begin * a_step,
                                               a_step, b, panel_stride_, ldb_, k_end - k_begin,
@@ -152,7 +155,7 @@ void PackedMatrix<Scalar>::multiply_row(const Scalar* a, Index a_step, Scalar* c
   }
 }
 
-// Inlined into both callers: called out of line, it made a stream step 6% slower.
+// Inlined into both callers: a batch-1 step is short enough for the call's cost to show.
 template <typename Scalar>
 template <bool kOneChain>
 __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
@@ -161,17 +164,18 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
   using detail::kRowBlock;
   if (m == 1)
     return multiply_row<kOneChain>(a, a_step, c, accumulate, bias, backwards, k_begin, k_end);
-  const Index panels = (cols_ + kPanelWidth - 1) / kPanelWidth;
-  alignas(64) Scalar bias_tail[kPanelWidth];
+  const Index panels = (cols_ + detail::kPanelWidth<Scalar> - 1) / detail::kPanelWidth<Scalar>;
+  alignas(64) Scalar bias_tail[detail::kPanelWidth<Scalar>];
   auto output = [&](Index p, Scalar* c_row) {
-    const Index j0 = p * kPanelWidth, ncols = std::min(kPanelWidth, cols_ - j0);
+    const Index j0 = p * detail::kPanelWidth<Scalar>,
+                ncols = std::min(detail::kPanelWidth<Scalar>, cols_ - j0);
     return detail::Output<Scalar>{c_row + j0, ldc, ncols, accumulate,
                                   panel_bias(bias, cols_, p, bias_tail)};
   };
   // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
   // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 16
-  // vector multiply-adds per 128 bytes of B, so hardware prefetching keeps up even from L3, and
-  // blocking the depth as well measured no faster.
+  // vector multiply-adds per 128 bytes of B, so hardware prefetching keeps up even from L3
+  // without blocking the depth as well.
   const Index depth = std::max<Index>(1, k_end - k_begin);
   const Index row_block = std::max<Index>(
       kRowBlock, 256 * 1024 / static_cast<Index>(sizeof(Scalar)) / depth / kRowBlock * kRowBlock);
@@ -179,10 +183,10 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     const Index r1 = std::min(m, r0 + row_block);
     for (Index q = 0; q < panels; ++q) {
       const Index p = backwards ? panels - 1 - q : q;
-      detail::multiply_rows<Scalar, kOneChain>(
-          a + r0 * lda + k_begin * a_step, lda, a_step, r1 - r0,
-          panels_.data() + p * panel_stride_ + k_begin * ldb_, ldb_, k_end - k_begin,
-          output(p, c + r0 * ldc));
+      detail::multiply_rows<Scalar, kOneChain>(a + r0 * lda + k_begin * a_step, lda, a_step,
+                                               r1 - r0,
+                                               panels_.data() + p * panel_stride_ + k_begin * ldb_,
+                                               ldb_, k_end - k_begin, output(p, c + r0 * ldc));
     }
   }
 }
@@ -201,8 +205,8 @@ void PackedMatrix<Scalar>::project(const Scalar* a, Index lda, Index m, Scalar* 
 }
 
 template <typename Scalar>
-void PackedMatrix<Scalar>::multiply_depth(const Scalar* a, Index lda, Index m, Scalar* c,
-                                          Index ldc, bool accumulate, Index k_begin, Index k_end,
+void PackedMatrix<Scalar>::multiply_depth(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
+                                          bool accumulate, Index k_begin, Index k_end,
                                           bool backwards) const noexcept {
   multiply_range<false>(a, lda, m, c, ldc, accumulate, 1, nullptr, backwards, k_begin, k_end);
 }
@@ -217,10 +221,10 @@ void PackedMatrix<Scalar>::multiply_parallel(const Scalar* a, Index lda, Index m
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const detail::FlushDenormals flush;
-    const Index t = omp_get_thread_num(), n = omp_get_num_threads();
-    const Index r0 = std::min(m, blocks * t / n * kRowBlock);
-    const Index r1 = std::min(m, blocks * (t + 1) / n * kRowBlock);
-    if (r1 > r0) multiply(a + r0 * lda, lda, r1 - r0, c + r0 * ldc, ldc, accumulate, a_step);
+    const detail::Slice rows = detail::my_share(m, kRowBlock);
+    if (rows.size() > 0)
+      multiply(a + rows.begin * lda, lda, rows.size(), c + rows.begin * ldc, ldc, accumulate,
+               a_step);
   }
 }
 

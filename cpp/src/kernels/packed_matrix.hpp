@@ -8,23 +8,20 @@
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 
-/// B (K x N) stored as column panels of kPanelWidth columns (the last panel zero-padded). A
+/// B (K x N) stored as column panels of detail::kPanelWidth columns (the last panel zero-padded). A
 /// product streams every panel once from memory and keeps it in cache while all rows of A go
 /// past it; nothing is allocated per product.
 ///
 /// Two layouts of the same panels: a wide B stores each panel as K consecutive rows of
 /// kPanelWidth values; a narrow B, whose padded rows take at most kNarrowRowBytes, stores whole
 /// padded rows one after the other (panel p's row k at k * padded N + p * kPanelWidth). A
-/// product with a single row (a GRU step at batch 1) then reads B front to back as one stream:
-/// a stream step at 64 x 192 measured 5% faster, and products with several rows the same.
+/// product with a single row (a GRU step at batch 1) then reads B front to back as one stream,
+/// which the hardware prefetcher follows best; products with several rows lose nothing.
 template <typename Scalar>
 class PackedMatrix {
  public:
-  /// Two vector registers: 32 floats or 16 doubles with AVX-512.
-  static constexpr Index kPanelWidth = 2 * kVectorBytes / static_cast<Index>(sizeof(Scalar));
-  /// The widest padded row stored row by row: 256 floats (8 panels), 128 doubles. A wider one
-  /// (384 floats, H = 128) measured 1-3% slower with several rows, where each panel's rows
-  /// are then far apart.
+  /// The widest padded row stored row by row: 256 floats (8 panels), 128 doubles. Wider rows
+  /// would put each panel's rows too far apart for products with several rows.
   static constexpr Index kNarrowRowBytes = 1024;
 
   PackedMatrix() = default;
@@ -54,9 +51,9 @@ class PackedMatrix {
   ///
   /// backwards: take the panels last to first, and with a single row (m = 1) the depth last to
   /// first as well. A recurrence that alternates the order from step to step starts each step
-  /// on the weights it used last, still in L1 (a step at batch 1 measured 20% faster with 48 KB
-  /// of weights). Several rows give the same result either way, bit for bit; a single row's
-  /// sums are then added in another order (the same for the same inputs and `backwards`).
+  /// on the weights it used last, still in L1 (when they do not all fit). Several rows give the
+  /// same result either way, bit for bit; a single row's sums are then added in another order (the
+  /// same for the same inputs and `backwards`).
   void multiply(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
                 Index a_step = 1, const Scalar* bias = nullptr,
                 bool backwards = false) const noexcept;
@@ -78,25 +75,24 @@ class PackedMatrix {
   /// multiply() with the rows of A and C split over `threads` OpenMP threads. The slices start
   /// on the kernel's row blocks, so every row is computed exactly as by one thread: results do
   /// not depend on the thread count.
-  void multiply_parallel(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
-                         bool accumulate, int threads, Index a_step = 1) const noexcept;
+  void multiply_parallel(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
+                         int threads, Index a_step = 1) const noexcept;
 
  private:
   /// multiply_range() for m = 1.
   template <bool kOneChain>
-  void multiply_row(const Scalar* a, Index a_step, Scalar* c, bool accumulate,
-                    const Scalar* bias, bool backwards, Index k_begin,
-                    Index k_end) const noexcept;
+  void multiply_row(const Scalar* a, Index a_step, Scalar* c, bool accumulate, const Scalar* bias,
+                    bool backwards, Index k_begin, Index k_end) const noexcept;
   template <bool kOneChain>
-  void multiply_range(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc,
-                      bool accumulate, Index a_step, const Scalar* bias, bool backwards,
-                      Index k_begin, Index k_end) const noexcept;
+  void multiply_range(const Scalar* a, Index lda, Index m, Scalar* c, Index ldc, bool accumulate,
+                      Index a_step, const Scalar* bias, bool backwards, Index k_begin,
+                      Index k_end) const noexcept;
 
   Index rows_ = 0;
   Index cols_ = 0;
   bool narrow_ = false;
-  Index ldb_ = 0;           ///< from a panel's row k to its row k + 1
-  Index panel_stride_ = 0;  ///< from panel p to panel p + 1
+  Index ldb_ = 0;                                    ///< from a panel's row k to its row k + 1
+  Index panel_stride_ = 0;                           ///< from panel p to panel p + 1
   Eigen::Matrix<Scalar, Eigen::Dynamic, 1> panels_;  ///< aligned; resize() leaves it unset
 };
 

@@ -2,13 +2,12 @@
 // recurrent product's sums while they are still in registers.
 //
 // At batch 1 a step is one product of the state with W_hhᵀ (H x 3H), short enough that what
-// surrounds it counts: a stream step (64 x 192) measured 3-4% faster (C++ A/B, min of 10
-// alternating runs, 0.483 -> 0.462-0.469 ms for 1000 steps) than with the sums stored and read
-// back by the separate gate pass. The hidden units go in groups of up to 3 vectors: a group's
+// surrounds it counts: storing the sums and reading them back for a separate gate pass costs
+// more than the gates themselves. The hidden units go in groups of up to 3 vectors: a group's
 // r, z and n sums (3 x 3 = 9 accumulators) are made over the whole depth, then its gates, its
 // state and its record, the vectors in the order the next step (the other direction) reads
-// them first, so that it can start before the last gates are done (1-1.5%). One group's gates
-// overlap the next group's product.
+// them first, so that it can start before the last gates are done. One group's gates overlap
+// the next group's product.
 //
 // The gates are cell.hpp's ResetAfterChunk, the batched gate pass's own arithmetic, and the
 // sums are added over k in the order PackedMatrix::multiply adds a single row's when it takes
@@ -18,8 +17,8 @@
 #pragma once
 
 #include "cell.hpp"
-#include "packed_matrix.hpp"
 #include "micro_kernel.hpp"
+#include "packed_matrix.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
@@ -28,24 +27,24 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 /// vector (H a multiple of 16 floats or 8 doubles).
 template <typename Scalar>
 bool fits_row_step(const PackedMatrix<Scalar>& w_hh_t, Index H) {
-  return w_hh_t.narrow() && w_hh_t.cols() == 3 * H && w_hh_t.rows() == H &&
-         H % kLanes<Scalar> == 0;
+  return w_hh_t.narrow() && w_hh_t.cols() == 3 * H && w_hh_t.rows() == H && H % kLanes<Scalar> == 0;
 }
 
 /// Units [u0, u0 + Q * kLanes) of the step.
 template <typename Scalar, int Q>
-__attribute__((always_inline)) inline void row_step_group(
-    Index H, const Scalar* w, Index ldw, Index u0, const Scalar* gx, const Scalar* bias_hn,
-    const Scalar* h_prev, Scalar* rec, Scalar* h_next, bool descending) {
+__attribute__((always_inline)) inline void row_step_group(Index H, const Scalar* w, Index ldw,
+                                                          Index u0, const Scalar* gx,
+                                                          const Scalar* bias_hn,
+                                                          const Scalar* h_prev, Scalar* rec,
+                                                          Scalar* h_next, bool descending) {
   constexpr Index L = kLanes<Scalar>;
   Vec<Scalar> acc[3][Q];
-  EIGENGRU_UNROLL for (int g = 0; g < 3; ++g)
-    EIGENGRU_UNROLL for (int q = 0; q < Q; ++q) acc[g][q] = Vec<Scalar>{};
+  EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+      acc[g][q] = Vec<Scalar>{};
   const Scalar* b = w + u0;  // gate g's vector q of row k at b + k * ldw + g * H + q * L
   auto row = [&](Index k) __attribute__((always_inline)) {
     const Scalar hk = h_prev[k];
-    EIGENGRU_UNROLL for (int g = 0; g < 3; ++g)
-      EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+    EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
         acc[g][q] += hk * load_vector(b + k * ldw + g * H + q * L);
   };
   if (!descending)
@@ -61,10 +60,9 @@ __attribute__((always_inline)) inline void row_step_group(
   const FullChunk<Scalar> len;
   auto finish = [&](int q) __attribute__((always_inline)) {
     const Index j = u0 + q * L;
-    const ResetAfterChunk<Scalar> gates(load(gx, j, len), load(gx + H, j, len),
-                                        load(gx + 2 * H, j, len), chunk(acc[0][q]),
-                                        chunk(acc[1][q]), chunk(acc[2][q]), bias_hn, j, len,
-                                        load(h_prev, j, len));
+    const ResetAfterChunk<Scalar> gates(
+        load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), chunk(acc[0][q]),
+        chunk(acc[1][q]), chunk(acc[2][q]), bias_hn, j, len, load(h_prev, j, len));
     store(h_next, j, len, gates.h_next);
     if (rec != nullptr) gates.store_record(rec, H, j, len);
   };
@@ -74,10 +72,8 @@ __attribute__((always_inline)) inline void row_step_group(
     EIGENGRU_UNROLL for (int q = Q - 1; q >= 0; --q) finish(q);
 }
 
-/// The most unit vectors in a group: 3 x 3 = 9 accumulators. Groups of 4 (one group for a
-/// 64-unit layer) measured 3% slower on the stream shape, since a group's gates then have no
-/// other group's product to overlap with, and groups of 2 or 1 slower where 3 vectors make
-/// the whole layer (48 units: 4%).
+/// The most unit vectors in a group: 3 x 3 = 9 accumulators. Larger groups leave a small
+/// layer's gates no other group's product to overlap with; smaller ones reread h more often.
 constexpr Index kMaxGroupVectors = 3;
 
 /// forward_reset_after(H, gx, h_prev W_hhᵀ, bias_hn, h_prev, rec, h_next) in one pass, for a
@@ -95,15 +91,22 @@ void forward_row_reset_after(const PackedMatrix<Scalar>& w_hh_t, Index H, const 
     const Index g = backwards ? groups - 1 - q : q;
     const Index v0 = vectors * g / groups, v1 = vectors * (g + 1) / groups;  // balanced
     auto group = [&](auto width) __attribute__((always_inline)) {
-      row_step_group<Scalar, decltype(width)::value>(H, w, ldw, v0 * L, gx, bias_hn, h_prev,
-                                                     rec, h_next, backwards);
+      row_step_group<Scalar, decltype(width)::value>(H, w, ldw, v0 * L, gx, bias_hn, h_prev, rec,
+                                                     h_next, backwards);
     };
     static_assert(kMaxGroupVectors == 3);
     switch (v1 - v0) {
-      case 3: group(std::integral_constant<int, 3>{}); break;
-      case 2: group(std::integral_constant<int, 2>{}); break;
-      case 1: group(std::integral_constant<int, 1>{}); break;
-      default: break;
+      case 3:
+        group(std::integral_constant<int, 3>{});
+        break;
+      case 2:
+        group(std::integral_constant<int, 2>{});
+        break;
+      case 1:
+        group(std::integral_constant<int, 1>{});
+        break;
+      default:
+        break;
     }
   }
 }

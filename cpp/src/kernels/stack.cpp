@@ -6,9 +6,8 @@
 #include <string>
 #include <thread>
 
-#include "direction_threads.hpp"
 #include "forward_weights.hpp"
-#include "eigengru/threads.hpp"
+#include "work_split.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 namespace detail {
@@ -60,8 +59,7 @@ template <typename Scalar>
 void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scalar>* weights,
                  Index steps, Index batch, const Index* lengths) {
   const std::string where(fn);
-  if (spec.num_layers < 1)
-    throw std::invalid_argument(where + ": num_layers must be at least 1");
+  if (spec.num_layers < 1) throw std::invalid_argument(where + ": num_layers must be at least 1");
   if (!(spec.dropout >= 0.0 && spec.dropout < 1.0))
     throw std::invalid_argument(where + ": dropout must be in [0, 1)");
   if (weights == nullptr) throw std::invalid_argument(where + ": weights must not be null");
@@ -81,10 +79,9 @@ void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scala
 
 template <typename Scalar>
 struct StackPasses {
-  static void forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index T,
-                      Index B, const Index* lengths, const Scalar* x, const Scalar* h0,
-                      Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
-                      StackCache<Scalar>* cache) {
+  static void forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index T, Index B,
+                      const Index* lengths, const Scalar* x, const Scalar* h0, Scalar* out,
+                      Scalar* h_n, std::uint64_t dropout_seed, StackCache<Scalar>* cache) {
     const Index L = spec.num_layers, D = spec.directions(), H = spec.hidden_size;
     const bool training = cache != nullptr;
     RowMatrix<Scalar> own_between[2];  // outputs of the layers below the last, in turn
@@ -166,14 +163,14 @@ struct StackPasses {
           target = reverse_grad_in.data();
           accumulate = false;
         }
-        EIGENGRU_KERNEL_SET::backward(c.layers_[k], grad_above != nullptr ? grad_above + d * H : nullptr,
-                 grad_h_n != nullptr ? grad_h_n + k * B * H : nullptr, target,
-                 grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate, keep);
+        EIGENGRU_KERNEL_SET::backward(
+            c.layers_[k], grad_above != nullptr ? grad_above + d * H : nullptr,
+            grad_h_n != nullptr ? grad_h_n + k * B * H : nullptr, target,
+            grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate, keep);
       });
       if (reverse_grad_in.size() > 0)
         Eigen::Map<RowMatrix<Scalar>>(grad_in, T * B, spec.layer_input_size(l)) += reverse_grad_in;
-      if (l > 0 && spec.dropout > 0)
-        grad_between[l % 2].array() *= c.dropout_masks_[l - 1].array();
+      if (l > 0 && spec.dropout > 0) grad_between[l % 2].array() *= c.dropout_masks_[l - 1].array();
       grad_above = grad_in;
     }
     if (!keep) c.ready_ = false;  // consumed; the memory stays for the next forward
@@ -192,9 +189,9 @@ void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, I
 }
 
 template <typename Scalar>
-void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
-                            Index steps, Index batch, const Index* lengths, const Scalar* x,
-                            const Scalar* h0, Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
+void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
+                            Index batch, const Index* lengths, const Scalar* x, const Scalar* h0,
+                            Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
                             StackCache<Scalar>& cache) {
   detail::check_stack("stack_forward_training", spec, weights, steps, batch, lengths);
   detail::StackPasses<Scalar>::forward(spec, weights, steps, batch, lengths, x, h0, out, h_n,
@@ -209,16 +206,15 @@ void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Sca
                                         keep_cache);
 }
 
-#define EIGENGRU_INSTANTIATE(Scalar)                                                          \
-  template void stack_forward<Scalar>(const StackSpec&, const LayerWeights<Scalar>*, Index,    \
-                                      Index, const Index*, const Scalar*, const Scalar*,       \
-                                      Scalar*, Scalar*);                                       \
-  template void stack_forward_training<Scalar>(const StackSpec&, const LayerWeights<Scalar>*,  \
-                                               Index, Index, const Index*, const Scalar*,      \
-                                               const Scalar*, Scalar*, Scalar*, std::uint64_t, \
-                                               StackCache<Scalar>&);                           \
-  template void stack_backward<Scalar>(StackCache<Scalar>&, const Scalar*, const Scalar*,      \
-                                       Scalar*, Scalar*, const LayerGradients<Scalar>*, bool);
+#define EIGENGRU_INSTANTIATE(Scalar)                                                               \
+  template void stack_forward<Scalar>(const StackSpec&, const LayerWeights<Scalar>*, Index, Index, \
+                                      const Index*, const Scalar*, const Scalar*, Scalar*,         \
+                                      Scalar*);                                                    \
+  template void stack_forward_training<Scalar>(                                                    \
+      const StackSpec&, const LayerWeights<Scalar>*, Index, Index, const Index*, const Scalar*,    \
+      const Scalar*, Scalar*, Scalar*, std::uint64_t, StackCache<Scalar>&);                        \
+  template void stack_backward<Scalar>(StackCache<Scalar>&, const Scalar*, const Scalar*, Scalar*, \
+                                       Scalar*, const LayerGradients<Scalar>*, bool);
 EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE

@@ -40,8 +40,8 @@ class StackCache final : public eigengru::detail::StackCacheInterface<Scalar> {
   bool ready_ = false;
   StackSpec spec_;
   Index steps_ = 0, batch_ = 0;
-  std::vector<TrainingCache<Scalar>> layers_;        // layer-major, forward before reverse
-  std::vector<RowMatrix<Scalar>> dropout_masks_;     // layer l >= 1: (T*B, D*H), 0 or 1/(1-p)
+  std::vector<TrainingCache<Scalar>> layers_;     // layer-major, forward before reverse
+  std::vector<RowMatrix<Scalar>> dropout_masks_;  // layer l >= 1: (T*B, D*H), 0 or 1/(1-p)
   RowMatrix<Scalar> between_[2];  // layer outputs below the top, then their gradients
 };
 
@@ -53,10 +53,10 @@ void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, I
                    Scalar* out, Scalar* h_n);
 
 template <typename Scalar>
-void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
-                            Index steps, Index batch, const Index* lengths, const Scalar* x,
-                            const Scalar* h0, Scalar* out, Scalar* h_n,
-                            std::uint64_t dropout_seed, StackCache<Scalar>& cache);
+void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
+                            Index batch, const Index* lengths, const Scalar* x, const Scalar* h0,
+                            Scalar* out, Scalar* h_n, std::uint64_t dropout_seed,
+                            StackCache<Scalar>& cache);
 
 template <typename Scalar>
 void stack_backward(StackCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "denormals.hpp"
-#include "direction_threads.hpp"
-#include "layer_step.hpp"
+#include "forward_step.hpp"
+#include "work_split.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 
@@ -20,8 +20,8 @@ StackStep<Scalar>::StackStep(const StackSpec& spec, const LayerWeights<Scalar>* 
   for (Index k = 0; k < spec.num_layers * D; ++k) {
     if (!detail::matches_spec(weights[k], spec.layer_input_size(k / D), spec.hidden_size,
                               spec.reset_after))
-      throw std::invalid_argument("StackStep: the weights of layer-direction " +
-                                  std::to_string(k) + " do not match the spec");
+      throw std::invalid_argument("StackStep: the weights of layer-direction " + std::to_string(k) +
+                                  " do not match the spec");
     layers_.emplace_back(weights[k]);
   }
 }
@@ -57,18 +57,17 @@ void StackStep<Scalar>::forward(Index batch, const Scalar* x, const Scalar* h0, 
       const Scalar* h = h0 != nullptr ? h0 + k * batch * H : zeros_.data();
       Scalar* h_next = h_n + k * batch * H;
       // The row slices of this direction's threads in the sequence forward.
-      const Index slices = std::clamp<Index>(
-          batch, 1, detail::direction_threads(D, batch, threads, d));
+      const Index slices =
+          std::clamp<Index>(batch, 1, detail::direction_threads(D, batch, threads, d));
       for (Index s = 0; s < slices; ++s) {  // as the sequence forward's thread s
-        const Index r0 = batch * s / slices, r1 = batch * (s + 1) / slices;
-        detail::layer_step(layers_[k], H, spec_.reset_after, r1 - r0, input + r0 * I,
-                           h + r0 * H, h_next + r0 * H,
-                           spec_.reset_after ? nullptr : records_.data(), gx_.data(),
-                           gh_.data(), false);
+        const detail::Slice rows = detail::share(batch, s, slices);
+        const Index r0 = rows.begin;
+        detail::layer_step(layers_[k], spec_.reset_after, rows.size(), input + r0 * I, h + r0 * H,
+                           h_next + r0 * H, spec_.reset_after ? nullptr : records_.data(),
+                           gx_.data(), gh_.data(), false);
       }
       if (top || D == 2)
-        for (Index b = 0; b < batch; ++b)
-          std::copy_n(h_next + b * H, H, output + (b * D + d) * H);
+        for (Index b = 0; b < batch; ++b) std::copy_n(h_next + b * H, H, output + (b * D + d) * H);
     }
     input = D == 1 ? h_n + l * batch * H : output;
   }

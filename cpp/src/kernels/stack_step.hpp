@@ -4,11 +4,11 @@
 
 #include <vector>
 
-#include "forward_weights.hpp"
 #include "eigengru/stack_spec.hpp"
+#include "eigengru/weights.hpp"
+#include "forward_weights.hpp"
 #include "kernel_set.hpp"
 #include "matrix_types.hpp"
-#include "eigengru/weights.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "denormals.hpp"
-#include "layer_step.hpp"
+#include "forward_step.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 
@@ -37,7 +37,7 @@ void Stream<Scalar>::step(const Scalar* x, Scalar* out) noexcept {
   const Scalar* input = x;
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     Scalar* h = state_.data() + static_cast<Index>(l) * B * H;  // updated in place
-    detail::layer_step(layers_[l], H, spec_.reset_after, B, input, h, h,
+    detail::layer_step(layers_[l], spec_.reset_after, B, input, h, h,
                        spec_.reset_after ? nullptr : records_.data(), gx_.data(), gh_.data(),
                        backwards_);
     input = h;

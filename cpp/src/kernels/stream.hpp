@@ -4,11 +4,11 @@
 
 #include <vector>
 
-#include "forward_weights.hpp"
 #include "eigengru/stack_spec.hpp"
+#include "eigengru/weights.hpp"
+#include "forward_weights.hpp"
 #include "kernel_set.hpp"
 #include "matrix_types.hpp"
-#include "eigengru/weights.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
 
@@ -44,10 +44,10 @@ class Stream final : public eigengru::detail::StreamInterface<Scalar> {
   StackSpec spec_;
   Index batch_;
   std::vector<detail::ForwardWeights<Scalar>> layers_;
-  Vector<Scalar> state_;          // (L, B, H)
+  Vector<Scalar> state_;                 // (L, B, H)
   RowMatrix<Scalar> gx_, gh_, records_;  // (B, 3H), (B, 3H), (B, 4H) or empty: scratch
-  bool backwards_ = false;                // the order of this step's weight panels (reset
-                                          // restarts it, so that a rerun is bitwise the same)
+  bool backwards_ = false;               // the order of this step's weight panels (reset
+                                         // restarts it, so that a rerun is bitwise the same)
 };
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET

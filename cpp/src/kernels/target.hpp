@@ -23,6 +23,17 @@ namespace eigengru::EIGENGRU_KERNEL_SET {
 
 constexpr Index kVectorBytes = EIGENGRU_VECTOR_BYTES;
 
+namespace detail {
+/// Scalars in one vector register.
+template <typename Scalar>
+constexpr Index kLanes = kVectorBytes / static_cast<Index>(sizeof(Scalar));
+
+/// Columns in a panel of a packed matrix, the product kernel's width: two vectors (32 floats
+/// or 16 doubles with AVX-512).
+template <typename Scalar>
+constexpr Index kPanelWidth = 2 * kLanes<Scalar>;
+}  // namespace detail
+
 /// Vector registers the compiler may allocate: 32 with AVX-512 (and on AArch64), else 16.
 #if defined(__AVX512F__) || defined(__aarch64__)
 constexpr int kVectorRegisters = 32;

@@ -5,8 +5,8 @@
 #include <cstddef>
 #include <vector>
 
-#include "kernel_set.hpp"
 #include "eigengru/weights.hpp"
+#include "kernel_set.hpp"
 #include "matrix_types.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET {
@@ -40,9 +40,9 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   bool reverse() const override { return reverse_; }
   /// Bytes of memory held.
   std::size_t bytes() const override {
-    return sizeof(Scalar) * static_cast<std::size_t>(inputs_.size() + weight_ih_.size() +
-                                                     weight_hh_.size() + prev_states_.size() +
-                                                     gates_.size() + kept_copy_.size()) +
+    return sizeof(Scalar) *
+               static_cast<std::size_t>(inputs_.size() + weight_ih_.size() + weight_hh_.size() +
+                                        prev_states_.size() + gates_.size() + kept_copy_.size()) +
            sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
@@ -56,14 +56,14 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   Index out_stride_ = 0;
   int threads_ = 0;
   bool reset_after_ = true, has_bias_ = true, reverse_ = false;
-  std::vector<Index> lengths_;     // B entries
-  RowMatrix<Scalar> inputs_;       // (T*B, I)
-  RowMatrix<Scalar> weight_ih_;    // (3H, I)
-  RowMatrix<Scalar> weight_hh_;    // (3H, H)
+  std::vector<Index> lengths_;   // B entries
+  RowMatrix<Scalar> inputs_;     // (T*B, I)
+  RowMatrix<Scalar> weight_ih_;  // (3H, I)
+  RowMatrix<Scalar> weight_hh_;  // (3H, H)
   // Indexed by time t and row b as row t*B + b, zero at padded steps:
   RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
   RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
-  RowMatrix<Scalar> kept_copy_;  // backward's work copy of gates_ when the cache is kept
+  RowMatrix<Scalar> kept_copy_;    // backward's work copy of gates_ when the cache is kept
 };
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET

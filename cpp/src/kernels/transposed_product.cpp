@@ -6,12 +6,14 @@
 
 #include "denormals.hpp"
 #include "micro_kernel.hpp"
+#include "work_split.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 namespace {
 
-/// Rows of the depth per pass: measured best on Zen 4 among 64-512.
-constexpr Index kTransposedProductChunk = 128;
+/// Rows of the depth per pass: enough for the kernel's accumulators to pay off, few enough for a
+/// row block's strip and a panel to stay in L1.
+constexpr Index kDepthPerPass = 128;
 
 // A thread's rows [m0, m1) of C. For each chunk of the depth, every row block of A is multiplied
 // with every panel of B, read in place from B's rows. Two copies keep this in cache:
@@ -24,12 +26,11 @@ template <typename Scalar>
 void add_rows(const Scalar* a, Index lda, Index m0, Index m1, const Scalar* b, Index ldb, Index n,
               Index depth, Scalar* c, Index ldc) {
   constexpr Index W = kPanelWidth<Scalar>;
-  constexpr Index kChunk = kTransposedProductChunk;
   const Index panels = (n + W - 1) / W, full_panels = n / W;
-  alignas(64) Scalar a_strip[kChunk * kRowBlock];
-  alignas(64) Scalar b_tail[kChunk * W];
-  for (Index k0 = 0; k0 < depth; k0 += kChunk) {
-    const Index d = std::min(kChunk, depth - k0);
+  alignas(64) Scalar a_strip[kDepthPerPass * kRowBlock];
+  alignas(64) Scalar b_tail[kDepthPerPass * W];
+  for (Index k0 = 0; k0 < depth; k0 += kDepthPerPass) {
+    const Index d = std::min(kDepthPerPass, depth - k0);
     if (full_panels < panels) {
       const Index width = n - full_panels * W;
       for (Index k = 0; k < d; ++k) {
@@ -47,7 +48,8 @@ void add_rows(const Scalar* a, Index lda, Index m0, Index m1, const Scalar* b, I
           for (Index k = 0; k < d; ++k)
             for (Index r = 0; r < kRowBlock; ++r) a_strip[k * kRowBlock + r] = a_block[k * lda + r];
         else
-          for (Index k = 0; k < d; ++k) std::copy_n(a_block + k * lda, rows, a_strip + k * kRowBlock);
+          for (Index k = 0; k < d; ++k)
+            std::copy_n(a_block + k * lda, rows, a_strip + k * kRowBlock);
         a_block = a_strip;
         a_step = kRowBlock;
       }
@@ -76,15 +78,13 @@ void add_transposed_product(const Scalar* a, Index lda, Index m, const Scalar* b
 #pragma omp parallel num_threads(threads)
   {
     const FlushDenormals flush;
-    const Index t = omp_get_thread_num(), count = omp_get_num_threads();
-    const Index m0 = std::min(m, blocks * t / count * kRowBlock);
-    const Index m1 = std::min(m, blocks * (t + 1) / count * kRowBlock);
-    if (m1 > m0) add_rows(a, lda, m0, m1, b, ldb, n, depth, c, ldc);
+    const Slice rows = my_share(m, kRowBlock);
+    if (rows.size() > 0) add_rows(a, lda, rows.begin, rows.end, b, ldb, n, depth, c, ldc);
   }
 }
 
-template void add_transposed_product<float>(const float*, Index, Index, const float*, Index,
-                                            Index, Index, float*, Index, int) noexcept;
+template void add_transposed_product<float>(const float*, Index, Index, const float*, Index, Index,
+                                            Index, float*, Index, int) noexcept;
 template void add_transposed_product<double>(const double*, Index, Index, const double*, Index,
                                              Index, Index, double*, Index, int) noexcept;
 

@@ -1,0 +1,316 @@
+// The layer's backward pass (backpropagation through time) from a training forward's cache, and
+// the public backward function. The gate passes and their derivation are in cell.hpp.
+#include <algorithm>
+#include <stdexcept>
+
+#include "cell.hpp"
+#include "denormals.hpp"
+#include "eigengru/path_counts.hpp"
+#include "layer.hpp"
+#include "layer_passes.hpp"
+#include "packed_matrix.hpp"
+#include "step_clock.hpp"
+#include "transposed_product.hpp"
+#include "work_split.hpp"
+
+namespace eigengru::EIGENGRU_KERNEL_SET {
+namespace detail {
+namespace {
+
+/// W_hh packed for backward's per-step products with the gate gradients: W_hh itself, as one
+/// block (reset_after) or as the r|z block and the n block (reset before the product).
+template <typename Scalar>
+struct BackwardRecurrentWeights {
+  PackedMatrix<Scalar> rz_or_all;
+  PackedMatrix<Scalar> n;
+
+  BackwardRecurrentWeights(const Scalar* w_hh, Index H, bool reset_after) {
+    if (reset_after) {
+      rz_or_all.pack(w_hh, 3 * H, H, H, 1);
+    } else {
+      rz_or_all.pack(w_hh, 2 * H, H, H, 1);
+      n.pack(w_hh + 2 * H * H, H, H, H, 1);
+    }
+  }
+};
+
+/// The products that follow from a run of consecutive rows of gate gradients D (rows of the
+/// records, [da_r, da_z, da_n, m'], cell.hpp): each pre-activation a = W u + b contributes
+/// dL/du = da W and dL/dW = daᵀ u, so
+///   dx    = [da_r da_z da_n] W_ih,         dW_ih += [da_r da_z da_n]ᵀ x,
+///   dW_hr|dW_hz += [da_r da_z]ᵀ h,
+///   dW_hn += m'ᵀ h (reset_after: m' = dL/d(W_hn h + b_hn))  or  da_nᵀ (r * h) (reset before,
+///   the fourth block then holds r * h).
+template <typename Scalar>
+struct GradientProducts {
+  const Scalar* gates;
+  const Scalar* inputs;
+  const Scalar* states;
+  Index I, H;
+  bool reset_after;
+  const PackedMatrix<Scalar>* w_ih;  ///< W_ih packed, or nullptr: no dx
+  Scalar* grad_x;
+  bool accumulate_grad_x;
+
+  void run(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int threads) const {
+    const Index G = 3 * H, R = 4 * H;
+    const Scalar* d = gates + first * R;
+    if (w_ih != nullptr)
+      w_ih->multiply_parallel(d, R, count, grad_x + first * I, I, accumulate_grad_x, threads);
+    if (dw_ih != nullptr)
+      add_transposed_product(d, R, G, inputs + first * I, I, I, count, dw_ih, I, threads);
+    if (dw_hh != nullptr) {
+      const Scalar* h = states + first * H;
+      add_transposed_product(d, R, 2 * H, h, H, H, count, dw_hh, H, threads);
+      if (reset_after)
+        add_transposed_product(d + 3 * H, R, H, h, H, H, count, dw_hh + 2 * H * H, H, threads);
+      else
+        add_transposed_product(d + 2 * H, R, H, d + 3 * H, R, H, count, dw_hh + 2 * H * H, H,
+                               threads);
+    }
+  }
+};
+
+/// One backward call. dh, dL/dh carried backwards in time, starts as grad_h_n; each step s
+/// (last to first) adds the output's gradient, turns the step's records into gate gradients
+/// (cell.hpp) and completes dh_{t-1} with the products by W_hh.
+///
+/// dx and the weight gradients are products over the gate gradients of all rows and steps.
+/// Without lengths, a thread's rows of a step are contiguous, so each thread makes its share
+/// every few steps from the rows it has just made, while they are in cache, into its own partial
+/// weight gradients when there are several threads, if those fit in L2 (each share reads and
+/// writes them whole). With lengths, a row's steps lie apart in time, and one pass after the loop
+/// makes them, as it does for weights too large for per-thread partials and for slices of a step
+/// too thin to multiply efficiently.
+template <typename Scalar>
+class BackwardPass {
+ public:
+  BackwardPass(const TrainingCache<Scalar>& c, Scalar* gates, int threads, const Scalar* grad_out,
+               const Scalar* grad_h_n, Scalar* grad_x, const LayerGradients<Scalar>& grads,
+               bool accumulate_grad_x, const Scalar* weight_ih, const Scalar* weight_hh,
+               const Scalar* inputs, const Scalar* states, const Index* lengths, Index out_stride)
+      : T_(c.steps()),
+        B_(c.batch()),
+        H_(c.hidden_size()),
+        I_(c.input_size()),
+        ldo_(out_stride),
+        reset_after_(c.reset_after()),
+        has_bias_(c.has_bias()),
+        clock_{lengths, T_, c.reverse()},
+        threads_(threads),
+        loop_threads_(row_threads(threads, B_)),
+        gates_(gates),
+        states_(states),
+        grad_out_(grad_out),
+        grads_(grads),
+        recurrent_(weight_hh, H_, reset_after_),
+        dh_(RowMatrix<Scalar>::Zero(B_, H_)),
+        dgh_(B_, 3 * H_),
+        dq_(reset_after_ ? 0 : B_, H_),
+        bias_sums_(RowMatrix<Scalar>::Zero(has_bias_ ? loop_threads_ : 1, 4 * H_)) {
+    const Index G = 3 * H_;
+    if (grad_h_n != nullptr) dh_ = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B_, H_);
+    if (grad_x != nullptr) w_ih_.pack(weight_ih, G, I_, I_, 1);
+    products_ = {gates,
+                 inputs,
+                 states,
+                 I_,
+                 H_,
+                 reset_after_,
+                 grad_x != nullptr ? &w_ih_ : nullptr,
+                 grad_x,
+                 accumulate_grad_x};
+    const bool small_weights = G * (I_ + H_) * static_cast<Index>(sizeof(Scalar)) <= 512 * 1024;
+    in_loop_ =
+        lengths == nullptr && (loop_threads_ == 1 || (small_weights && B_ / loop_threads_ >= 64));
+    partials_ = in_loop_ && loop_threads_ > 1;
+    eigengru::detail::count_path(!in_loop_   ? Path::kBackwardProductsAfter
+                                 : partials_ ? Path::kBackwardPartials
+                                             : Path::kBackwardProductsInLoop);
+    partial_ih_.setZero(partials_ && grads.weight_ih != nullptr ? loop_threads_ * G : 0, I_);
+    partial_hh_.setZero(partials_ && grads.weight_hh != nullptr ? loop_threads_ * G : 0, H_);
+  }
+
+  void run(Scalar* grad_h0) {
+#pragma omp parallel num_threads(loop_threads_)
+    {
+      const FlushDenormals flush;
+      const Slice rows = my_share(B_);
+      if (rows.size() > 0) thread_loop(rows, omp_get_thread_num());
+    }
+    if (grad_h0 != nullptr) std::copy_n(dh_.data(), B_ * H_, grad_h0);
+    const FlushDenormals flush;  // on this thread; the products' threads set their own
+    if (!in_loop_)
+      products_.run(0, T_ * B_, grads_.weight_ih, grads_.weight_hh, row_threads(threads_, T_ * B_));
+    add_partials();
+    add_bias_gradients();
+  }
+
+ private:
+  /// The steps of one thread's rows, last to first.
+  void thread_loop(Slice rows, int me) {
+    const Index b0 = rows.begin, n = rows.size(), G = 3 * H_;
+    Scalar* my_dw_ih = grads_.weight_ih;
+    Scalar* my_dw_hh = grads_.weight_hh;
+    if (partials_) {
+      my_dw_ih = my_dw_ih != nullptr ? partial_ih_.data() + me * G * I_ : nullptr;
+      my_dw_hh = my_dw_hh != nullptr ? partial_hh_.data() + me * G * H_ : nullptr;
+    }
+    // Rows per share of the products: enough depth for them to be efficient and for the
+    // partials' reads and writes to be small beside the multiply-adds.
+    const Index share_rows = std::max<Index>(128, G * (I_ + H_) / 2048);
+    const Index share_steps = std::max<Index>(1, share_rows / n);
+    Index share_end = T_;  // steps [s, share_end) are made and not yet multiplied
+    for (Index s = T_ - 1; s >= 0; --s) {
+      step(s, b0, n);
+      if (has_bias_) add_to_sums(s, b0, n, bias_sums_.data() + me * 4 * H_);
+      if (!in_loop_ || (share_end - s < share_steps && s > 0)) continue;
+      const Index t_first = std::min(clock_.time(b0, s), clock_.time(b0, share_end - 1));
+      const Index t_count = share_end - s;
+      if (n == B_)  // the whole batch: one run of rows
+        products_.run(t_first * B_, t_count * B_, my_dw_ih, my_dw_hh, 1);
+      else
+        for (Index t = t_first; t < t_first + t_count; ++t)
+          products_.run(t * B_ + b0, n, my_dw_ih, my_dw_hh, 1);
+      share_end = s;
+    }
+  }
+
+  /// Step s of rows [b0, b0 + n): their gate gradients (over the records) and dh_{t-1}.
+  void step(Index s, Index b0, Index n) {
+    const Index H = H_, G = 3 * H, R = 4 * H;
+    Scalar* dh = dh_.data() + b0 * H;
+    Scalar* dgh = dgh_.data() + b0 * G;
+    for (Index i = 0; i < n; ++i) {
+      const Index b = b0 + i, t = clock_.time(b, s);
+      if (t < 0) {  // a padded step: the gradient passes through, the products add nothing
+        std::fill_n(dgh + i * G, G, 0);
+        continue;
+      }
+      if (grad_out_ != nullptr) {
+        const Scalar* go = grad_out_ + (t * B_ + b) * ldo_;
+        for (Index k = 0; k < H; ++k) dh[i * H + k] += go[k];
+      }
+      const Index at = t * B_ + b;
+      if (reset_after_)
+        backward_reset_after(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G);
+      else
+        backward_update_candidate(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G);
+    }
+    const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
+    if (!reset_after_) {
+      Scalar* dq = dq_.data() + b0 * H;
+      recurrent_.n.multiply(dgh + 2 * H, G, n, dq, H, false, 1, nullptr, backwards);  // da_n W_hn
+      for (Index i = 0; i < n; ++i) {
+        const Index b = b0 + i, t = clock_.time(b, s);
+        if (t < 0) continue;
+        const Index at = t * B_ + b;
+        backward_reset(H, states_ + at * H, dq + i * H, gates_ + at * R, dh + i * H, dgh + i * G);
+      }
+    }
+    // dh_{t-1} += [da_r da_z dm] W_hh (reset_after), or [da_r da_z] W_hr|W_hz (before)
+    recurrent_.rz_or_all.multiply(dgh, G, n, dh, H, true, 1, nullptr, backwards);
+  }
+
+  /// sums += the gate gradients [da_r, da_z, da_n, m'] of the step's rows that are in time,
+  /// while they are in cache: the biases' gradients are their column sums.
+  void add_to_sums(Index s, Index b0, Index n, Scalar* sums) const {
+    const Index R = 4 * H_;
+    ArrayMap<Scalar> total(sums, R);
+    for (Index i = 0; i < n; ++i) {
+      const Index t = clock_.time(b0 + i, s);
+      if (t >= 0) total += ConstArrayMap<Scalar>(gates_ + (t * B_ + b0 + i) * R, R);
+    }
+  }
+
+  /// The threads' partial weight gradients, added in thread order.
+  void add_partials() const {
+    const Index G = 3 * H_;
+    for (int t = 0; t < loop_threads_ && partials_; ++t) {
+      if (grads_.weight_ih != nullptr)
+        Eigen::Map<RowMatrix<Scalar>>(grads_.weight_ih, G, I_) += partial_ih_.middleRows(t * G, G);
+      if (grads_.weight_hh != nullptr)
+        Eigen::Map<RowMatrix<Scalar>>(grads_.weight_hh, G, H_) += partial_hh_.middleRows(t * G, G);
+    }
+  }
+
+  /// The biases' gradients from the threads' column sums (added in thread order) of
+  /// [da_r, da_z, da_n, m']. b_ih enters a_r, a_z, a_n: db_ih = [Σda_r, Σda_z, Σda_n]. b_hr and
+  /// b_hz enter a_r, a_z alike. b_hn enters W_hn h + b_hn, whose gradient is m' with the reset
+  /// after the product (db_hn = Σm', block 3), and a_n itself with the reset before it
+  /// (db_hn = Σda_n, block 2).
+  void add_bias_gradients() const {
+    if (!has_bias_) return;
+    const Index H = H_, G = 3 * H;
+    const Vector<Scalar> sums = bias_sums_.colwise().sum().transpose();
+    if (grads_.bias_ih != nullptr) Eigen::Map<Vector<Scalar>>(grads_.bias_ih, G) += sums.head(G);
+    if (grads_.bias_hh != nullptr) {
+      Eigen::Map<Vector<Scalar>> db(grads_.bias_hh, G);
+      db.head(2 * H) += sums.head(2 * H);
+      db.tail(H) += sums.segment(reset_after_ ? 3 * H : 2 * H, H);
+    }
+  }
+
+  const Index T_, B_, H_, I_, ldo_;
+  const bool reset_after_, has_bias_;
+  const StepClock clock_;
+  const int threads_, loop_threads_;
+  Scalar* gates_;  // the records, overwritten with gate gradients
+  const Scalar* states_;
+  const Scalar* grad_out_;
+  const LayerGradients<Scalar>& grads_;
+  const BackwardRecurrentWeights<Scalar> recurrent_;
+  PackedMatrix<Scalar> w_ih_;
+  GradientProducts<Scalar> products_{};
+  bool in_loop_ = false, partials_ = false;
+  RowMatrix<Scalar> dh_;
+  RowMatrix<Scalar> dgh_;        // the left factor of the product with W_hh
+  RowMatrix<Scalar> dq_;         // dL/d(r * h), reset before the product
+  RowMatrix<Scalar> bias_sums_;  // a row of column sums per thread
+  RowMatrix<Scalar> partial_ih_, partial_hh_;
+};
+
+}  // namespace
+
+template <typename Scalar>
+void LayerPasses<Scalar>::backward(TrainingCache<Scalar>& c, const Scalar* grad_out,
+                                   const Scalar* grad_h_n, Scalar* grad_x, Scalar* grad_h0,
+                                   const LayerGradients<Scalar>& grads, bool accumulate_grad_x,
+                                   bool keep) {
+  if (!c.ready_)
+    throw std::logic_error(
+        "backward: no training forward to differentiate (run forward_training first; each "
+        "backward consumes the forward it differentiates)");
+  const int threads = c.threads_ > 0 ? c.threads_ : get_num_threads();  // read once
+  Scalar* gates = c.gates_.data();  // overwritten with gate gradients, unless kept
+  if (keep) {
+    c.kept_copy_ = c.gates_;
+    gates = c.kept_copy_.data();
+  }
+  BackwardPass<Scalar>(c, gates, threads, grad_out, grad_h_n, grad_x, grads, accumulate_grad_x,
+                       c.weight_ih_.data(), c.weight_hh_.data(), c.inputs_.data(),
+                       c.prev_states_.data(), c.lengths_.empty() ? nullptr : c.lengths_.data(),
+                       c.out_stride_)
+      .run(grad_h0);
+  if (!keep) c.ready_ = false;  // consumed; the memory stays for the next forward_training
+}
+
+template struct LayerPasses<float>;
+template struct LayerPasses<double>;
+
+}  // namespace detail
+
+template <typename Scalar>
+void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,
+              Scalar* grad_x, Scalar* grad_h0, const LayerGradients<Scalar>& grads,
+              bool accumulate_grad_x, bool keep_cache) {
+  detail::LayerPasses<Scalar>::backward(cache, grad_out, grad_h_n, grad_x, grad_h0, grads,
+                                        accumulate_grad_x, keep_cache);
+}
+
+template void backward<float>(TrainingCache<float>&, const float*, const float*, float*, float*,
+                              const LayerGradients<float>&, bool, bool);
+template void backward<double>(TrainingCache<double>&, const double*, const double*, double*,
+                               double*, const LayerGradients<double>&, bool, bool);
+
+}  // namespace eigengru::EIGENGRU_KERNEL_SET
