@@ -6,8 +6,8 @@
 // cores' multiply-add peak: what no product can beat.
 //
 //   gemm_bound T B I H [repeats]    prints one JSON object
-#include <Eigen/Core>
 #include <omp.h>
+#include <Eigen/Core>
 
 #include <algorithm>
 #include <atomic>
@@ -16,8 +16,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "packed_matrix.hpp"
 #include "eigengru/threads.hpp"
+#include "packed_matrix.hpp"
 
 namespace {
 
@@ -156,8 +156,9 @@ int main(int argc, char** argv) {
   }
   kernels::PackedMatrix<float> packed_ih;
   packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
-  const double packed_projection = median_seconds(
-      repeats, [&] { packed_ih.multiply_parallel(x.data(), I, T * B, gx.data(), 3 * H, false, threads); });
+  const double packed_projection = median_seconds(repeats, [&] {
+    packed_ih.multiply_parallel(x.data(), I, T * B, gx.data(), 3 * H, false, threads);
+  });
   const double peak = multiply_add_peak_gflops(threads);
   std::printf(
       "{\"threads\": %d, \"projection_ms\": %.4f, \"eigen_step_us\": %.3f, "

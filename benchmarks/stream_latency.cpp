@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
     p.emplace_back(n);
     for (auto& v : p.back()) v = u(gen);
   }
-  const eigengru::LayerWeights<float> w{I, H, true, p[0].data(), p[1].data(), p[2].data(),
-                                        p[3].data()};
+  const eigengru::LayerWeights<float> w{I,           H,           true,       p[0].data(),
+                                        p[1].data(), p[2].data(), p[3].data()};
   std::vector<float> x(steps * I), out(steps * H);
   for (auto& v : x) v = u(gen);
 
@@ -56,12 +56,12 @@ int main(int argc, char** argv) {
   // The total over a run also counts the clock reads; time a plain loop for the mean.
   const auto loop_start = Clock::now();
   for (long t = 0; t < steps; ++t) stream.step(x.data() + t * I, out.data() + t * H);
-  const double mean = std::chrono::duration<double, std::nano>(Clock::now() - loop_start).count() /
-                      steps;
+  const double mean =
+      std::chrono::duration<double, std::nano>(Clock::now() - loop_start).count() / steps;
   const auto seq_start = Clock::now();
   eigengru::stack_forward(spec, &w, steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
-  const double sequence = std::chrono::duration<double, std::nano>(Clock::now() - seq_start).count() /
-                          steps;
+  const double sequence =
+      std::chrono::duration<double, std::nano>(Clock::now() - seq_start).count() / steps;
   kernels::PackedMatrix<float> w_ih_t, w_hh_t;
   w_ih_t.pack(p[0].data(), I, 3 * H, 1, I);
   w_hh_t.pack(p[1].data(), H, 3 * H, 1, H);
@@ -74,10 +74,11 @@ int main(int argc, char** argv) {
   }
   const double products =
       std::chrono::duration<double, std::nano>(Clock::now() - products_start).count() / steps;
-  std::printf("{\"input_size\": %ld, \"hidden_size\": %ld, \"step_mean_ns\": %.1f, "
-              "\"step_median_ns\": %.1f, \"step_p99_ns\": %.1f, \"sequence_per_step_ns\": %.1f, "
-              "\"products_ns\": %.1f, \"weight_bytes\": %ld}\n",
-              I, H, mean, sorted[steps / 2], sorted[steps * 99 / 100], sequence, products,
-              static_cast<long>((I + H) * 3 * H * sizeof(float)));
+  std::printf(
+      "{\"input_size\": %ld, \"hidden_size\": %ld, \"step_mean_ns\": %.1f, "
+      "\"step_median_ns\": %.1f, \"step_p99_ns\": %.1f, \"sequence_per_step_ns\": %.1f, "
+      "\"products_ns\": %.1f, \"weight_bytes\": %ld}\n",
+      I, H, mean, sorted[steps / 2], sorted[steps * 99 / 100], sequence, products,
+      static_cast<long>((I + H) * 3 * H * sizeof(float)));
   return 0;
 }

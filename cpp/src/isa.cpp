@@ -48,8 +48,8 @@ CpuFeatures detect() {
   if (!osxsave) return f;  // the OS does not save the vector registers: no AVX at all
   unsigned xcr0_lo, xcr0_hi;
   __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  const bool ymm_state = (xcr0_lo & 0x6) == 0x6;     // SSE and AVX state
-  const bool zmm_state = (xcr0_lo & 0xe6) == 0xe6;   // and opmask, ZMM0-15 high, ZMM16-31
+  const bool ymm_state = (xcr0_lo & 0x6) == 0x6;    // SSE and AVX state
+  const bool zmm_state = (xcr0_lo & 0xe6) == 0xe6;  // and opmask, ZMM0-15 high, ZMM16-31
   if (__get_cpuid_max(0, nullptr) < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
   const unsigned leaf7_ebx = b;
@@ -109,8 +109,8 @@ const detail::KernelSet& choose() {
   if (wanted.empty() || wanted == "auto") {
     for (const Candidate& set : sets)
       if (set.supported) return *set.table();
-    throw std::runtime_error("eigengru: no compiled kernel set runs on this CPU (compiled: " +
-                             names(sets) + ")");
+    throw std::runtime_error(
+        "eigengru: no compiled kernel set runs on this CPU (compiled: " + names(sets) + ")");
   }
   for (const Candidate& set : sets) {
     if (wanted != set.name) continue;

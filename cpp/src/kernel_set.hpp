@@ -90,10 +90,10 @@ struct KernelFunctions {
                   Scalar*, Scalar*);
   void (*forward_training)(const LayerWeights<Scalar>&, const Sequence&, const Scalar*,
                            const Scalar*, Scalar*, Scalar*, TrainingCacheInterface<Scalar>&);
-  void (*backward)(TrainingCacheInterface<Scalar>&, const Scalar*, const Scalar*, Scalar*,
-                   Scalar*, const LayerGradients<Scalar>&, bool, bool);
-  void (*stack_forward)(const StackSpec&, const LayerWeights<Scalar>*, Index, Index,
-                        const Index*, const Scalar*, const Scalar*, Scalar*, Scalar*);
+  void (*backward)(TrainingCacheInterface<Scalar>&, const Scalar*, const Scalar*, Scalar*, Scalar*,
+                   const LayerGradients<Scalar>&, bool, bool);
+  void (*stack_forward)(const StackSpec&, const LayerWeights<Scalar>*, Index, Index, const Index*,
+                        const Scalar*, const Scalar*, Scalar*, Scalar*);
   void (*stack_forward_training)(const StackSpec&, const LayerWeights<Scalar>*, Index, Index,
                                  const Index*, const Scalar*, const Scalar*, Scalar*, Scalar*,
                                  std::uint64_t, StackCacheInterface<Scalar>&);
@@ -108,14 +108,17 @@ struct KernelFunctions {
 
 /// A compiled kernel set.
 struct KernelSet {
-  const char* name;                 ///< "avx512", "avx2", "baseline" or "native"
-  const char* (*simd)();            ///< the SIMD instructions its Eigen uses
+  const char* name;       ///< "avx512", "avx2", "baseline" or "native"
+  const char* (*simd)();  ///< the SIMD instructions its Eigen uses
   KernelFunctions<float> f32;
   KernelFunctions<double> f64;
 
   template <typename Scalar>
   const KernelFunctions<Scalar>& functions() const {
-    if constexpr (sizeof(Scalar) == sizeof(float)) return f32; else return f64;
+    if constexpr (sizeof(Scalar) == sizeof(float))
+      return f32;
+    else
+      return f64;
   }
 };
 

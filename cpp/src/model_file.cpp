@@ -97,8 +97,10 @@ Model<Scalar> load_model(const std::string& path) {
   in.take(sizeof(kMagic));
   const auto version = in.read<std::uint32_t>();
   if (version != kVersion)
-    in.fail("model file version " + std::to_string(version) + " is not supported (this "
-            "eigengru reads version " + std::to_string(kVersion) + ")");
+    in.fail("model file version " + std::to_string(version) +
+            " is not supported (this "
+            "eigengru reads version " +
+            std::to_string(kVersion) + ")");
   const auto scalar_size = in.read<std::uint32_t>();
   if (scalar_size != 4 && scalar_size != 8)
     in.fail("unknown scalar size " + std::to_string(scalar_size) + " (expected 4 or 8)");
@@ -178,8 +180,9 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
   for (std::size_t k = 0; k < model.parameters.size(); ++k) {
     const Index layer = static_cast<Index>(k / per) / D;
     const std::size_t kind = k % per;  // weight_ih, weight_hh, bias_ih, bias_hh
-    const Index expected = kind == 0 ? 3 * H * spec.layer_input_size(layer)
-                                     : kind == 1 ? 3 * H * H : 3 * H;
+    const Index expected = kind == 0   ? 3 * H * spec.layer_input_size(layer)
+                           : kind == 1 ? 3 * H * H
+                                       : 3 * H;
     if (static_cast<Index>(model.parameters[k].size()) != expected)
       throw std::invalid_argument("save_model: parameter " + std::to_string(k) + " has " +
                                   std::to_string(model.parameters[k].size()) +

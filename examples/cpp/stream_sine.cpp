@@ -40,14 +40,17 @@ int main(int argc, char** argv) {
       std::fill(x.begin(), x.end(), sample);  // the same sample on every input channel
       const auto start = std::chrono::steady_clock::now();
       stream.step(x.data(), out.data());
-      latency_ns[t] = std::chrono::duration<double, std::nano>(
-                          std::chrono::steady_clock::now() - start).count();
+      latency_ns[t] =
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
+              .count();
       checksum += out[0];
     }
     std::sort(latency_ns.begin(), latency_ns.end());
-    std::printf("%ld steps: median %.0f ns, p99 %.0f ns, max %.0f ns per step; mean of out[0] "
-                "%.5f\n", steps, latency_ns[steps / 2], latency_ns[steps * 99 / 100],
-                latency_ns.back(), checksum / steps);
+    std::printf(
+        "%ld steps: median %.0f ns, p99 %.0f ns, max %.0f ns per step; mean of out[0] "
+        "%.5f\n",
+        steps, latency_ns[steps / 2], latency_ns[steps * 99 / 100], latency_ns.back(),
+        checksum / steps);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "stream_sine: %s\n", error.what());
     return 1;

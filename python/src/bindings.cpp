@@ -29,8 +29,8 @@ template <typename Scalar>
 void check_array(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
   if (!py::array_t<Scalar>::check_(a))
     throw py::type_error(std::string(name) + ": expected dtype " +
-                         std::string(py::str(py::dtype::of<Scalar>())) +
-                         ", got " + std::string(py::str(a.dtype())));
+                         std::string(py::str(py::dtype::of<Scalar>())) + ", got " +
+                         std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + ": expected a C-contiguous array");
   const std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
@@ -59,8 +59,7 @@ Scalar* out(py::array& a, const char* name, const std::vector<py::ssize_t>& shap
 }
 
 template <typename Scalar>
-Scalar* out_or_null(const py::object& a, const char* name,
-                    const std::vector<py::ssize_t>& shape) {
+Scalar* out_or_null(const py::object& a, const char* name, const std::vector<py::ssize_t>& shape) {
   if (a.is_none()) return nullptr;
   auto array = py::cast<py::array>(a);
   return out<Scalar>(array, name, shape);
@@ -148,8 +147,9 @@ template <typename Scalar>
 py::tuple backward(eigengru::StackCache<Scalar>& cache, const py::object& grad_out,
                    const py::object& grad_h_n, const py::list& grads, bool keep_cache) {
   if (!cache.ready())
-    throw std::logic_error("backward: no training forward to differentiate (call forward with "
-                           "train=True first; each backward consumes its forward)");
+    throw std::logic_error(
+        "backward: no training forward to differentiate (call forward with "
+        "train=True first; each backward consumes its forward)");
   const auto& spec = cache.spec();
   const Index T = cache.steps(), B = cache.batch(), H = spec.hidden_size;
   const Index D = spec.directions(), LD = spec.num_layers * D;
@@ -209,8 +209,8 @@ void register_scalar(py::module_& m, const char* cache_name) {
       },
       py::arg("spec"), py::arg("layers"), py::arg("x").noconvert(), py::arg("h0"),
       py::arg("lengths"), py::arg("dropout_seed"), py::arg("cache"));
-  m.def("backward", &backward<Scalar>, py::arg("cache"), py::arg("grad_out"),
-        py::arg("grad_h_n"), py::arg("grads"), py::arg("keep_cache") = false);
+  m.def("backward", &backward<Scalar>, py::arg("cache"), py::arg("grad_out"), py::arg("grad_h_n"),
+        py::arg("grads"), py::arg("keep_cache") = false);
 }
 
 /// The C++ Stream: packs its own copy of the weights at construction; step() writes the top
@@ -289,9 +289,9 @@ void register_cell(py::module_& m, const char* name) {
              if (w_hh.ndim() != 2 || w_ih.ndim() != 2)
                throw py::value_error("weight_ih and weight_hh: expected 2 dimensions");
              const Index H = w_hh.shape(1), I = w_ih.shape(1);
-             return std::make_unique<Cell>(layer_weights<Scalar>(
-                 py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
-                 stack_spec(I, H, 1, false, reset_after, 0.0)));
+             return std::make_unique<Cell>(
+                 layer_weights<Scalar>(py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
+                                       stack_spec(I, H, 1, false, reset_after, 0.0)));
            }),
            py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
            py::arg("reset_after"))

@@ -48,8 +48,8 @@ class GRUCell {
   /// the parameter gradients into g, or writes them when accumulate is false (null pointers of
   /// g are skipped). Overwrites the record with gate gradients: one backward per forward.
   void backward(Index batch, const Scalar* x, const Scalar* h, Scalar* record,
-                const Scalar* grad_h_next, Scalar* dx, Scalar* dh,
-                const LayerGradients<Scalar>& g, bool accumulate);
+                const Scalar* grad_h_next, Scalar* dx, Scalar* dh, const LayerGradients<Scalar>& g,
+                bool accumulate);
 
  private:
   Index input_size_, hidden_size_;

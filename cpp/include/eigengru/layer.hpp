@@ -25,8 +25,9 @@ void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const NoD
 /// (replacing whatever it held, reusing its memory). On an exception the cache is left not
 /// ready().
 template <typename Scalar>
-void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const NoDeduce<Scalar>* x,
-                      const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n, TrainingCache<Scalar>& cache);
+void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq,
+                      const NoDeduce<Scalar>* x, const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out,
+                      NoDeduce<Scalar>* h_n, TrainingCache<Scalar>& cache);
 
 /// Backward through the forward_training() that filled cache, which it consumes unless
 /// keep_cache (then it works on a copy of the gate records, so that backward may run again, as
@@ -36,8 +37,9 @@ void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, 
 /// and grad_h0 (B, H) when not nullptr; accumulates (+=) the parameter gradients into grads.
 /// Gradients at padded steps are zero. Throws std::logic_error when the cache is not ready().
 template <typename Scalar>
-void backward(TrainingCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out, const NoDeduce<Scalar>* grad_h_n,
-              NoDeduce<Scalar>* grad_x, NoDeduce<Scalar>* grad_h0, const LayerGradients<Scalar>& grads,
-              bool accumulate_grad_x = false, bool keep_cache = false);
+void backward(TrainingCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out,
+              const NoDeduce<Scalar>* grad_h_n, NoDeduce<Scalar>* grad_x, NoDeduce<Scalar>* grad_h0,
+              const LayerGradients<Scalar>& grads, bool accumulate_grad_x = false,
+              bool keep_cache = false);
 
 }  // namespace eigengru

@@ -26,8 +26,8 @@ struct Model {
   StackSpec spec;
   bool bias = true;
   bool batch_first = false;
-  std::vector<std::string> names;                // PyTorch's parameter names, in file order
-  std::vector<std::vector<Scalar>> parameters;   // row-major, one per name
+  std::vector<std::string> names;               // PyTorch's parameter names, in file order
+  std::vector<std::vector<Scalar>> parameters;  // row-major, one per name
 
   /// Views of the parameters, one per layer and direction, for forward() and Stream.
   std::vector<LayerWeights<Scalar>> layers() const;

@@ -9,10 +9,10 @@ namespace eigengru {
 
 /// The paths counted: one count per layer-direction call that took it.
 enum class Path : int {
-  kForwardByUnits,         ///< inference split over hidden units (fewer rows than threads)
-  kBackwardProductsInLoop, ///< backward's dx and weight gradients made in its time loop
-  kBackwardPartials,       ///< ... into per-thread partial weight gradients (several threads)
-  kBackwardProductsAfter,  ///< ... in one pass after the loop (lengths, large weights, thin rows)
+  kForwardByUnits,          ///< inference split over hidden units (fewer rows than threads)
+  kBackwardProductsInLoop,  ///< backward's dx and weight gradients made in its time loop
+  kBackwardPartials,        ///< ... into per-thread partial weight gradients (several threads)
+  kBackwardProductsAfter,   ///< ... in one pass after the loop (lengths, large weights, thin rows)
   kCount
 };
 

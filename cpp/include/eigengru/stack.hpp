@@ -47,16 +47,17 @@ class StackCache {
 /// out (T, B, D*H) or nullptr. Directions run concurrently when threads would otherwise idle.
 template <typename Scalar>
 void stack_forward(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
-                   Index batch, const Index* lengths, const NoDeduce<Scalar>* x, const NoDeduce<Scalar>* h0,
-                   NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n);
+                   Index batch, const Index* lengths, const NoDeduce<Scalar>* x,
+                   const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n);
 
 /// Training: as stack_forward(), with dropout between layers drawn from dropout_seed, keeping
 /// what stack_backward() needs in cache, whose memory it reuses. On an exception the cache is
 /// left not ready().
 template <typename Scalar>
-void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights,
-                            Index steps, Index batch, const Index* lengths, const NoDeduce<Scalar>* x,
-                            const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out, NoDeduce<Scalar>* h_n, std::uint64_t dropout_seed,
+void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index steps,
+                            Index batch, const Index* lengths, const NoDeduce<Scalar>* x,
+                            const NoDeduce<Scalar>* h0, NoDeduce<Scalar>* out,
+                            NoDeduce<Scalar>* h_n, std::uint64_t dropout_seed,
                             StackCache<Scalar>& cache);
 
 /// Backward through the stack_forward_training() that filled cache, which it consumes unless
@@ -64,8 +65,9 @@ void stack_forward_training(const StackSpec& spec, const LayerWeights<Scalar>* w
 /// grad_out (T, B, D*H) and grad_h_n (L*D, B, H) may be nullptr (zero); grad_x (T, B, I) and
 /// grad_h0 (L*D, B, H) are written when not nullptr; grads (L*D entries) are accumulated into.
 template <typename Scalar>
-void stack_backward(StackCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out, const NoDeduce<Scalar>* grad_h_n,
-                    NoDeduce<Scalar>* grad_x, NoDeduce<Scalar>* grad_h0, const LayerGradients<Scalar>* grads,
+void stack_backward(StackCache<Scalar>& cache, const NoDeduce<Scalar>* grad_out,
+                    const NoDeduce<Scalar>* grad_h_n, NoDeduce<Scalar>* grad_x,
+                    NoDeduce<Scalar>* grad_h0, const LayerGradients<Scalar>* grads,
                     bool keep_cache = false);
 
 }  // namespace eigengru

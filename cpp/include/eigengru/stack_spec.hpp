@@ -17,9 +17,7 @@ struct StackSpec {
 
   Index directions() const { return bidirectional ? 2 : 1; }
   /// The input size of layer l: input_size, then directions() * hidden_size.
-  Index layer_input_size(Index l) const {
-    return l == 0 ? input_size : directions() * hidden_size;
-  }
+  Index layer_input_size(Index l) const { return l == 0 ? input_size : directions() * hidden_size; }
 };
 
 }  // namespace eigengru
