@@ -114,8 +114,7 @@ def run_train(args) -> int:
         set_num_threads(args.threads)
     task = TASKS[args.task](args.seq_len, seed=args.seed)
     gru = GRU(task.input_size, args.hidden, num_layers=args.layers, seed=args.seed)
-    outputs = 1 if args.task == "adding" else task.alphabet
-    head = Linear(args.hidden, outputs, seed=args.seed + 1)
+    head = Linear(args.hidden, task.outputs, seed=args.seed + 1)
     params = {f"gru.{k}": v for k, v in gru.parameters()}
     params |= {f"head.{k}": v for k, v in head.parameters()}
     optimizer = Adam(params, lr=args.lr)
@@ -167,39 +166,15 @@ def run_train(args) -> int:
 
 def _train_step(task, gru, head, batch) -> float:
     out, h_n = gru.forward(batch.x, train=True)
-    if task.name == "adding":
-        prediction = head(h_n[-1])[:, 0]
-        error = prediction - batch.target
-        grad_h_n = np.zeros_like(h_n)
-        grad_h_n[-1] = head.backward((2.0 * error / error.size)[:, None])
-        gru.backward(None, grad_h_n)
-        return float(np.mean(error**2))
-    recall = out[-task.symbols:]
-    logits = head(recall)
-    loss, grad_logits = _cross_entropy(logits, batch.target)
-    grad_out = np.zeros_like(out)
-    grad_out[-task.symbols:] = head.backward(grad_logits)
-    gru.backward(grad_out)
+    loss, grad = task.loss(head(task.readout(out, h_n)), batch.target)
+    gru.backward(*task.readout_gradients(out, h_n, head.backward(grad)))
     return loss
-
-
-def _cross_entropy(logits, target):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    p = np.exp(shifted)
-    p /= p.sum(axis=-1, keepdims=True)
-    picked = np.take_along_axis(p, target[..., None], axis=-1)[..., 0]
-    loss = float(-np.mean(np.log(picked + 1e-12)))
-    grad = p
-    np.put_along_axis(grad, target[..., None], picked[..., None] - 1.0, axis=-1)
-    return loss, (grad / target.size).astype(logits.dtype)
 
 
 def _evaluate(task, gru, head) -> float:
     batch = task.batch(1000)
     out, h_n = gru(batch.x)
-    if task.name == "adding":
-        return float(np.mean((head(h_n[-1])[:, 0] - batch.target) ** 2))
-    return _cross_entropy(head(out[-task.symbols:]), batch.target)[0]
+    return task.loss(head(task.readout(out, h_n)), batch.target)[0]
 
 
 def _progress(total, disabled):
