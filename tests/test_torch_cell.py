@@ -197,9 +197,10 @@ def test_retain_graph_and_refusals():
     assert torch.allclose(x.grad, 2 * first)
     with pytest.raises(RuntimeError, match="does not support double backward"):
         torch.autograd.grad(ours(x).sum(), x, create_graph=True)
-    with pytest.raises(ValueError, match=r"input: expected shape \(batch, 5\) or \(5,\)"):
+    with pytest.raises(ValueError, match=r"input: expected shape \(batch, input_size\) or "
+                                         r"\(input_size,\) with input_size = 5, got \(3, 6\)"):
         ours(torch.randn(B, I + 1, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"hx: expected shape \(3, 7\)"):
+    with pytest.raises(ValueError, match=r"hx: expected shape \(batch, hidden_size\) = \(3, 7\)"):
         ours(torch.randn(B, I, dtype=torch.float64), torch.randn(B, H + 1, dtype=torch.float64))
     with pytest.raises(TypeError, match=r"expected torch\.float64 like the module's parameters"):
         ours(torch.randn(B, I))

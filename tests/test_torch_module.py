@@ -210,9 +210,12 @@ def test_bad_inputs_get_clear_errors():
         module(torch.randn(T, B, I, device="meta"))
     with pytest.raises(ValueError, match="runs on the CPU"):
         egt.GRU(I, H, device="cuda")
-    with pytest.raises(ValueError, match=r"hx: expected shape \(1, 4, 5\)"):
+    with pytest.raises(ValueError, match=r"hx: expected shape \(num_layers \* directions, batch, "
+                                         r"hidden_size\) = \(1, 4, 5\), got \(1, 3, 5\)"):
         module(torch.randn(T, B, I), torch.randn(1, 3, H))
-    with pytest.raises(ValueError, match="input_size 3"):
+    with pytest.raises(ValueError, match=r"input: expected shape \(steps, batch, input_size\) or "
+                                         r"\(steps, input_size\) with input_size = 3, got "
+                                         r"\(6, 4, 4\)"):
         module(torch.randn(T, B, I + 1))
 
 

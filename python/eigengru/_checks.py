@@ -55,9 +55,53 @@ def real_array(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
 
 
 def check_shape(array: np.ndarray, name: str, expected: tuple[int, ...], meaning: str) -> None:
-    """Raise ValueError unless ``array.shape == expected``; ``meaning`` names the dimensions."""
-    if array.shape != expected:
+    """Raise ValueError unless ``array.shape == expected`` (an array or a tensor); ``meaning``
+    names the dimensions."""
+    if tuple(array.shape) != tuple(expected):
         raise ValueError(
-            f"{name}: expected shape {meaning} = {shape_text(expected)}, "
-            f"got {shape_text(array.shape)}"
+            f"{name}: expected shape {meaning} = {shape_text(tuple(expected))}, "
+            f"got {shape_text(tuple(array.shape))}"
         )
+
+
+def dropout_probability(value: Any) -> float:
+    """``value`` as a probability in [0, 1); bools and non-numbers are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"dropout: expected a number in [0, 1), got {value!r}")
+    probability = float(value)
+    if not 0.0 <= probability < 1.0:
+        raise ValueError(f"dropout: expected a number in [0, 1), got {value!r}")
+    return probability
+
+
+def input_is_unbatched(shape: tuple[int, ...], name: str, input_size: int, *, step: bool,
+                       batch_first: bool = False) -> bool:
+    """Whether an input of this shape is unbatched. Raises ValueError unless it is one step,
+    ``(batch, input_size)`` or ``(input_size,)`` (``step``), or a sequence, ``(steps, batch,
+    input_size)`` (``(batch, steps, input_size)`` with ``batch_first``) or ``(steps,
+    input_size)``."""
+    batched = 2 if step else 3
+    if len(shape) not in (batched - 1, batched) or shape[-1] != input_size:
+        if step:
+            layout = "(batch, input_size) or (input_size,)"
+        else:
+            layout = ("(batch, steps, input_size)" if batch_first
+                      else "(steps, batch, input_size)") + " or (steps, input_size)"
+        raise ValueError(f"{name}: expected shape {layout} with input_size = {input_size}, "
+                         f"got {shape_text(tuple(shape))}")
+    return len(shape) == batched - 1
+
+
+def check_state(state: Any, name: str, dims: tuple[str, ...], sizes: tuple[int, ...],
+                unbatched: bool) -> None:
+    """Raise ValueError unless a state (an array or a tensor) has the shape ``sizes``, whose
+    dimensions ``dims`` names, less the ``"batch"`` dimension for an unbatched input."""
+    if unbatched:
+        kept = [i for i, dim in enumerate(dims) if dim != "batch"]
+        dims, sizes = tuple(dims[i] for i in kept), tuple(sizes[i] for i in kept)
+    check_shape(state, name, sizes, "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")")
+
+
+#: The dimensions of a stack's state (h0, h_n, hx) and of a cell's.
+STACK_STATE = ("num_layers * directions", "batch", "hidden_size")
+CELL_STATE = ("batch", "hidden_size")

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from . import _core
+from ._checks import CELL_STATE, check_state, input_is_unbatched
 from ._torch_checks import (
     array as _array,
     check_parameter_dtype,
@@ -256,19 +257,14 @@ class GRUCell(nn.Module):
         check_tensor(_NAME, input, "input", dtype)
         if hx is not None:
             check_tensor(_NAME, hx, "hx", dtype)
-        unbatched = input.dim() == 1
-        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected shape (batch, {self.input_size}) or "
-                             f"({self.input_size},), got {tuple(input.shape)}")
+        unbatched = input_is_unbatched(tuple(input.shape), "input", self.input_size, step=True)
         x = input.unsqueeze(0) if unbatched else input
         expected = (x.shape[0], self.hidden_size)
         if hx is None:
             h = torch.zeros(expected, dtype=dtype)
         else:
-            h = hx.unsqueeze(0) if unbatched and hx.dim() == 1 else hx
-            if tuple(h.shape) != expected:
-                shape = (self.hidden_size,) if unbatched else expected
-                raise ValueError(f"hx: expected shape {shape}, got {tuple(hx.shape)}")
+            check_state(hx, "hx", CELL_STATE, expected, unbatched)
+            h = hx.unsqueeze(0) if unbatched else hx
         packing = self._cell(weights)
         if needs_grad([x, h, *weights]):
             token = packing.weight_token(weights) if needs_grad(weights) else None

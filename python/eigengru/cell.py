@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
+from ._checks import (
+    CELL_STATE,
+    check_shape,
+    check_state,
+    input_is_unbatched,
+    model_dtype,
+    positive_int,
+    real_array,
+)
 from .parameters import NamedParameters
 
 _CELLS = {np.dtype(np.float32): _core.GRUCellFloat32, np.dtype(np.float64): _core.GRUCellFloat64}
@@ -83,18 +91,14 @@ class GRUCell(NamedParameters):
         """The next state from x ``(B, I)`` (or ``(I,)``) and h ``(B, H)`` (``(H,)``), None for
         zeros. With ``train=True`` the step is kept for ``backward`` (one backward per step)."""
         x = real_array(x, "x", self.dtype)
-        unbatched = x.ndim == 1
-        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
-            raise ValueError(f"x: expected shape (batch, input_size) or (input_size,) with "
-                             f"input_size = {self.input_size}, got {shape_text(x.shape)}")
+        unbatched = input_is_unbatched(x.shape, "x", self.input_size, step=True)
         x = x[np.newaxis] if unbatched else x
         shape = (x.shape[0], self.hidden_size)
         if h is None:
             h = np.zeros(shape, self.dtype)
         else:
             h = real_array(h, "h", self.dtype)
-            check_shape(h, "h", shape[1:] if unbatched else shape,
-                        "(hidden_size,)" if unbatched else "(batch, hidden_size)")
+            check_state(h, "h", CELL_STATE, shape, unbatched)
             h = h.reshape(shape)
         core = self._packed()
         h_next = np.empty(shape, self.dtype)

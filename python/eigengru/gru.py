@@ -13,7 +13,17 @@ from typing import Any
 import numpy as np
 
 from . import _core, egru_file
-from ._checks import check_shape, model_dtype, positive_int, real_array, shape_text
+from ._checks import (
+    STACK_STATE,
+    check_shape,
+    check_state,
+    dropout_probability,
+    input_is_unbatched,
+    model_dtype,
+    positive_int,
+    real_array,
+    shape_text,
+)
 from .parameters import NamedParameters, layer_parameters
 from .stream import Stream
 
@@ -70,13 +80,7 @@ class GRU(NamedParameters):
         state["num_layers"] = positive_int(num_layers, "num_layers")
         state["bias"] = bool(bias)
         state["batch_first"] = bool(batch_first)
-        try:
-            dropout = float(dropout)
-        except (TypeError, ValueError):
-            raise TypeError(f"dropout: expected a number in [0, 1), got {dropout!r}") from None
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout}")
-        state["dropout"] = dropout
+        state["dropout"] = dropout_probability(dropout)
         state["bidirectional"] = bool(bidirectional)
         state["reset_after"] = bool(reset_after)
         state["dtype"] = model_dtype(dtype)
@@ -151,12 +155,8 @@ class GRU(NamedParameters):
         ``backward`` needs (one backward per forward).
         """
         x = real_array(x, "x", self.dtype)
-        unbatched = x.ndim == 2
-        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            layout = "(steps, input_size)" if unbatched else (
-                "(batch, steps, input_size)" if self.batch_first else "(steps, batch, input_size)")
-            raise ValueError(f"x: expected shape {layout} with input_size = {self.input_size}, "
-                             f"got {shape_text(x.shape)}")
+        unbatched = input_is_unbatched(x.shape, "x", self.input_size, step=False,
+                                       batch_first=self.batch_first)
         if unbatched:
             x = x[:, np.newaxis, :]
         elif self.batch_first:  # one step's (B, 1, I) is (1, B, I) already
@@ -166,13 +166,9 @@ class GRU(NamedParameters):
         stacked = self.num_layers * self.directions
         if h0 is not None:
             h0 = real_array(h0, "h0", self.dtype)
+            check_state(h0, "h0", STACK_STATE, (stacked, batch, self.hidden_size), unbatched)
             if unbatched:
-                check_shape(h0, "h0", (stacked, self.hidden_size),
-                            "(num_layers * directions, hidden_size)")
                 h0 = np.ascontiguousarray(h0[:, np.newaxis, :])
-            else:
-                check_shape(h0, "h0", (stacked, batch, self.hidden_size),
-                            "(num_layers * directions, batch, hidden_size)")
         if lengths is not None:
             lengths = _checked_lengths(lengths, batch, steps, unbatched)
         if steps == 1 and not train and lengths is None:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _core, _torch_export
+from ._checks import STACK_STATE, check_state, dropout_probability, input_is_unbatched, shape_text
 from ._torch_cell import GRUCell, packing
 from ._torch_checks import (
     array as _array,
@@ -143,11 +144,9 @@ class GRU(nn.Module):
         super().__init__()
         dtype = constructor_arguments(_NAME, device, dtype, {
             "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers})
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1) or \
-                isinstance(dropout, bool):
-            raise ValueError(f"dropout: expected a number in [0, 1), got {dropout!r}")
+        dropout = dropout_probability(dropout)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.bidirectional, self.reset_after = bidirectional, reset_after
         self.mode, self.proj_size = "GRU", 0
         self._flat_weights_names = []
@@ -299,26 +298,23 @@ class GRU(nn.Module):
             if not isinstance(input, torch.Tensor):
                 raise TypeError(f"input: expected a Tensor or PackedSequence, got "
                                 f"{type(input).__name__}")
-            x, unbatched = input, input.dim() == 2
-            if input.dim() not in (2, 3):
-                raise ValueError(f"input: expected 2 (unbatched) or 3 dimensions, got shape "
-                                 f"{tuple(input.shape)}")
+            x = input
+            unbatched = input_is_unbatched(tuple(input.shape), "input", self.input_size,
+                                           step=False, batch_first=self.batch_first)
             if unbatched:
                 x = x.unsqueeze(1)
             elif self.batch_first:
                 x = x.transpose(0, 1)
             batch = x.shape[1]
         check_tensor(_NAME, x, "input", dtype)
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected input_size {self.input_size} in the last "
-                             f"dimension, got shape {tuple(x.shape)}")
+        if packed and x.shape[-1] != self.input_size:
+            raise ValueError(f"input: expected a PackedSequence of (steps, batch, input_size) "
+                             f"with input_size = {self.input_size}, got data of shape "
+                             f"{shape_text(tuple(x.shape))}")
         stacked = self.num_layers * (2 if self.bidirectional else 1)
         if hx is not None:
             check_tensor(_NAME, hx, "hx", dtype)
-            expected = ((stacked, self.hidden_size) if unbatched
-                        else (stacked, batch, self.hidden_size))
-            if tuple(hx.shape) != expected:
-                raise ValueError(f"hx: expected shape {expected}, got {tuple(hx.shape)}")
+            check_state(hx, "hx", STACK_STATE, (stacked, batch, self.hidden_size), unbatched)
             if unbatched:
                 hx = hx.unsqueeze(1)
         if _torch_export.is_tracing():
