@@ -6,9 +6,8 @@ each cell reports the median, min and max of the repeats.
 
 Each timed call directly follows an untimed call of the same library, so that every library is
 timed as it runs in a loop of its own calls, not while the core recovers from the previous
-library's work (caches, predictors, clocks): on the project's machine a 0.56 ms eigengru call
-measured 0.1 ms longer right after torch's GRU, and ONNX Runtime's 1.0 ms call 0.13 ms longer
-right after torch's, an order-dependent bias that this removes.
+library's work (caches, predictors, clocks), an order-dependent bias of a fifth of a short
+call's time (BENCHMARKS.md).
 """
 
 from __future__ import annotations
