@@ -266,26 +266,13 @@ __attribute__((always_inline)) inline void row_kernel_for(int panels, const Scal
                                                                  depth, descending, out);
   };
   switch (panels) {
-    case 6:
-      kernel(std::integral_constant<int, 6>{});
-      break;
-    case 5:
-      kernel(std::integral_constant<int, 5>{});
-      break;
-    case 4:
-      kernel(std::integral_constant<int, 4>{});
-      break;
-    case 3:
-      kernel(std::integral_constant<int, 3>{});
-      break;
-    case 2:
-      kernel(std::integral_constant<int, 2>{});
-      break;
-    case 1:
-      kernel(std::integral_constant<int, 1>{});
-      break;
-    default:
-      break;
+    case 6: kernel(std::integral_constant<int, 6>{}); break;
+    case 5: kernel(std::integral_constant<int, 5>{}); break;
+    case 4: kernel(std::integral_constant<int, 4>{}); break;
+    case 3: kernel(std::integral_constant<int, 3>{}); break;
+    case 2: kernel(std::integral_constant<int, 2>{}); break;
+    case 1: kernel(std::integral_constant<int, 1>{}); break;
+    default: break;
   }
 }
 
@@ -301,29 +288,14 @@ __attribute__((always_inline)) inline void multiply_rows(const Scalar* a, Index 
   }
   const Scalar* ai = a + i * lda;
   switch (m - i) {
-    case 7:
-      kernel_for_rows<Scalar, 7, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    case 6:
-      kernel_for_rows<Scalar, 6, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    case 5:
-      kernel_for_rows<Scalar, 5, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    case 4:
-      kernel_for_rows<Scalar, 4, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    case 3:
-      kernel_for_rows<Scalar, 3, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    case 2:
-      kernel_for_rows<Scalar, 2, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    case 1:
-      kernel_for_rows<Scalar, 1, kOneChain>(ai, lda, a_step, b, ldb, depth, out);
-      break;
-    default:
-      break;
+    case 7: kernel_for_rows<Scalar, 7, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 6: kernel_for_rows<Scalar, 6, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 5: kernel_for_rows<Scalar, 5, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 4: kernel_for_rows<Scalar, 4, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 3: kernel_for_rows<Scalar, 3, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 2: kernel_for_rows<Scalar, 2, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    case 1: kernel_for_rows<Scalar, 1, kOneChain>(ai, lda, a_step, b, ldb, depth, out); break;
+    default: break;
   }
 }
 

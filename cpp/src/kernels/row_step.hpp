@@ -96,17 +96,10 @@ void forward_row_reset_after(const PackedMatrix<Scalar>& w_hh_t, Index H, const 
     };
     static_assert(kMaxGroupVectors == 3);
     switch (v1 - v0) {
-      case 3:
-        group(std::integral_constant<int, 3>{});
-        break;
-      case 2:
-        group(std::integral_constant<int, 2>{});
-        break;
-      case 1:
-        group(std::integral_constant<int, 1>{});
-        break;
-      default:
-        break;
+      case 3: group(std::integral_constant<int, 3>{}); break;
+      case 2: group(std::integral_constant<int, 2>{}); break;
+      case 1: group(std::integral_constant<int, 1>{}); break;
+      default: break;
     }
   }
 }
