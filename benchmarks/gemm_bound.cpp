@@ -141,8 +141,8 @@ int main(int argc, char** argv) {
       packed.multiply(h.data(), H, slice, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
   });
   // With fewer rows than threads, the library's inference splits the hidden units instead
-  // (parts of 16-unit multiples, at least 32 units each; layer.cpp): a step then takes the
-  // largest part's product, every row against the weights of that part's units.
+  // (parts of 16-unit multiples, at least 32 units each; layer_forward_units.cpp): a step then
+  // takes the largest part's product, every row against the weights of that part's units.
   double packed_units_steps = packed_steps;
   const Eigen::Index parts = std::clamp<Eigen::Index>(H / 32, 1, threads);
   if (B < threads && parts > 1) {

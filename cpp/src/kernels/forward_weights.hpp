@@ -1,6 +1,6 @@
 // One layer-direction's weights prepared for forward products: what the sequence forward builds
-// once per call and a Stream once at construction. Internal to eigengru (namespace detail); it is
-// in the public headers only because Stream holds it.
+// once per call (once per part of the hidden units when they are split among threads), and
+// Stream, StackStep and GRUCell once at construction.
 #pragma once
 
 #include "eigengru/weights.hpp"
