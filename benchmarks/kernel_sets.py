@@ -10,8 +10,13 @@ rounds does not remove (BENCHMARKS.md has the numbers).
 
     python benchmarks/kernel_sets.py [--threads 1,2] [--rounds 3] [--repeats 5]
 
-prints the table; benchmarks/run.py --kernel-sets writes it into BENCHMARKS.md. The native build
-is made once, into build/native-package (pip install --target, about a minute).
+prints the table; --write puts it into BENCHMARKS.md. The native build is made once, into
+build/native-package (pip install --target, about a minute).
+
+    python benchmarks/kernel_sets.py --variants avx512 --against DIR
+
+times this checkout's build against another one installed into DIR (pip install --target DIR,
+of an earlier commit, say) in the same alternating rounds, and prints this / that per cell.
 """
 
 from __future__ import annotations
@@ -31,15 +36,15 @@ SAVED = ROOT / "build" / "kernel_sets.json"
 #: BENCHMARKS.md's kernel-set section lies between these lines; benchmarks/run.py keeps it.
 BEGIN, END = "<!-- kernel sets: begin -->", "<!-- kernel sets: end -->"
 
-#: name: (library, environment, whether it runs the native build)
+#: name: (library, environment, the folder of the eigengru build it runs, None: this checkout's)
 VARIANTS = {
-    "avx512": ("eigengru", {"EIGENGRU_ISA": "avx512"}, False),
-    "native": ("eigengru", {"EIGENGRU_ISA": "auto"}, True),
-    "avx2": ("eigengru", {"EIGENGRU_ISA": "avx2"}, False),
-    "baseline": ("eigengru", {"EIGENGRU_ISA": "baseline"}, False),
-    "torch": ("torch", {}, False),
+    "avx512": ("eigengru", {"EIGENGRU_ISA": "avx512"}, None),
+    "native": ("eigengru", {"EIGENGRU_ISA": "auto"}, NATIVE_PACKAGE),
+    "avx2": ("eigengru", {"EIGENGRU_ISA": "avx2"}, None),
+    "baseline": ("eigengru", {"EIGENGRU_ISA": "baseline"}, None),
+    "torch": ("torch", {}, None),
     "torch-avx2": ("torch", {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-                   False),
+                   None),
 }
 #: A timed cell's repeats continue until they add up to this many seconds (at most 51 repeats).
 MIN_SECONDS = 0.5
@@ -84,12 +89,12 @@ def time_variant(library: str, cells, repeats: int) -> dict:
 
 
 def run_worker(name: str, cells, repeats: int) -> dict:
-    _, env, native = VARIANTS[name]
+    _, env, package = VARIANTS[name]
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("EIGENGRU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")}
     environment.update(env)
-    if native:
-        environment["PYTHONPATH"] = str(NATIVE_PACKAGE)
+    if package is not None:
+        environment["PYTHONPATH"] = str(package)
     done = subprocess.run([sys.executable, __file__, "--worker", name, "--repeats", str(repeats),
                            "--cells", json.dumps(cells)], env=environment, check=True,
                           capture_output=True, text=True, cwd=ROOT / "benchmarks")
@@ -102,7 +107,7 @@ def measure(threads: list[int], rounds: int, repeats: int, variants=None, shapes
 
     supported = set(_core.supported_isas())
     names = [v for v in (variants or VARIANTS)
-             if VARIANTS[v][0] != "eigengru" or v == "native" or v in supported]
+             if VARIANTS[v][0] != "eigengru" or VARIANTS[v][2] is not None or v in supported]
     if "native" in names:
         build_native()
     cells = [(shape, n, mode) for n in threads for shape in (shapes or bench.SHAPES)
@@ -176,6 +181,21 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def against(result: dict) -> str:
+    """This checkout's build (its first variant) over the build in --against's folder, per cell."""
+    ours = next(name for name in result["ran"] if name != "against")
+    lines = [f"| shape | threads | mode | {ours} ms | against ms | {ours} / against |",
+             "|---|---|---|---|---|---|"]
+    for c in result["cells"]:
+        a, b = c["ms"][ours], c["ms"]["against"]
+        lines.append(f"| {c['shape']} | {c['threads']} | {c['mode']} | {a:.3f} | {b:.3f} | "
+                     f"{a / b:.3f} |")
+    ratios = [c["ms"][ours] / c["ms"]["against"] for c in result["cells"]]
+    lines.append(f"\n{ours} / against: {min(ratios):.3f} to {max(ratios):.3f}, geometric mean "
+                 f"{statistics.geometric_mean(ratios):.3f}")
+    return "\n".join(lines)
+
+
 def section(result: dict) -> str:
     """BENCHMARKS.md's section, between BEGIN and END."""
     ran = result["ran"]
@@ -225,6 +245,8 @@ def main() -> None:
     parser.add_argument("--shapes", help="comma-separated names of bench.SHAPES (default: all)")
     parser.add_argument("--variants",
                         help=f"comma-separated, of {', '.join(VARIANTS)} (default: all)")
+    parser.add_argument("--against", type=Path,
+                        help="also time the eigengru installed in this folder (variant 'against')")
     parser.add_argument("--write", action="store_true",
                         help="write the table into BENCHMARKS.md and BENCHMARKS.json")
     parser.add_argument("--from", dest="saved", type=Path,
@@ -236,6 +258,9 @@ def main() -> None:
         cells = [tuple(c) for c in json.loads(args.cells)]
         print(json.dumps(time_variant(VARIANTS[args.worker][0], cells, args.repeats)))
         return
+    if args.against:
+        VARIANTS["against"] = ("eigengru", {"EIGENGRU_ISA": "auto"}, args.against.resolve())
+        args.variants = ",".join([*(args.variants or ",".join(VARIANTS)).split(","), "against"])
     if args.saved:
         result = json.loads(args.saved.read_text())
     else:
@@ -246,6 +271,8 @@ def main() -> None:
     print(json.dumps(result["ran"]))
     print(markdown(result))
     print(summary(result))
+    if "against" in result["ran"]:
+        print(against(result))
     if args.write:
         write(result)
 
