@@ -11,15 +11,12 @@
 #include <vector>
 
 #include "check.hpp"
+#include "kernel_set_test.hpp"
 #include "packed_matrix.hpp"
 
 namespace {
 
 using eigengru::Index;
-// Compiled once per kernel set (CMakeLists.txt), with that set's sources and flags.
-namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
-#define EIGENGRU_STRING_(a) #a
-#define EIGENGRU_STRING(a) EIGENGRU_STRING_(a)
 using eigengru_test::check;
 
 struct Case {
@@ -147,8 +144,7 @@ void test_project(const Case& c, std::mt19937& gen) {
 }  // namespace
 
 int main() {
-  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET)))
-    return eigengru_test::kSkipped;
+  if (!eigengru_test::compiled_kernel_set_runs()) return eigengru_test::kSkipped;
   std::mt19937 gen(5);
   // m = 1: 1 to 6 panels at once (n = 32 to 192), a short last panel (33, 100), a single short
   // panel (1, 31), depths below, at and past the unrolling (1, 3, 5, 64, 70); more than 6

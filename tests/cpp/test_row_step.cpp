@@ -11,16 +11,13 @@
 #include <vector>
 
 #include "check.hpp"
+#include "kernel_set_test.hpp"
 #include "packed_matrix.hpp"
 #include "row_step.hpp"
 
 namespace {
 
 using eigengru::Index;
-// Compiled once per kernel set (CMakeLists.txt), with that set's sources and flags.
-namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
-#define EIGENGRU_STRING_(a) #a
-#define EIGENGRU_STRING(a) EIGENGRU_STRING_(a)
 using eigengru_test::check;
 
 template <typename Scalar>
@@ -69,8 +66,7 @@ void test_hidden_size(Index H, std::mt19937& gen) {
 }  // namespace
 
 int main() {
-  if (!eigengru_test::cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET)))
-    return eigengru_test::kSkipped;
+  if (!eigengru_test::compiled_kernel_set_runs()) return eigengru_test::kSkipped;
   std::mt19937 gen(11);
   for (const Index H : {16, 32, 48, 64, 80}) test_hidden_size<float>(H, gen);
   for (const Index H : {8, 16, 24, 32, 40}) test_hidden_size<double>(H, gen);

@@ -87,9 +87,10 @@ class RowsForward {
   /// nothing, when a thread's scratch cannot be allocated.
   void run(Scalar* h_n) {
     // Each thread allocates its own scratch rows (projected inputs, gathered inputs, the step's
-    // product) at the start of the region: rows written by two cores must not share cache
-    // lines or pages, which a single block for every thread cannot promise. A failed
-    // allocation is reported after the region, before any output is written.
+    // product) at the start of the region, from its own heap arena and first touched by its own
+    // core: one block shared out among the threads was slower on hosts that place the cores far
+    // apart, even with a page between the threads' rows. A failed allocation is reported after
+    // the region, before any output is written.
     std::atomic<bool> scratch_failed{false};
 #pragma omp parallel num_threads(threads_)
     {
