@@ -208,7 +208,7 @@ One portable build running each of its kernel sets (`EIGENGRU_ISA`), a build wit
 `EIGENGRU_NATIVE=ON` (one set, `-march=native`), and `torch.nn.GRU` as shipped and restricted
 to AVX2 (`ATEN_CPU_CAPABILITY=avx2`, `MKL_ENABLE_INSTRUCTIONS=AVX2`; capability in use:
 {torch_line}). float32, milliseconds, each variant in a process of its own over every cell; the
-variants take turns, {result['rounds']} rounds, a cell's time the best round's median (at least
+variants take turns, {rounds_text(result)}, a cell's time the best round's median (at least
 {result['repeats']} repeats per round, more for short cells). The best, not the median over
 rounds: other guests' load on this shared machine slows whole rounds, and two runs of 4 rounds
 with the median put the same build's `avx512` set at 0.82x and at 1.44x of the native build in
@@ -222,18 +222,52 @@ restricted to AVX2 in every cell.
 {END}"""
 
 
-def write(result: dict) -> None:
+def rounds_text(result: dict) -> str:
+    """How many rounds, and which variants ran together (see merged())."""
+    runs = result.get("runs")
+    if not runs:
+        return f"{result['rounds']} rounds"
+    return "; ".join(f"{', '.join(f'`{v}`' for v in run['variants'])}: {run['rounds']} rounds"
+                     + (" in an earlier run" if k else "") for k, run in enumerate(runs))
+
+
+def merged(result: dict, earlier: dict) -> dict:
+    """This run's result, with the variants it did not run taken from an earlier result of the
+    same cells; each pair that the table compares (avx512 with native, avx2 with torch AVX2)
+    must come from one run."""
+    mine = set(result["ran"]) - {"against"}
+    theirs = [v for v in earlier["ran"] if v not in mine]
+    for pair in (("avx512", "native"), ("avx2", "torch-avx2")):
+        if len({v in mine for v in pair}) != 1:
+            raise SystemExit(f"--merge: {pair[0]} and {pair[1]} must come from the same run")
+    by_cell = {(c["shape"], c["threads"], c["mode"]): c for c in earlier["cells"]}
+    cells = []
+    for c in result["cells"]:
+        old = by_cell[(c["shape"], c["threads"], c["mode"])]
+        cells.append({**c, "ms": {**{v: old["ms"][v] for v in theirs},
+                                  **{v: t for v, t in c["ms"].items() if v in mine}}})
+    return {**result, "cells": cells,
+            "ran": {**{v: earlier["ran"][v] for v in theirs},
+                    **{v: r for v, r in result["ran"].items() if v in mine}},
+            "runs": [{"variants": sorted(mine), "rounds": result["rounds"]},
+                     {"variants": theirs, "rounds": earlier["rounds"]}]}
+
+
+def write(result: dict, merge: bool) -> None:
     """Puts the section into BENCHMARKS.md (replacing an earlier one) and the result into
-    BENCHMARKS.json under "kernel_sets"."""
+    BENCHMARKS.json under "kernel_sets"; with `merge`, the variants this run left out keep
+    their earlier results."""
     md_path, json_path = ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS.json"
+    data = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if merge:
+        result = merged(result, data["kernel_sets"])
     text = md_path.read_text()
     if BEGIN in text:
         text = text[:text.index(BEGIN)] + section(result) + text[text.index(END) + len(END):]
     else:
         text = text.rstrip("\n") + "\n\n" + section(result) + "\n"
     md_path.write_text(text)
-    data = json.loads(json_path.read_text()) if json_path.exists() else {}
-    data["kernel_sets"] = result
+    data["kernel_sets"] = {k: v for k, v in result.items() if k != "against"}
     json_path.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -249,6 +283,8 @@ def main() -> None:
                         help="also time the eigengru installed in this folder (variant 'against')")
     parser.add_argument("--write", action="store_true",
                         help="write the table into BENCHMARKS.md and BENCHMARKS.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --write: keep the earlier results of the variants not run")
     parser.add_argument("--from", dest="saved", type=Path,
                         help="the result of an earlier run (build/kernel_sets.json), not a new one")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -256,7 +292,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         cells = [tuple(c) for c in json.loads(args.cells)]
-        print(json.dumps(time_variant(VARIANTS[args.worker][0], cells, args.repeats)))
+        library = VARIANTS[args.worker][0] if args.worker in VARIANTS else "eigengru"  # against
+        print(json.dumps(time_variant(library, cells, args.repeats)))
         return
     if args.against:
         VARIANTS["against"] = ("eigengru", {"EIGENGRU_ISA": "auto"}, args.against.resolve())
@@ -274,7 +311,7 @@ def main() -> None:
     if "against" in result["ran"]:
         print(against(result))
     if args.write:
-        write(result)
+        write(result, args.merge)
 
 
 if __name__ == "__main__":
