@@ -148,8 +148,6 @@ def test_onnx_errors(rng):
     with pytest.raises(ValueError, match=r"R: expected shape \[2, 3H, H\]"):
         interop.from_onnx(np.zeros((1, 3 * H, I)), np.zeros((1, 3 * H, H)),
                           direction="bidirectional")
-    with pytest.raises(ValueError, match="one layer"):
-        interop.to_onnx(eigengru.GRU(I, H, num_layers=2), "unused.onnx")
 
 
 # -- PyTorch ---------------------------------------------------------------------------------
@@ -167,3 +165,29 @@ def test_from_torch_and_back():
     twin.load_state_dict(interop.to_torch_state_dict(gru))
     for name, p in twin.named_parameters():
         np.testing.assert_array_equal(p.detach().numpy(), getattr(gru, name))
+
+
+@pytest.mark.parametrize("weights", [np.float32, np.float64, np.float16])
+def test_every_importer_keeps_the_weights_dtype(rng, weights):
+    """float32 and float64 weights give a model of their dtype, anything else float32;
+    dtype= decides when given."""
+    expected = np.dtype(np.float64 if weights == np.float64 else np.float32)
+
+    def arrays(*shapes):
+        return [rng.standard_normal(s).astype(weights) for s in shapes]
+
+    def imports(**dtype):
+        yield "from_keras", interop.from_keras(*arrays((I, 3 * H), (H, 3 * H), (2, 3 * H)),
+                                               **dtype)
+        yield "from_seed", interop.from_seed(*arrays((H, H + I), (H, H + I), (H, H + I)),
+                                             **dtype)
+        yield "from_onnx", interop.from_onnx(*arrays((1, 3 * H, I), (1, 3 * H, H), (1, 6 * H)),
+                                             **dtype)
+        state = eigengru.GRU(I, H, dtype=np.float64).state_dict()
+        yield "from_torch", interop.from_torch({k: v.astype(weights) for k, v in state.items()},
+                                               **dtype)
+
+    for name, gru in imports():
+        assert gru.dtype == expected, name
+    for name, gru in imports(dtype=np.float64):
+        assert gru.dtype == np.float64, name

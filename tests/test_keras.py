@@ -1,0 +1,82 @@
+"""Keras GRU layers read by their config (eigengru.interop.from_keras), with Keras's own outputs
+as the oracle (Keras 3 on its PyTorch backend), and every setting eigengru does not apply
+refused by name."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from eigengru import interop
+
+from .conftest import assert_close
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras", reason="Keras is the oracle (keras>=3, test extra)")
+
+T, B, I, H = 7, 3, 4, 5
+# Keras 3's variables warn under NumPy 2 when converted; that is Keras's own affair.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+
+def keras_layer(rng, layer):
+    """The layer built on a batch, its weights randomised; returns it and that batch."""
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    layer(x)
+    layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32)
+                       for w in layer.get_weights()])
+    return layer, x
+
+
+def keras_outputs(layer, x):
+    return [np.asarray(keras.ops.convert_to_numpy(y)) for y in layer(x)]
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_a_gru_layer_computes_what_keras_does(rng, reset_after, use_bias):
+    layer, x = keras_layer(rng, keras.layers.GRU(H, return_sequences=True, return_state=True,
+                                                 reset_after=reset_after, use_bias=use_bias))
+    want_out, want_state = keras_outputs(layer, x)
+    for gru in (interop.from_keras(layer),
+                interop.from_keras(layer.get_config(), layer.get_weights()),
+                interop.from_keras(keras.layers.serialize(layer), layer.get_weights())):
+        assert gru.batch_first and gru.reset_after == reset_after and gru.bias == use_bias
+        out, h_n = gru(x)
+        assert_close(out, want_out, np.float32, "out")
+        assert_close(h_n[0], want_state, np.float32, "final state")
+
+
+def test_a_bidirectional_layer_computes_what_keras_does(rng):
+    layer, x = keras_layer(rng, keras.layers.Bidirectional(
+        keras.layers.GRU(H, return_sequences=True), merge_mode="concat"))
+    (want_out,) = [keras.ops.convert_to_numpy(layer(x))]
+    gru = interop.from_keras(layer)
+    assert gru.bidirectional
+    out, _ = gru(x)
+    assert_close(out, want_out, np.float32, "out")
+    out, _ = interop.from_keras(keras.layers.serialize(layer), layer.get_weights())(x)
+    assert_close(out, want_out, np.float32, "out, from the serialized config")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: keras.layers.GRU(H, recurrent_activation="hard_sigmoid"),
+     "recurrent_activation = 'hard_sigmoid' is not supported"),
+    (lambda: keras.layers.GRU(H, activation="relu"), "activation = 'relu' is not supported"),
+    (lambda: keras.layers.GRU(H, dropout=0.25), "dropout = 0.25 is not supported"),
+    (lambda: keras.layers.GRU(H, recurrent_dropout=0.1),
+     "recurrent_dropout = 0.1 is not supported"),
+    (lambda: keras.layers.GRU(H, go_backwards=True), "go_backwards = True is not supported"),
+    (lambda: keras.layers.GRU(H, kernel_regularizer="l2"), "kernel_regularizer = .* is not"),
+    (lambda: keras.layers.Bidirectional(keras.layers.GRU(H), merge_mode="sum"),
+     "merge_mode = 'sum' is not supported"),
+    (lambda: keras.layers.Bidirectional(keras.layers.LSTM(H)), "wraps a LSTM"),
+    (lambda: keras.layers.LSTM(H), "expected a keras GRU or Bidirectional"),
+])
+def test_settings_eigengru_does_not_apply_are_refused_by_name(rng, make, message):
+    layer, _ = keras_layer(rng, make())
+    with pytest.raises(ValueError, match=message):
+        interop.from_keras(layer)
