@@ -9,7 +9,9 @@
 # the final link would keep one copy of each, possibly compiled for AVX-512, for every set.
 #
 # Sets: EIGENGRU_KERNEL_SETS (names, fastest first), EIGENGRU_KERNEL_SET_OBJECTS (the objects),
-# EIGENGRU_WARNING_FLAGS.
+# EIGENGRU_KERNEL_SET_TARGETS (their object libraries, which the library must depend on: a
+# file-level dependency on another target's objects orders nothing under the Makefile
+# generators), EIGENGRU_WARNING_FLAGS.
 
 set(EIGENGRU_WARNING_FLAGS
   $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic>
@@ -57,6 +59,7 @@ else()
 endif()
 
 set(EIGENGRU_KERNEL_SET_OBJECTS)
+set(EIGENGRU_KERNEL_SET_TARGETS)
 foreach(set IN LISTS EIGENGRU_KERNEL_SETS)
   set(target eigengru_kernels_${set})
   add_library(${target} OBJECT ${_eigengru_kernel_sources})
@@ -68,6 +71,7 @@ foreach(set IN LISTS EIGENGRU_KERNEL_SETS)
   target_include_directories(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/cpp/include
                                                 ${CMAKE_CURRENT_SOURCE_DIR}/cpp/src)
   target_link_libraries(${target} PRIVATE Eigen3::Eigen OpenMP::OpenMP_CXX)
+  list(APPEND EIGENGRU_KERNEL_SET_TARGETS ${target})
 
   if(_eigengru_can_localize)
     set(object ${CMAKE_CURRENT_BINARY_DIR}/kernels_${set}${CMAKE_CXX_OUTPUT_EXTENSION})
