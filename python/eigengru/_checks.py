@@ -74,31 +74,36 @@ def dropout_probability(value: Any) -> float:
     return probability
 
 
-def input_is_unbatched(shape: tuple[int, ...], name: str, input_size: int, *, step: bool,
+def input_is_unbatched(shape: tuple[int, ...], name: str, input_size: int, step: bool,
                        batch_first: bool = False) -> bool:
     """Whether an input of this shape is unbatched. Raises ValueError unless it is one step,
     ``(batch, input_size)`` or ``(input_size,)`` (``step``), or a sequence, ``(steps, batch,
     input_size)`` (``(batch, steps, input_size)`` with ``batch_first``) or ``(steps,
-    input_size)``."""
+    input_size)``. Cheap when the shape is right: step loops call it on every step."""
     batched = 2 if step else 3
-    if len(shape) not in (batched - 1, batched) or shape[-1] != input_size:
-        if step:
-            layout = "(batch, input_size) or (input_size,)"
-        else:
-            layout = ("(batch, steps, input_size)" if batch_first
-                      else "(steps, batch, input_size)") + " or (steps, input_size)"
-        raise ValueError(f"{name}: expected shape {layout} with input_size = {input_size}, "
-                         f"got {shape_text(tuple(shape))}")
-    return len(shape) == batched - 1
+    dims = len(shape)
+    if (dims == batched or dims == batched - 1) and shape[-1] == input_size:
+        return dims != batched
+    if step:
+        layout = "(batch, input_size) or (input_size,)"
+    else:
+        layout = ("(batch, steps, input_size)" if batch_first
+                  else "(steps, batch, input_size)") + " or (steps, input_size)"
+    raise ValueError(f"{name}: expected shape {layout} with input_size = {input_size}, "
+                     f"got {shape_text(tuple(shape))}")
 
 
 def check_state(state: Any, name: str, dims: tuple[str, ...], sizes: tuple[int, ...],
                 unbatched: bool) -> None:
     """Raise ValueError unless a state (an array or a tensor) has the shape ``sizes``, whose
     dimensions ``dims`` names, less the ``"batch"`` dimension for an unbatched input."""
+    if not unbatched and state.shape == sizes:  # the common case, on every step of a loop
+        return
     if unbatched:
-        kept = [i for i, dim in enumerate(dims) if dim != "batch"]
-        dims, sizes = tuple(dims[i] for i in kept), tuple(sizes[i] for i in kept)
+        sizes = tuple(size for size, dim in zip(sizes, dims) if dim != "batch")
+        if state.shape == sizes:
+            return
+        dims = tuple(dim for dim in dims if dim != "batch")
     check_shape(state, name, sizes, "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")")
 
 

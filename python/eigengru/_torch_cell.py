@@ -257,7 +257,7 @@ class GRUCell(nn.Module):
         check_tensor(_NAME, input, "input", dtype)
         if hx is not None:
             check_tensor(_NAME, hx, "hx", dtype)
-        unbatched = input_is_unbatched(tuple(input.shape), "input", self.input_size, step=True)
+        unbatched = input_is_unbatched(input.shape, "input", self.input_size, step=True)
         x = input.unsqueeze(0) if unbatched else input
         expected = (x.shape[0], self.hidden_size)
         if hx is None:

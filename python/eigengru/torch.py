@@ -299,7 +299,7 @@ class GRU(nn.Module):
                 raise TypeError(f"input: expected a Tensor or PackedSequence, got "
                                 f"{type(input).__name__}")
             x = input
-            unbatched = input_is_unbatched(tuple(input.shape), "input", self.input_size,
+            unbatched = input_is_unbatched(input.shape, "input", self.input_size,
                                            step=False, batch_first=self.batch_first)
             if unbatched:
                 x = x.unsqueeze(1)
