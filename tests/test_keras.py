@@ -69,7 +69,6 @@ def test_a_bidirectional_layer_computes_what_keras_does(rng):
     (lambda: keras.layers.GRU(H, dropout=0.25), "dropout = 0.25 is not supported"),
     (lambda: keras.layers.GRU(H, recurrent_dropout=0.1),
      "recurrent_dropout = 0.1 is not supported"),
-    (lambda: keras.layers.GRU(H, go_backwards=True), "go_backwards = True is not supported"),
     (lambda: keras.layers.GRU(H, kernel_regularizer="l2"), "kernel_regularizer = .* is not"),
     (lambda: keras.layers.Bidirectional(keras.layers.GRU(H), merge_mode="sum"),
      "merge_mode = 'sum' is not supported"),

@@ -108,9 +108,11 @@ Model<Scalar> load_model(const std::string& path) {
              num_layers = in.read<std::uint32_t>(), flags = in.read<std::uint32_t>();
   const auto dropout = in.read<double>();
   if (input_size < 1 || hidden_size < 1 || num_layers < 1 || input_size > kMaxSize ||
-      hidden_size > kMaxSize || num_layers > 1024 || flags > 15)
+      hidden_size > kMaxSize || num_layers > 1024 || flags > 31 || (flags & 18) == 18)
     in.fail("implausible header (sizes " + std::to_string(input_size) + ", " +
             std::to_string(hidden_size) + ", " + std::to_string(num_layers) + ")");
+  if (!(dropout >= 0.0 && dropout < 1.0))
+    in.fail("implausible header (dropout " + std::to_string(dropout) + ", expected [0, 1))");
 
   Model<Scalar> model;
   model.spec.input_size = input_size;
@@ -120,6 +122,7 @@ Model<Scalar> load_model(const std::string& path) {
   model.spec.bidirectional = flags & 2;
   model.spec.reset_after = flags & 4;
   model.batch_first = flags & 8;
+  model.spec.reverse = flags & 16;
   model.spec.dropout = dropout;
   const Index H = hidden_size, D = model.spec.directions();
   for (Index l = 0; l < num_layers; ++l)
@@ -175,7 +178,8 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
   put(static_cast<std::uint32_t>(H));
   put(static_cast<std::uint32_t>(spec.num_layers));
   put(static_cast<std::uint32_t>((model.bias ? 1 : 0) | (spec.bidirectional ? 2 : 0) |
-                                 (spec.reset_after ? 4 : 0) | (model.batch_first ? 8 : 0)));
+                                 (spec.reset_after ? 4 : 0) | (model.batch_first ? 8 : 0) |
+                                 (spec.reverse ? 16 : 0)));
   put(spec.dropout);
   for (std::size_t k = 0; k < model.parameters.size(); ++k) {
     const Index layer = static_cast<Index>(k / per) / D;

@@ -54,9 +54,11 @@ def _layer_state(kernel: Any, recurrent_kernel: Any, bias: Any, reset_after: boo
     return state, kernel.shape[0], hidden, recurrent
 
 
-def _checked_config(config: Mapping[str, Any], go_backwards: bool, where: str) -> dict[str, Any]:
-    """units, use_bias and reset_after of a GRU layer's config, whose other entries must be
-    ones eigengru applies (or that change nothing)."""
+def _checked_config(config: Mapping[str, Any], go_backwards: bool | None,
+                    where: str) -> dict[str, Any]:
+    """units, use_bias, reset_after and go_backwards of a GRU layer's config, whose other
+    entries must be ones eigengru applies (or that change nothing); go_backwards must be as
+    given unless that is None."""
     for key in sorted(config):
         value = config[key]
         if key in _NO_EFFECT or key in ("units", "use_bias", "reset_after", "go_backwards"):
@@ -71,11 +73,13 @@ def _checked_config(config: Mapping[str, Any], go_backwards: bool, where: str) -
                                  f"(eigengru computes {key} = {_REQUIRED[key]!r})")
         else:
             raise ValueError(f"from_keras: {where}{key} is not a GRU setting eigengru knows")
-    if bool(config.get("go_backwards", False)) != go_backwards:
-        raise ValueError(f"from_keras: {where}go_backwards = {config.get('go_backwards')!r} is "
-                         "not supported outside a Bidirectional layer")
+    backwards = bool(config.get("go_backwards", False))
+    if go_backwards is not None and backwards != go_backwards:
+        raise ValueError(f"from_keras: {where}go_backwards = {backwards!r} is not the "
+                         f"Bidirectional layer's {'backward' if go_backwards else 'forward'} "
+                         "direction")
     return {"units": int(config["units"]), "use_bias": bool(config.get("use_bias", True)),
-            "reset_after": bool(config.get("reset_after", True))}
+            "reset_after": bool(config.get("reset_after", True)), "go_backwards": backwards}
 
 
 def _inner_config(value: Any) -> Mapping[str, Any]:
@@ -91,7 +95,7 @@ def _inner_config(value: Any) -> Mapping[str, Any]:
 def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: str,
                 dtype: Any) -> GRU:
     if class_name == "GRU":
-        parts = [("l0", _checked_config(config, False, ""))]
+        parts = [("l0", _checked_config(config, None, ""))]
     elif class_name == "Bidirectional":
         if config.get("merge_mode", "concat") != "concat":
             raise ValueError(f"from_keras: Bidirectional merge_mode = {config['merge_mode']!r} "
@@ -108,7 +112,8 @@ def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: s
         raise ValueError(f"from_keras: expected a keras GRU or Bidirectional(GRU) layer, got "
                          f"{class_name}")
     settings = parts[0][1]
-    if any(p[1] != settings for p in parts[1:]):
+    if any({**p[1], "go_backwards": False} != {**settings, "go_backwards": False}
+           for p in parts[1:]):
         raise ValueError("from_keras: the two directions of a Bidirectional layer must have the "
                          "same units, use_bias and reset_after")
     per = 3 if settings["use_bias"] else 2
@@ -126,6 +131,7 @@ def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: s
                          f"{hidden} units")
     gru = GRU(input_size, hidden, bias=settings["use_bias"], batch_first=True,
               bidirectional=len(parts) == 2, reset_after=settings["reset_after"],
+              reverse=len(parts) == 1 and settings["go_backwards"],
               dtype=dtype_of(dtype, recurrent))
     gru.load_state_dict(state)
     return gru
@@ -139,9 +145,10 @@ def from_keras(kernel_or_layer: Any, recurrent_kernel: Any = None, bias: Any = N
     and ``from_keras(config, weights)`` the same from a saved model (``layer.get_config()``, or
     ``{"class_name": ..., "config": ...}``, and ``layer.get_weights()``). Units, ``use_bias``,
     ``reset_after`` are read from the config, and every other setting is applied or refused by
-    name (activations other than tanh and sigmoid, dropout, ``go_backwards`` outside
-    Bidirectional, merge modes other than concat, regularizers, constraints). The model is
-    batch-first, as Keras is.
+    name (activations other than tanh and sigmoid, dropout, merge modes other than concat,
+    regularizers, constraints). The model is batch-first, as Keras is. ``go_backwards=True``
+    gives a ``reverse=True`` model: the same states, but its ``out`` is in time order, where
+    Keras returns the sequence in the order it processed it (``out[:, ::-1]`` is Keras's).
 
     ``from_keras(kernel, recurrent_kernel, bias, reset_after=True)`` takes bare weights:
     kernel ``(I, 3H)`` and recurrent_kernel ``(H, 3H)`` in Keras's (z, r, h) order; bias

@@ -68,14 +68,12 @@ def check_tensors(W: np.ndarray, R: np.ndarray, B: np.ndarray | None, directions
     return hidden
 
 
-def directions_of(direction: str, where: str) -> int:
-    if direction == "reverse":
-        raise ValueError(f"{where}: direction 'reverse' (a reverse-only layer) is not supported: "
-                         "eigengru.GRU layers run forward, or both ways (bidirectional)")
-    if direction not in ("forward", "bidirectional"):
-        raise ValueError(f"{where}: direction: expected 'forward' or 'bidirectional', got "
-                         f"{direction!r}")
-    return 2 if direction == "bidirectional" else 1
+def directions_of(direction: str, where: str) -> tuple[int, bool]:
+    """The directions of an ONNX direction attribute, and whether the one direction is reverse."""
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ValueError(f"{where}: direction: expected 'forward', 'reverse' or 'bidirectional', "
+                         f"got {direction!r}")
+    return (2 if direction == "bidirectional" else 1), direction == "reverse"
 
 
 def from_onnx(W: Any, R: Any, B: Any = None, *, linear_before_reset: int = 0,
@@ -84,15 +82,15 @@ def from_onnx(W: Any, R: Any, B: Any = None, *, linear_before_reset: int = 0,
 
     W ``[D, 3H, I]``, R ``[D, 3H, H]`` and B ``[D, 6H]`` (input then recurrence biases), each in
     ONNX's (z, r, h) order; ``linear_before_reset`` 0 (ONNX's default) is ``reset_after=False``,
-    1 is ``reset_after=True``. ``direction`` is "forward" or "bidirectional" ("reverse" is
-    refused). ``dtype`` defaults to the weights' own.
+    1 is ``reset_after=True``. ``direction`` is "forward", "reverse" (a ``reverse=True`` model)
+    or "bidirectional". ``dtype`` defaults to the weights' own.
     """
-    directions = directions_of(direction, "from_onnx")
+    directions, reverse = directions_of(direction, "from_onnx")
     W, R = as_numpy(W), as_numpy(R)
     B = None if B is None else as_numpy(B)
     check_tensors(W, R, B, directions, "from_onnx")
     gru = GRU(W.shape[2], R.shape[2], bias=B is not None, bidirectional=directions == 2,
-              reset_after=bool(linear_before_reset), dtype=dtype_of(dtype, W))
+              reverse=reverse, reset_after=bool(linear_before_reset), dtype=dtype_of(dtype, W))
     gru.load_state_dict(layer_state(W, R, B, directions, 0))
     return gru
 
@@ -164,7 +162,7 @@ def to_onnx(gru: GRU, path: str | os.PathLike, *, initial_state: bool = False,
         final_states.append("Y_h" if L == 1 else f"Y_h{suffix}")
         nodes.append(helper.make_node(
             "GRU", node_inputs, [y, final_states[-1]], name=f"GRU{suffix}", hidden_size=H,
-            direction="bidirectional" if D == 2 else "forward",
+            direction="bidirectional" if D == 2 else "reverse" if gru.reverse else "forward",
             linear_before_reset=int(gru.reset_after)))
         if not raw:  # [T, D, B, H] -> [T, B, D*H], the next layer's input
             y = node("Transpose", [y], f"Y{suffix}_transposed", perm=[0, 2, 1, 3])

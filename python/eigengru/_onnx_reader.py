@@ -103,7 +103,7 @@ def _layer(reader: _GraphReader, node: Any, layer: int) -> dict[str, Any]:
     W = reader.constant(inputs[1], f"{where}: W")
     R = reader.constant(inputs[2], f"{where}: R")
     B = reader.constant(inputs[3], f"{where}: B") if inputs[3] else None
-    directions = directions_of(attributes.get("direction", "forward"), where)
+    directions, reverse = directions_of(attributes.get("direction", "forward"), where)
     hidden = check_tensors(W, R, B, directions, where)
     if attributes.get("hidden_size", hidden) != hidden:
         _refuse(f"{where}: hidden_size = {attributes['hidden_size']} does not match R's "
@@ -118,7 +118,7 @@ def _layer(reader: _GraphReader, node: Any, layer: int) -> dict[str, Any]:
     _initial_state(reader, inputs[5], layer, directions, where)
     if len(node.output) > 2 and any(node.output[2:]):
         _refuse(f"{where}: outputs beyond Y and Y_h are not part of the GRU operator")
-    return {"W": W, "R": R, "B": B, "directions": directions, "hidden": hidden,
+    return {"W": W, "R": R, "B": B, "directions": directions, "reverse": reverse, "hidden": hidden,
             "reset_after": bool(attributes.get("linear_before_reset", 0)),
             "layout": attributes.get("layout", 0), "lengths": lengths, "node": node}
 
@@ -177,7 +177,7 @@ def from_onnx_model(path: str | os.PathLike, *, dtype: Any = None) -> GRU:
     nodes between them, batch-first or not) or what ``to_onnx`` writes.
 
     Every node, attribute and input is applied or refused by name: activations other than
-    Sigmoid and Tanh, ``clip``, a reverse-only direction, a non-zero initial state or lengths
+    Sigmoid and Tanh, ``clip``, a non-zero initial state or lengths
     stored in the model (pass them with each call instead), any other node. The weights must be
     initializers or Constants. ``layout=1`` (a single GRU node) gives a ``batch_first`` model,
     whose states are eigengru's ``(L*D, B, H)`` like every model's. ``dtype`` defaults to the
@@ -244,8 +244,8 @@ def _stack(layers: list[dict[str, Any]], batch_first: bool, dtype: Any) -> GRU:
     D, H = first["directions"], first["hidden"]
     for k, layer in enumerate(layers[1:], start=1):
         where = f"GRU node {layer['node'].name!r} (layer {k})"
-        if (layer["directions"], layer["hidden"], layer["reset_after"]) != \
-                (D, H, first["reset_after"]):
+        if (layer["directions"], layer["reverse"], layer["hidden"], layer["reset_after"]) != \
+                (D, first["reverse"], H, first["reset_after"]):
             _refuse(f"{where}: direction, hidden_size and linear_before_reset must be those of "
                     "the first layer")
         if layer["W"].shape[2] != D * H:
@@ -254,7 +254,7 @@ def _stack(layers: list[dict[str, Any]], batch_first: bool, dtype: Any) -> GRU:
             _refuse(f"{where}: every layer must read the same sequence_lens")
     bias = any(layer["B"] is not None for layer in layers)
     gru = GRU(first["W"].shape[2], H, num_layers=len(layers), bias=bias, batch_first=batch_first,
-              bidirectional=D == 2, reset_after=first["reset_after"],
+              bidirectional=D == 2, reverse=first["reverse"], reset_after=first["reset_after"],
               dtype=dtype_of(dtype, first["W"]))
     state = {}
     for k, layer in enumerate(layers):

@@ -1,8 +1,8 @@
 """The ``.egru`` model format: a simple binary file that the C++ core reads with no dependency
 (``eigengru::load_model``). Layout (little-endian), as in ``cpp/include/eigengru/model_file.hpp``:
 "EIGENGRU", u32 version 1, u32 scalar size (4 or 8), u32 input_size, hidden_size, num_layers,
-u32 flags (1 bias, 2 bidirectional, 4 reset_after, 8 batch_first), f64 dropout, the parameters in
-PyTorch's order (row-major), and the zlib CRC-32 of everything before it as u32."""
+u32 flags (1 bias, 2 bidirectional, 4 reset_after, 8 batch_first, 16 reverse), f64 dropout, the
+parameters in PyTorch's order (row-major), and the zlib CRC-32 of everything before it as u32."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ _HEADER = struct.Struct("<8sIIIIIId")
 def encode(config: dict[str, Any], state: dict[str, np.ndarray]) -> bytes:
     dtype = np.dtype(config["dtype"])
     flags = (1 * config["bias"] | 2 * config["bidirectional"] | 4 * config["reset_after"]
-             | 8 * config["batch_first"])
+             | 8 * config["batch_first"] | 16 * config.get("reverse", False))
     parts = [_HEADER.pack(MAGIC, VERSION, dtype.itemsize, config["input_size"],
                           config["hidden_size"], config["num_layers"], flags, config["dropout"])]
     parts += [np.ascontiguousarray(p, dtype=dtype.newbyteorder("<")).tobytes()
@@ -40,7 +40,7 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
     if version != VERSION:
         raise ValueError(f"{path}: model file version {version} is not supported (this "
                          f"eigengru reads version {VERSION})")
-    if size not in (4, 8) or flags > 15:
+    if size not in (4, 8) or flags > 31 or flags & 18 == 18:
         raise ValueError(f"{path}: not a readable eigengru model file (bad header)")
     (stored,) = struct.unpack_from("<I", data, len(data) - 4)
     if zlib.crc32(data[:-4]) != stored:
@@ -49,6 +49,7 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
     config = {"input_size": inputs, "hidden_size": hidden, "num_layers": layers,
               "bias": bool(flags & 1), "bidirectional": bool(flags & 2),
               "reset_after": bool(flags & 4), "batch_first": bool(flags & 8),
+              "reverse": bool(flags & 16),
               "dropout": dropout, "dtype": "float32" if size == 4 else "float64"}
     dtype = np.dtype(config["dtype"]).newbyteorder("<")
     state, at = {}, _HEADER.size

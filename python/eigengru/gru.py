@@ -45,6 +45,11 @@ class GRU(NamedParameters):
     Cho et al. (2014), ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``. Both then update
     ``h' = (1 - z) * n + z * h``.
 
+    ``reverse=True`` runs each layer of a unidirectional stack backwards in time only (ONNX's
+    ``direction="reverse"``, Keras's ``go_backwards``): each row's sequence runs from its own last
+    valid step to its first, the outputs stay in time order (``out[t]`` is the state at time t,
+    ``out[0]`` the last one made), and ``h_n`` is the state after time 0.
+
     Parameters are NumPy arrays reached as attributes named as in PyTorch (``weight_ih_l0``
     (3H, I), ``weight_hh_l0`` (3H, H), ``bias_ih_l0``, ``bias_hh_l0`` (3H,), then ``_l1`` ... and
     ``_reverse`` for the backward direction); editing one in place changes the model, and
@@ -73,6 +78,7 @@ class GRU(NamedParameters):
         reset_after: bool = True,
         dtype: Any = np.float32,
         seed: int | None = None,
+        reverse: bool = False,
     ) -> None:
         state = self.__dict__
         state["input_size"] = positive_int(input_size, "input_size")
@@ -83,9 +89,12 @@ class GRU(NamedParameters):
         state["dropout"] = dropout_probability(dropout)
         state["bidirectional"] = bool(bidirectional)
         state["reset_after"] = bool(reset_after)
+        state["reverse"] = bool(reverse)
+        if self.reverse and self.bidirectional:
+            raise ValueError("reverse: for one direction; a bidirectional GRU already runs both "
+                             "ways")
         state["dtype"] = model_dtype(dtype)
-        state["_spec"] = _core.StackSpec(self.input_size, self.hidden_size, self.num_layers,
-                                         self.bidirectional, self.reset_after, self.dropout)
+        state["_spec"] = self._core_spec()
         state["_layers"] = layer_parameters(self.input_size, self.hidden_size, self.num_layers,
                                             self.bidirectional, self.bias)
         state["_shapes"] = {name: shape for layer in self._layers for name, shape in layer.items()}
@@ -112,10 +121,12 @@ class GRU(NamedParameters):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self.__dict__["_spec"] = _core.StackSpec(self.input_size, self.hidden_size,
-                                                 self.num_layers, self.bidirectional,
-                                                 self.reset_after, self.dropout)
+        super().__setstate__({"reverse": False} | state)  # pickles from before reverse existed
+        self.__dict__["_spec"] = self._core_spec()
+
+    def _core_spec(self) -> Any:
+        return _core.StackSpec(self.input_size, self.hidden_size, self.num_layers,
+                               self.bidirectional, self.reset_after, self.dropout, self.reverse)
 
     def _parameters_changed(self) -> None:
         self.__dict__["_stack_step"] = None
@@ -264,7 +275,7 @@ class GRU(NamedParameters):
                 "num_layers": self.num_layers, "bias": self.bias,
                 "batch_first": self.batch_first, "dropout": self.dropout,
                 "bidirectional": self.bidirectional, "reset_after": self.reset_after,
-                "dtype": self.dtype.name}
+                "dtype": self.dtype.name} | ({"reverse": True} if self.reverse else {})
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model (config and weights) to a file, without pickle.
@@ -319,9 +330,10 @@ class GRU(NamedParameters):
             f", {k}={v}" for k, v in (("num_layers", self.num_layers), ("bias", self.bias),
                                       ("batch_first", self.batch_first),
                                       ("dropout", self.dropout),
-                                      ("bidirectional", self.bidirectional))
+                                      ("bidirectional", self.bidirectional),
+                                      ("reverse", self.reverse))
             if v != {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                     "bidirectional": False}[k])
+                     "bidirectional": False, "reverse": False}[k])
         return (f"GRU({self.input_size}, {self.hidden_size}{extras}, "
                 f"reset_after={self.reset_after}, dtype={self.dtype.name})")
 

@@ -71,6 +71,9 @@ def to_torch_state_dict(gru: GRU) -> dict[str, Any]:
     if not gru.reset_after:
         raise ValueError("to_torch_state_dict: torch.nn.GRU computes reset_after=True only; "
                          "this model has reset_after=False")
+    if gru.reverse:
+        raise ValueError("to_torch_state_dict: torch.nn.GRU has no reverse-only layers; this "
+                         "model has reverse=True")
     import torch
 
     return {name: torch.from_numpy(array) for name, array in gru.state_dict().items()}

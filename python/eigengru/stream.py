@@ -23,9 +23,10 @@ class Stream:
     """
 
     def __init__(self, gru: Any, batch: int = 1) -> None:
-        if gru.bidirectional:
-            raise ValueError("stream: a bidirectional GRU cannot run step by step (its reverse "
-                             "direction starts at the end of the sequence)")
+        if gru.bidirectional or gru.reverse:
+            raise ValueError(f"stream: a {'reverse' if gru.reverse else 'bidirectional'} GRU "
+                             "cannot run step by step (its reverse direction starts at the end "
+                             "of the sequence)")
         batch = positive_int(batch, "batch")
         layers = gru._layer_weights()
         self._core = _STREAMS[gru.dtype](gru._spec, layers, batch)

@@ -107,7 +107,7 @@ std::vector<eigengru::LayerWeights<Scalar>> stack_weights(const py::list& layers
 }
 
 eigengru::StackSpec stack_spec(Index input_size, Index hidden_size, Index num_layers,
-                               bool bidirectional, bool reset_after, double dropout) {
+                               bool bidirectional, bool reset_after, double dropout, bool reverse) {
   eigengru::StackSpec spec;
   spec.input_size = input_size;
   spec.hidden_size = hidden_size;
@@ -115,6 +115,7 @@ eigengru::StackSpec stack_spec(Index input_size, Index hidden_size, Index num_la
   spec.bidirectional = bidirectional;
   spec.reset_after = reset_after;
   spec.dropout = dropout;
+  spec.reverse = reverse;
   return spec;
 }
 
@@ -291,7 +292,7 @@ void register_cell(py::module_& m, const char* name) {
              const Index H = w_hh.shape(1), I = w_ih.shape(1);
              return std::make_unique<Cell>(
                  layer_weights<Scalar>(py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
-                                       stack_spec(I, H, 1, false, reset_after, 0.0)));
+                                       stack_spec(I, H, 1, false, reset_after, 0.0, false)));
            }),
            py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
            py::arg("reset_after"))
@@ -359,7 +360,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<eigengru::StackSpec>(m, "StackSpec", "The shape of a stack of GRU layers.")
       .def(py::init(&stack_spec), py::arg("input_size"), py::arg("hidden_size"),
            py::arg("num_layers"), py::arg("bidirectional"), py::arg("reset_after"),
-           py::arg("dropout"));
+           py::arg("dropout"), py::arg("reverse") = false);
   register_scalar<float>(m, "TrainingCacheFloat32");
   register_scalar<double>(m, "TrainingCacheFloat64");
   register_stream<float>(m, "StreamFloat32");

@@ -61,17 +61,20 @@ void test_stream_equals_sequence(bool reset_after, double tolerance, Index B = 3
   check(streamed == first_pass, variant + ": a rerun after reset() is bitwise the same");
 }
 
-void test_bidirectional_refused() {
-  auto model = random_model<float>(true, 1);
-  model.spec.bidirectional = true;
-  bool threw = false;
-  try {
-    const auto layers = model.layers();
-    eigengru::Stream<float> stream(model.spec, layers.data());
-  } catch (const std::invalid_argument&) {
-    threw = true;
+void test_both_ways_refused() {
+  for (const bool reverse : {false, true}) {
+    auto model = random_model<float>(true, 1);
+    model.spec.bidirectional = !reverse;
+    model.spec.reverse = reverse;
+    bool threw = false;
+    try {
+      const auto layers = model.layers();
+      eigengru::Stream<float> stream(model.spec, layers.data());
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    check(threw, reverse ? "a reverse stream is refused" : "a bidirectional stream is refused");
   }
-  check(threw, "a bidirectional stream is refused");
 }
 
 std::vector<char> read_bytes(const std::string& path) {
@@ -105,6 +108,11 @@ void test_model_file(const std::string& folder) {
             back.names.back() == "bias_hh_l1",
         "save_model then load_model gives the same model");
   const auto good = read_bytes(path);
+
+  auto reversed = model;
+  reversed.spec.reverse = true;
+  eigengru::save_model(reversed, path + ".reverse");
+  check(eigengru::load_model<float>(path + ".reverse").spec.reverse, "reverse is kept in a file");
 
   auto damaged = good;
   damaged[damaged.size() / 2] ^= 0x10;
@@ -159,7 +167,7 @@ int main(int argc, char** argv) {
   // group; double: 6 in two)
   test_stream_equals_sequence<float>(true, 1e-5, 1, 48);
   test_stream_equals_sequence<double>(true, 1e-12, 1, 48);
-  test_bidirectional_refused();
+  test_both_ways_refused();
   test_model_file(argc > 1 ? argv[1] : ".");
   if (argc > 2) test_python_fixture(argv[2]);
   return eigengru_test::finish();

@@ -5,7 +5,8 @@
 //   version                         u32 = 1
 //   scalar size                     u32: 4 (float32) or 8 (float64)
 //   input_size, hidden_size, num_layers   u32 each
-//   flags                           u32: 1 bias, 2 bidirectional, 4 reset_after, 8 batch_first
+//   flags                           u32: 1 bias, 2 bidirectional, 4 reset_after, 8 batch_first,
+//                                   16 reverse (readers from before it refuse such a file)
 //   dropout                         f64
 //   the parameters in PyTorch's order (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
 //   then _reverse, then the next layer), each row-major, shapes implied by the header

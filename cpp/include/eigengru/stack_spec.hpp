@@ -6,7 +6,9 @@
 namespace eigengru {
 
 /// The shape of a stack: num_layers layers of hidden_size units, each run forward and, when
-/// bidirectional, also in reverse, with the two directions' outputs side by side.
+/// bidirectional, also in reverse, with the two directions' outputs side by side; or, with
+/// `reverse`, each run in reverse only (ONNX's direction "reverse": a row's sequence runs from its
+/// own last valid step to its first, and outputs stay in time order).
 struct StackSpec {
   Index input_size = 0;
   Index hidden_size = 0;
@@ -14,6 +16,7 @@ struct StackSpec {
   bool bidirectional = false;
   bool reset_after = true;
   double dropout = 0.0;  ///< probability of zeroing each input of layers 1.., in training only
+  bool reverse = false;  ///< one direction, run backwards in time; not with bidirectional
 
   Index directions() const { return bidirectional ? 2 : 1; }
   /// The input size of layer l: input_size, then directions() * hidden_size.

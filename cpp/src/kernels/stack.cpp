@@ -62,6 +62,10 @@ void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scala
   if (spec.num_layers < 1) throw std::invalid_argument(where + ": num_layers must be at least 1");
   if (!(spec.dropout >= 0.0 && spec.dropout < 1.0))
     throw std::invalid_argument(where + ": dropout must be in [0, 1)");
+  if (spec.reverse && spec.bidirectional)
+    throw std::invalid_argument(where +
+                                ": reverse is for one direction; a bidirectional stack "
+                                "already runs both ways");
   if (weights == nullptr) throw std::invalid_argument(where + ": weights must not be null");
   for (Index l = 0; l < spec.num_layers; ++l)
     for (Index d = 0; d < spec.directions(); ++d) {
@@ -112,7 +116,7 @@ struct StackPasses {
         dst = between[l % 2].data();
       }
       for_each_direction(D, B, get_num_threads(), [&](Index d, int threads) {
-        Sequence seq{T, B, lengths, d == 1, D * H, threads};
+        Sequence seq{T, B, lengths, d == 1 || spec.reverse, D * H, threads};
         const Index k = l * D + d;
         const Scalar* h0_k = h0 != nullptr ? h0 + k * B * H : nullptr;
         Scalar* h_n_k = h_n != nullptr ? h_n + k * B * H : nullptr;

@@ -12,8 +12,11 @@ namespace eigengru::EIGENGRU_KERNEL_SET {
 template <typename Scalar>
 Stream<Scalar>::Stream(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index batch)
     : spec_(spec), batch_(batch) {
-  if (spec.bidirectional)
-    throw std::invalid_argument("Stream: a bidirectional stack cannot run step by step");
+  if (spec.bidirectional || spec.reverse)
+    throw std::invalid_argument(std::string("Stream: a ") +
+                                (spec.reverse ? "reverse" : "bidirectional") +
+                                " stack cannot run step by step (a step would need the inputs "
+                                "that come after it)");
   if (spec.num_layers < 1 || spec.hidden_size < 1 || spec.input_size < 1 || batch < 1)
     throw std::invalid_argument("Stream: sizes, num_layers and batch must be positive");
   if (weights == nullptr) throw std::invalid_argument("Stream: weights must not be null");
