@@ -62,14 +62,15 @@ def test_nn_gru_exports_import_as_one_model(tmp_path, num_layers, bidirectional,
     assert_close(out, torch_out, np.float32, "out against torch.nn.GRU")
 
 
-@pytest.mark.parametrize("num_layers, bidirectional, batch_first",
-                         [(2, False, False), (3, True, False), (1, False, True),
-                          (2, True, True)])
+@pytest.mark.parametrize("num_layers, bidirectional, batch_first, reverse",
+                         [(2, False, False, False), (3, True, False, False),
+                          (1, False, True, False), (2, True, True, False),
+                          (2, False, False, True), (1, False, True, True)])
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_to_onnx_writes_stacks_and_batch_first_models(rng, tmp_path, num_layers, bidirectional,
-                                                      batch_first, reset_after):
+                                                      batch_first, reverse, reset_after):
     gru = eigengru.GRU(I, H, num_layers=num_layers, bidirectional=bidirectional,
-                       batch_first=batch_first, reset_after=reset_after, seed=3)
+                       batch_first=batch_first, reverse=reverse, reset_after=reset_after, seed=3)
     path = tmp_path / "stack.onnx"
     interop.to_onnx(gru, path, initial_state=True, lengths=True)
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(np.float32)

@@ -1,6 +1,7 @@
 """reverse=True: every layer runs backwards in time only, with ONNX's semantics (each row from its
 own last valid step, outputs in time order), against the NumPy reference run on each row's
-reversed sequence, ONNX Runtime's direction="reverse" and Keras's go_backwards."""
+reversed sequence and Keras's go_backwards (ONNX Runtime runs reverse models written by
+to_onnx in test_onnx_models.py)."""
 
 from __future__ import annotations
 
@@ -60,24 +61,12 @@ def test_a_reverse_layer_runs_each_row_from_its_own_end(rng, reset_after):
         assert_close(gru.grads[names[name]], g, np.float64, names[name])
 
 
-def test_onnx_reverse_both_ways(rng, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is the oracle")
-    pytest.importorskip("onnx", reason="needs the onnx package")
-    gru = eigengru.GRU(I, H, num_layers=2, reverse=True, reset_after=False, seed=4)
-    path = tmp_path / "reverse.onnx"
-    interop.to_onnx(gru, path, initial_state=True, lengths=True)
+def test_an_onnx_reverse_node_is_a_reverse_model(rng):
+    """from_onnx(direction="reverse"); ONNX Runtime runs reverse models in
+    test_onnx_models.py."""
+    gru = eigengru.GRU(I, H, reverse=True, reset_after=False, seed=4)
     x = rng.standard_normal((T, B, I)).astype(np.float32)
-    h0 = rng.uniform(-0.5, 0.5, (2, B, H)).astype(np.float32)
-    lengths = np.array([3, T, 1], dtype=np.int32)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    y, y_h = session.run(None, {"X": x, "sequence_lens": lengths, "initial_h": h0})
-    out, h_n = gru(x, h0, lengths=lengths)
-    assert_close(out, y, np.float32, "Y")
-    assert_close(h_n, y_h, np.float32, "Y_h")
-    back = interop.from_onnx_model(path)
-    assert back.config() == gru.config()
-    for name, p in gru.parameters():
-        np.testing.assert_array_equal(getattr(back, name), p)
+    lengths = np.array([3, T, 1])
 
     def zrn(rows):  # (r, z, n) blocks to ONNX's (z, r, h)
         return np.concatenate([rows[H:2 * H], rows[:H], rows[2 * H:]])
@@ -86,9 +75,7 @@ def test_onnx_reverse_both_ways(rng, tmp_path):
                             np.concatenate([zrn(gru.bias_ih_l0), zrn(gru.bias_hh_l0)])[None],
                             direction="reverse")
     assert one.reverse and not one.bidirectional and not one.reset_after
-    layer0 = eigengru.GRU(I, H, reverse=True, reset_after=False)
-    layer0.load_state_dict({k: v for k, v in gru.state_dict().items() if k.endswith("_l0")})
-    np.testing.assert_array_equal(one(x, h0[:1])[0], layer0(x, h0[:1])[0])
+    np.testing.assert_array_equal(one(x, lengths=lengths)[0], gru(x, lengths=lengths)[0])
 
 
 @pytest.mark.filterwarnings(  # Keras 3's variables under NumPy 2: Keras's own affair
