@@ -112,3 +112,20 @@ def test_info_prints_the_kernel_set(capsys):
     info = eigengru.build_info()
     line = next(line for line in out.splitlines() if line.startswith("kernel set"))
     assert line.split(None, 2)[2].startswith(f"{info['isa']} (compiled: {', '.join(info['isas'])}")
+
+
+#: Instruction sets each kernel set must name as compiled for, and ones it must not.
+NAMED = {"avx512": ({"AVX512F", "AVX512BW", "AVX512VL", "AVX2", "FMA"}, set()),
+         "avx2": ({"AVX2", "FMA", "AVX"}, {"AVX512F"}),
+         "baseline": ({"SSE2"}, {"AVX", "AVX2", "FMA"})}
+
+
+def test_each_set_names_the_instruction_sets_it_is_compiled_for():
+    if not X86_64:
+        pytest.skip("the x86-64 sets' instruction sets")
+    for isa in (s for s in _core.supported_isas() if s in NAMED):  # not a native build's
+        done = run_python("import eigengru; print(eigengru.build_info()['simd'])", isa)
+        assert done.returncode == 0, done.stderr
+        named = set(done.stdout.strip().split(", "))
+        required, absent = NAMED[isa]
+        assert required <= named and not absent & named, (isa, named)

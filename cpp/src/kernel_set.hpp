@@ -109,7 +109,7 @@ struct KernelFunctions {
 /// A compiled kernel set.
 struct KernelSet {
   const char* name;       ///< "avx512", "avx2", "baseline" or "native"
-  const char* (*simd)();  ///< the SIMD instructions its Eigen uses
+  const char* (*simd)();  ///< the SIMD instruction sets its code is compiled for
   KernelFunctions<float> f32;
   KernelFunctions<double> f64;
 

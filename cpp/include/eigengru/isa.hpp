@@ -17,8 +17,9 @@ namespace eigengru {
 /// EIGENGRU_ISA is not a known set, not compiled in, or not supported by this CPU.
 std::string isa();
 
-/// The SIMD instructions that the kernel set in use compiles to, as Eigen names them (for
-/// example "AVX512, FMA, AVX2, AVX, SSE, SSE2, ..."); chooses the set as isa() does.
+/// The SIMD instruction sets that the kernel set in use is compiled for (for example
+/// "AVX512F, AVX512BW, AVX512CD, AVX512DQ, AVX512VL, AVX2, FMA, AVX, SSE4.2, ..."); chooses the
+/// set as isa() does.
 std::string isa_instructions();
 
 /// The kernel sets compiled in, fastest first.

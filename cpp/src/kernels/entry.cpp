@@ -69,9 +69,57 @@ constexpr eigengru::detail::KernelFunctions<Scalar> functions() {
   };
 }
 
+// The instruction sets that the set's code is compiled for, from the compiler's own macros
+// (Eigen's list names neither AVX2 nor FMA below AVX-512); each entry ", NAME".
+constexpr char kInstructionSets[] =
+    ""
+#if defined(__AVX512F__)
+    ", AVX512F"
+#endif
+#if defined(__AVX512BW__)
+    ", AVX512BW"
+#endif
+#if defined(__AVX512CD__)
+    ", AVX512CD"
+#endif
+#if defined(__AVX512DQ__)
+    ", AVX512DQ"
+#endif
+#if defined(__AVX512VL__)
+    ", AVX512VL"
+#endif
+#if defined(__AVX2__)
+    ", AVX2"
+#endif
+#if defined(__FMA__)
+    ", FMA"
+#endif
+#if defined(__AVX__)
+    ", AVX"
+#endif
+#if defined(__SSE4_2__)
+    ", SSE4.2"
+#endif
+#if defined(__SSE4_1__)
+    ", SSE4.1"
+#endif
+#if defined(__SSSE3__)
+    ", SSSE3"
+#endif
+#if defined(__SSE3__)
+    ", SSE3"
+#endif
+#if defined(__SSE2__)
+    ", SSE2"
+#endif
+#if defined(__ARM_NEON)
+    ", NEON"
+#endif
+    ;
+
 constexpr eigengru::detail::KernelSet kSet{
     EIGENGRU_STRING(EIGENGRU_KERNEL_SET),
-    [] { return Eigen::SimdInstructionSetsInUse(); },
+    [] { return sizeof(kInstructionSets) > 1 ? kInstructionSets + 2 : "scalar only"; },
     functions<float>(),
     functions<double>(),
 };
