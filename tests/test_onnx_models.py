@@ -148,3 +148,28 @@ def test_hidden_size_must_match_the_weights(rng, tmp_path):
     onnx.save(model, path)
     with pytest.raises(ValueError, match=rf"hidden_size = {H + 1} does not match R's"):
         interop.from_onnx_model(path)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_eigengru_torch_exports_import_back(tmp_path, reset_after):
+    """torch.onnx.export of eigengru.torch.GRU (its own GRU nodes, both formulations), read
+    back by from_onnx_model: the module's weights and ONNX Runtime's outputs."""
+    import eigengru.torch as egt
+
+    torch.manual_seed(5)
+    module = egt.GRU(I, H, num_layers=2, bidirectional=True, batch_first=True,
+                     reset_after=reset_after).eval()
+    x = torch.randn(B, T, I)
+    path = tmp_path / "eigengru_torch.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), path, dynamo=True)
+    gru = interop.from_onnx_model(path)
+    assert gru.config() == {**gru.config(), "num_layers": 2, "bidirectional": True,
+                            "batch_first": True, "reset_after": reset_after}
+    for name, p in module.state_dict().items():
+        np.testing.assert_array_equal(getattr(gru, name), p.numpy(), err_msg=name)
+    want_out, want_h_n = run_onnx(path, [x.numpy()])
+    out, h_n = gru(x.numpy())
+    assert_close(out, want_out, np.float32, "out against ONNX Runtime")
+    assert_close(h_n, want_h_n, np.float32, "h_n against ONNX Runtime")
