@@ -281,7 +281,7 @@ void LayerPasses<Scalar>::backward(TrainingCache<Scalar>& c, const Scalar* grad_
     throw std::logic_error(
         "backward: no training forward to differentiate (run forward_training first; each "
         "backward consumes the forward it differentiates)");
-  const int threads = c.threads_ > 0 ? c.threads_ : get_num_threads();  // read once
+  const int threads = call_threads(c.threads_);
   Scalar* gates = c.gates_.data();  // overwritten with gate gradients, unless kept
   if (keep) {
     c.kept_copy_ = c.gates_;

@@ -261,7 +261,7 @@ template <typename Scalar>
 void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
              const Scalar* h0, Scalar* out, Scalar* h_n) {
   detail::check_arguments("forward", weights, seq, x);
-  const int threads = detail::call_threads(seq);
+  const int threads = detail::call_threads(seq.threads);
   const int unit_threads = detail::unit_threads(threads, seq, weights.hidden_size);
   if (unit_threads > 1) {
     eigengru::detail::count_path(Path::kForwardByUnits);
@@ -275,8 +275,8 @@ template <typename Scalar>
 void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
                       const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache) {
   detail::check_arguments("forward_training", weights, seq, x);
-  detail::LayerPasses<Scalar>::forward_rows(weights, seq, detail::call_threads(seq), x, h0, out,
-                                            h_n, &cache);
+  detail::LayerPasses<Scalar>::forward_rows(weights, seq, detail::call_threads(seq.threads), x, h0,
+                                            out, h_n, &cache);
 }
 
 #define EIGENGRU_INSTANTIATE(Scalar)                                                         \

@@ -58,7 +58,7 @@ void StackStep<Scalar>::forward(Index batch, const Scalar* x, const Scalar* h0, 
       Scalar* h_next = h_n + k * batch * H;
       // The row slices of this direction's threads in the sequence forward.
       const Index slices =
-          std::clamp<Index>(batch, 1, detail::direction_threads(D, batch, threads, d));
+          detail::row_threads(detail::direction_threads(D, batch, threads, d), batch);
       for (Index s = 0; s < slices; ++s) {  // as the sequence forward's thread s
         const detail::Slice rows = detail::share(batch, s, slices);
         const Index r0 = rows.begin;

@@ -31,10 +31,9 @@ inline Slice my_share(Index count, Index block = 1) {
   return share(count, omp_get_thread_num(), omp_get_num_threads(), block);
 }
 
-/// The threads a call may use: the sequence's own count, or else the library's, read once.
-inline int call_threads(const Sequence& seq) {
-  return seq.threads > 0 ? seq.threads : get_num_threads();
-}
+/// The threads a call may use: the count it was given (a Sequence's threads), or else the
+/// library's, read once.
+inline int call_threads(int requested) { return requested > 0 ? requested : get_num_threads(); }
 
 /// Threads for work split by rows: one row each at most.
 inline int row_threads(int threads, Index rows) {
