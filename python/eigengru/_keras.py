@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import shape_text
-from ._onnx import as_numpy, dtype_of, zr_to_rz
+from ._imported_arrays import as_numpy, dtype_of, zr_to_rz
 from .gru import GRU
 
 #: GRU config entries that do not change what the layer computes from its weights and inputs

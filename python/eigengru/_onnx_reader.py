@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ._checks import shape_text
-from ._onnx import check_tensors, directions_of, dtype_of, layer_state
+from ._imported_arrays import dtype_of
+from ._onnx import check_tensors, directions_of, layer_state
 from .gru import GRU
 
 #: The activations eigengru computes, per direction (Sigmoid for the gates, Tanh for the
@@ -211,9 +212,8 @@ def from_onnx_model(path: str | os.PathLike, *, dtype: Any = None) -> GRU:
         current = _layer_output(reader, y, layers[-1]["directions"], layers[-1]["hidden"])
         node = reader.next_node(current)
         if node is not None and node.op_type == "Transpose" and batch_first:
-            reader.take(node, "Transpose")
-            if reader.attributes(node).get("perm") != [1, 0, 2] or node.output[0] not in \
-                    reader.outputs:
+            if reader.take(node, "Transpose").get("perm") != [1, 0, 2] or \
+                    node.output[0] not in reader.outputs:
                 _refuse(f"Transpose node {node.name!r} after the last GRU must give the output "
                         "back in (batch, time) order")
             break

@@ -12,13 +12,9 @@ from typing import Any
 import numpy as np
 
 from ._checks import shape_text
+from ._imported_arrays import as_numpy as _as_numpy, dtype_of as _dtype_of
 from ._keras import from_keras
-from ._onnx import (
-    as_numpy as _as_numpy,
-    dtype_of as _dtype_of,
-    from_onnx,
-    to_onnx,
-)
+from ._onnx import from_onnx, to_onnx
 from ._onnx_reader import from_onnx_model
 from .gru import GRU
 
