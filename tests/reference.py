@@ -15,6 +15,53 @@ def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
+def _activation(spec):
+    """(f, f') of an activation given as eigengru takes it: a name or ('hard_sigmoid', a, b)."""
+    name, *params = (spec,) if isinstance(spec, str) else spec
+    if name == "sigmoid":
+        return sigmoid, lambda a: sigmoid(a) * (1 - sigmoid(a))
+    if name == "tanh":
+        return np.tanh, lambda a: 1 - np.tanh(a) ** 2
+    if name == "relu":
+        return (lambda a: np.maximum(a, 0)), (lambda a: (a > 0).astype(float))
+    if name == "hard_sigmoid":
+        alpha, beta = params or (0.2, 0.5)
+        return ((lambda a: np.clip(alpha * a + beta, 0, 1)),
+                (lambda a: alpha * ((alpha * a + beta > 0) & (alpha * a + beta < 1))))
+    raise ValueError(name)
+
+
+class Functions:
+    """The gate function f (r, z) and candidate function g (n) with their derivatives at the
+    pre-activation, each after ONNX's clip when one is given."""
+
+    def __init__(self, gate="sigmoid", candidate="tanh", clip=None):
+        self._f, self._df = _activation(gate)
+        self._g, self._dg = _activation(candidate)
+        self.clip = clip
+
+    def _clamped(self, a):
+        return a if self.clip is None else np.clip(a, -self.clip, self.clip)
+
+    def _inside(self, a):
+        return 1.0 if self.clip is None else (np.abs(a) < self.clip).astype(float)
+
+    def f(self, a):
+        return self._f(self._clamped(a))
+
+    def df(self, a):
+        return self._df(self._clamped(a)) * self._inside(a)
+
+    def g(self, a):
+        return self._g(self._clamped(a))
+
+    def dg(self, a):
+        return self._dg(self._clamped(a)) * self._inside(a)
+
+
+STANDARD = Functions()
+
+
 @dataclass
 class Weights:
     w_ih: np.ndarray
@@ -41,29 +88,32 @@ def weights_of(params, hidden_size):
     )
 
 
-def forward(w: Weights, x, h0, reset_after):
+def forward(w: Weights, x, h0, reset_after, functions=STANDARD):
     """Returns out (T, B, H), h_n (B, H) and the per-step values backward needs."""
+    fn = functions
     W_ir, W_hr, b_ir, b_hr = w.gates("r")
     W_iz, W_hz, b_iz, b_hz = w.gates("z")
     W_in, W_hn, b_in, b_hn = w.gates("n")
     h = h0
     outs, saved = [], []
     for x_t in x:
-        r = sigmoid(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)
-        z = sigmoid(x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz)
+        a_r = x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr
+        a_z = x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz
+        r, z = fn.f(a_r), fn.f(a_z)
         if reset_after:
             m = h @ W_hn.T + b_hn
-            n = np.tanh(x_t @ W_in.T + b_in + r * m)
+            a_n = x_t @ W_in.T + b_in + r * m
         else:
             m = r * h
-            n = np.tanh(x_t @ W_in.T + b_in + m @ W_hn.T + b_hn)
-        saved.append((x_t, h, r, z, n, m))
+            a_n = x_t @ W_in.T + b_in + m @ W_hn.T + b_hn
+        n = fn.g(a_n)
+        saved.append((x_t, h, r, z, n, m, (a_r, a_z, a_n)))
         h = (1 - z) * n + z * h
         outs.append(h)
     return np.stack(outs), h, saved
 
 
-def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
+def backward(w: Weights, saved, grad_out, grad_h_n, reset_after, functions=STANDARD):
     """Gradients of sum(out * grad_out) + sum(h_n * grad_h_n): dx, dh0 and a dict of weight
     grads."""
     H = w.w_hh.shape[1]
@@ -74,13 +124,13 @@ def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
     dx = []
     dh = grad_h_n.copy()
     for t in reversed(range(len(saved))):
-        x_t, h, r, z, n, m = saved[t]
+        x_t, h, r, z, n, m, (a_r, a_z, a_n) = saved[t]
         dh = dh + grad_out[t]
         dn = dh * (1 - z)
         dz = dh * (h - n)
         dh_prev = dh * z
-        da_n = dn * (1 - n**2)
-        da_z = dz * z * (1 - z)
+        da_n = dn * functions.dg(a_n)
+        da_z = dz * functions.df(a_z)
         if reset_after:
             dm = da_n * r  # m = W_hn h + b_hn
             dr = da_n * m
@@ -93,7 +143,7 @@ def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
             dh_prev += dm * r
             g["w_hh"][2 * H :] += da_n.T @ m
             g["b_hh"][2 * H :] += da_n.sum(0)
-        da_r = dr * r * (1 - r)
+        da_r = dr * functions.df(a_r)
         dh_prev += da_r @ W_hr + da_z @ W_hz
         g["w_hh"][:H] += da_r.T @ h
         g["w_hh"][H : 2 * H] += da_z.T @ h
@@ -106,7 +156,8 @@ def backward(w: Weights, saved, grad_out, grad_h_n, reset_after):
     return np.stack(dx[::-1]), dh, g
 
 
-def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_out, grad_h_n):
+def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_out, grad_h_n,
+          functions=STANDARD):
     """A whole torch.nn.GRU-style stack, one batch row at a time, built from the single-layer
     reference: each row runs over its own first lengths[b] steps (reversed for the reverse
     direction), outputs past a row's length are zero.
@@ -135,7 +186,8 @@ def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_o
                 n = lengths[b]
                 seq = inputs[layer][:n, b : b + 1]
                 seq = seq[::-1] if d else seq
-                o, h, s = forward(weights(layer, suffix), seq, h0[k, b : b + 1], reset_after)
+                o, h, s = forward(weights(layer, suffix), seq, h0[k, b : b + 1], reset_after,
+                                  functions)
                 out[:n, b, d * H : (d + 1) * H] = (o[::-1] if d else o)[:, 0]
                 h_n[k, b] = h[0]
                 saved[k, b] = s
@@ -153,7 +205,7 @@ def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_o
                 g = grad_above[:n, b : b + 1, d * H : (d + 1) * H]
                 g = g[::-1] if d else g
                 dx, dh, gw = backward(weights(layer, suffix), saved[k, b], g,
-                                      grad_h_n[k, b : b + 1], reset_after)
+                                      grad_h_n[k, b : b + 1], reset_after, functions)
                 d_in[:n, b] += (dx[::-1] if d else dx)[:, 0]
                 dh0[k, b] = dh[0]
                 for short, kind in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"),

@@ -62,10 +62,44 @@ def test_a_bidirectional_layer_computes_what_keras_does(rng):
     assert_close(out, want_out, np.float32, "out, from the serialized config")
 
 
+@pytest.mark.parametrize("recurrent_activation, activation",
+                         [("hard_sigmoid", "tanh"), ("sigmoid", "relu"), ("hard_sigmoid", "relu")])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_keras_activations_compute_what_keras_does(rng, recurrent_activation, activation,
+                                                   reset_after):
+    layer, x = keras_layer(rng, keras.layers.GRU(
+        H, return_sequences=True, return_state=True, reset_after=reset_after,
+        recurrent_activation=recurrent_activation, activation=activation))
+    x = 3 * x  # reach hard_sigmoid's and relu's kinks and saturation
+    want_out, want_state = keras_outputs(layer, x)
+    gru = interop.from_keras(layer)
+    assert gru.functions[:2] != ("sigmoid", "tanh")
+    out, h_n = gru(x)
+    assert_close(out, want_out, np.float32, "out")
+    assert_close(h_n[0], want_state, np.float32, "final state")
+    bidirectional = keras.layers.Bidirectional(keras.layers.GRU(
+        H, return_sequences=True, reset_after=reset_after,
+        recurrent_activation=recurrent_activation, activation=activation))
+    bidirectional, _ = keras_layer(rng, bidirectional)
+    out, _ = interop.from_keras(bidirectional)(x)
+    assert_close(out, keras.ops.convert_to_numpy(bidirectional(x)), np.float32, "bidirectional")
+
+
+def test_keras_2_hard_sigmoid_is_an_option(rng):
+    layer, _ = keras_layer(rng, keras.layers.GRU(H, recurrent_activation="hard_sigmoid"))
+    assert interop.from_keras(layer).gate_activation == ("hard_sigmoid", 1 / 6, 0.5)
+    older = interop.from_keras(layer, hard_sigmoid=(0.2, 0.5))
+    assert older.gate_activation == ("hard_sigmoid", 0.2, 0.5)
+
+
 @pytest.mark.parametrize("make, message", [
-    (lambda: keras.layers.GRU(H, recurrent_activation="hard_sigmoid"),
-     "recurrent_activation = 'hard_sigmoid' is not supported"),
-    (lambda: keras.layers.GRU(H, activation="relu"), "activation = 'relu' is not supported"),
+    (lambda: keras.layers.GRU(H, recurrent_activation="softsign"),
+     "recurrent_activation = 'softsign' is not supported"),
+    (lambda: keras.layers.GRU(H, activation="linear"), "activation = 'linear' is not supported"),
+    (lambda: keras.layers.Bidirectional(
+        keras.layers.GRU(H), backward_layer=keras.layers.GRU(H, activation="relu",
+                                                             go_backwards=True)),
+     "must have the same units, use_bias, reset_after and activations"),
     (lambda: keras.layers.GRU(H, dropout=0.25), "dropout = 0.25 is not supported"),
     (lambda: keras.layers.GRU(H, recurrent_dropout=0.1),
      "recurrent_dropout = 0.1 is not supported"),

@@ -125,9 +125,13 @@ def test_a_stored_initial_state_applies_only_when_zero(rng, tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(node_inputs=["X", "W", "R", "", "lens"], initializers={"lens": np.full(B, T, np.int32)}),
      r"sequence_lens is stored in the model \(lens\)"),
-    (dict(attributes={"clip": 3.0}), "attribute clip is not supported"),
-    (dict(attributes={"activations": ["HardSigmoid", "Tanh"]}),
-     r"activations \['HardSigmoid', 'Tanh'\] are not supported"),
+    (dict(attributes={"activations": ["Sigmoid", "Elu"]}),
+     "activation Elu is not supported"),
+    (dict(attributes={"activations": ["Sigmoid", "Tanh"], "activation_alpha": [0.5]}),
+     "activation_alpha/activation_beta: more values than the activations"),
+    (dict(attributes={"activation_alpha": [0.5]}),
+     "activation_alpha/activation_beta given without activations"),
+    (dict(attributes={"activations": ["Sigmoid"]}), r"activations: expected 2 names"),
     (dict(attributes={"direction": "sideways"}),
      "direction: expected 'forward', 'reverse' or 'bidirectional', got 'sideways'"),
     (dict(node_inputs=["X", "W", "Rx"], inputs=("X", "Rx")), r"R \(Rx\) must be an initializer"),
@@ -173,3 +177,64 @@ def test_eigengru_torch_exports_import_back(tmp_path, reset_after):
     out, h_n = gru(x.numpy())
     assert_close(out, want_out, np.float32, "out against ONNX Runtime")
     assert_close(h_n, want_h_n, np.float32, "h_n against ONNX Runtime")
+
+
+# -- activations and clip -------------------------------------------------------------------------
+FUNCTIONS = [  # activations per direction, alpha, beta, clip
+    (["HardSigmoid", "Relu"], [0.3], [0.4], 1.2),
+    (["Sigmoid", "Tanh"], None, None, 0.7),
+    (["Relu", "HardSigmoid"], [0.25], [0.55], 2.0),
+    (["HardSigmoid", "Tanh"], None, None, None),  # ONNX's defaults, alpha 0.2 and beta 0.5
+]
+
+
+@pytest.mark.parametrize("activations, alpha, beta, clip", FUNCTIONS)
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_activations_and_clip_compute_what_onnx_runtime_does(rng, tmp_path, activations, alpha,
+                                                             beta, clip, direction,
+                                                             linear_before_reset):
+    D = 2 if direction == "bidirectional" else 1
+    attributes = {"activations": activations * D, "direction": direction,
+                  "linear_before_reset": linear_before_reset}
+    if alpha:
+        attributes |= {"activation_alpha": alpha * D, "activation_beta": beta * D}
+    if clip is not None:
+        attributes["clip"] = clip
+    W = rng.uniform(-1, 1, (D, 3 * H, I)).astype(np.float32)
+    R = rng.uniform(-1, 1, (D, 3 * H, H)).astype(np.float32)
+    bias = rng.uniform(-1, 1, (D, 6 * H)).astype(np.float32)
+    node = helper.make_node("GRU", ["X", "W", "R", "B"], ["Y", "Y_h"], name="gru", hidden_size=H,
+                            **attributes)
+    graph = helper.make_graph(
+        [node], "test", [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, [T, B, I])],
+        [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, [T, D, B, H]),
+         helper.make_tensor_value_info("Y_h", onnx.TensorProto.FLOAT, [D, B, H])],
+        [numpy_helper.from_array(v, k) for k, v in {"W": W, "R": R, "B": bias}.items()])
+    path = tmp_path / "functions.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    y, y_h = run_onnx(path, [x])
+    from_model = interop.from_onnx_model(path)
+    # the model stores its attributes as float32
+    stored = {k: [float(np.float32(a)) for a in v] if k.startswith("activation_") else
+              float(np.float32(v)) if k == "clip" else v for k, v in attributes.items()}
+    from_tensors = interop.from_onnx(W, R, bias, **stored)
+    assert from_model.config() == from_tensors.config()
+    assert from_model.functions != ("sigmoid", "tanh", None)
+    out, h_n = from_model(x)
+    assert_close(out, y.transpose(0, 2, 1, 3).reshape(T, B, D * H), np.float32, "Y")
+    assert_close(h_n, y_h, np.float32, "Y_h")
+    # and written back: ONNX Runtime runs what to_onnx writes to the same outputs
+    interop.to_onnx(from_model, tmp_path / "written.onnx")
+    y2, y_h2 = run_onnx(tmp_path / "written.onnx", [x])
+    assert_close(y2, y, np.float32, "Y of the written model")
+    assert_close(y_h2, y_h, np.float32, "Y_h of the written model")
+
+
+def test_directions_with_different_functions_are_refused(rng):
+    W = rng.uniform(-1, 1, (2, 3 * H, I))
+    R = rng.uniform(-1, 1, (2, 3 * H, H))
+    with pytest.raises(ValueError, match="the two directions' functions differ"):
+        interop.from_onnx(W, R, direction="bidirectional",
+                          activations=["Sigmoid", "Tanh", "HardSigmoid", "Tanh"])

@@ -12,6 +12,7 @@ namespace {
 
 constexpr char kMagic[8] = {'E', 'I', 'G', 'E', 'N', 'G', 'R', 'U'};
 constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kFunctionsFlag = 32;
 constexpr std::uint32_t kMaxSize = 1u << 20;  // refuses absurd sizes from a damaged header
 
 std::uint32_t crc32(const unsigned char* data, std::size_t size) {
@@ -74,6 +75,7 @@ std::vector<LayerWeights<Scalar>> Model<Scalar>::layers() const {
     w.input_size = spec.layer_input_size(layer);
     w.hidden_size = spec.hidden_size;
     w.reset_after = spec.reset_after;
+    w.nonlinearities = spec.nonlinearities;
     w.weight_ih = parameters[k * per].data();
     w.weight_hh = parameters[k * per + 1].data();
     if (bias) {
@@ -108,11 +110,28 @@ Model<Scalar> load_model(const std::string& path) {
              num_layers = in.read<std::uint32_t>(), flags = in.read<std::uint32_t>();
   const auto dropout = in.read<double>();
   if (input_size < 1 || hidden_size < 1 || num_layers < 1 || input_size > kMaxSize ||
-      hidden_size > kMaxSize || num_layers > 1024 || flags > 31 || (flags & 18) == 18)
+      hidden_size > kMaxSize || num_layers > 1024 || flags > 63 || (flags & 18) == 18)
     in.fail("implausible header (sizes " + std::to_string(input_size) + ", " +
             std::to_string(hidden_size) + ", " + std::to_string(num_layers) + ")");
   if (!(dropout >= 0.0 && dropout < 1.0))
     in.fail("implausible header (dropout " + std::to_string(dropout) + ", expected [0, 1))");
+  Nonlinearities functions;
+  if (flags & kFunctionsFlag) {
+    const auto gate = in.read<std::int32_t>(), candidate = in.read<std::int32_t>();
+    const double values[5] = {in.read<double>(), in.read<double>(), in.read<double>(),
+                              in.read<double>(), in.read<double>()};
+    auto kind = [&](std::int32_t k) {
+      if (k < 0 || k >= Activation::kKindCount)
+        in.fail("unknown activation kind " + std::to_string(k));
+      return static_cast<Activation::Kind>(k);
+    };
+    functions = {
+        {kind(gate), values[0], values[1]}, {kind(candidate), values[2], values[3]}, values[4]};
+    if (!functions.valid() || functions.standard())
+      in.fail(
+          "implausible functions (parameters where a kind takes none, not finite, or a "
+          "negative clip)");
+  }
 
   Model<Scalar> model;
   model.spec.input_size = input_size;
@@ -123,6 +142,7 @@ Model<Scalar> load_model(const std::string& path) {
   model.spec.reset_after = flags & 4;
   model.batch_first = flags & 8;
   model.spec.reverse = flags & 16;
+  model.spec.nonlinearities = functions;
   model.spec.dropout = dropout;
   const Index H = hidden_size, D = model.spec.directions();
   for (Index l = 0; l < num_layers; ++l)
@@ -179,8 +199,17 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
   put(static_cast<std::uint32_t>(spec.num_layers));
   put(static_cast<std::uint32_t>((model.bias ? 1 : 0) | (spec.bidirectional ? 2 : 0) |
                                  (spec.reset_after ? 4 : 0) | (model.batch_first ? 8 : 0) |
-                                 (spec.reverse ? 16 : 0)));
+                                 (spec.reverse ? 16 : 0) |
+                                 (spec.nonlinearities.standard() ? 0 : kFunctionsFlag)));
   put(spec.dropout);
+  if (!spec.nonlinearities.standard()) {
+    const Nonlinearities& f = spec.nonlinearities;
+    if (!f.valid()) throw std::invalid_argument("save_model: the spec's functions are not valid");
+    put(static_cast<std::int32_t>(f.gate.kind));
+    put(static_cast<std::int32_t>(f.candidate.kind));
+    for (double v : {f.gate.alpha, f.gate.beta, f.candidate.alpha, f.candidate.beta, f.clip})
+      put(v);
+  }
   for (std::size_t k = 0; k < model.parameters.size(); ++k) {
     const Index layer = static_cast<Index>(k / per) / D;
     const std::size_t kind = k % per;  // weight_ih, weight_hh, bias_ih, bias_hh

@@ -13,7 +13,7 @@ class StackSpec:
     """
     The shape of a stack of GRU layers.
     """
-    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, reset_after: bool, dropout: typing.SupportsFloat | typing.SupportsIndex, reverse: bool = False) -> None:
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, reset_after: bool, dropout: typing.SupportsFloat | typing.SupportsIndex, reverse: bool = False, functions: typing.Any = None) -> None:
         ...
 class TrainingCacheFloat32:
     """

@@ -23,8 +23,21 @@ _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regulariz
                   "activity_regularizer", "kernel_constraint", "recurrent_constraint",
                   "bias_constraint"}
 #: Entries eigengru applies only at these values.
-_REQUIRED = {"activation": "tanh", "recurrent_activation": "sigmoid", "dropout": 0.0,
-             "recurrent_dropout": 0.0, "stateful": False}
+_REQUIRED = {"dropout": 0.0, "recurrent_dropout": 0.0, "stateful": False}
+#: Keras's activation names that eigengru computes, with eigengru's names.
+_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
+                "hard_sigmoid": "hard_sigmoid"}
+#: Keras 3's hard sigmoid, relu6(x + 3) / 6: alpha 1/6, beta 0.5.
+KERAS3_HARD_SIGMOID = (1.0 / 6.0, 0.5)
+
+
+def _activation(value: Any, key: str, where: str, hard_sigmoid: tuple[float, float]) -> Any:
+    """eigengru's form of a Keras activation setting (a name), or ValueError naming it."""
+    name = value if isinstance(value, str) else None
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"from_keras: {where}{key} = {value!r} is not supported (eigengru "
+                         f"has {', '.join(_ACTIVATIONS)})")
+    return ("hard_sigmoid", *hard_sigmoid) if name == "hard_sigmoid" else name
 
 
 def _layer_state(kernel: Any, recurrent_kernel: Any, bias: Any, reset_after: bool,
@@ -54,14 +67,15 @@ def _layer_state(kernel: Any, recurrent_kernel: Any, bias: Any, reset_after: boo
     return state, kernel.shape[0], hidden, recurrent
 
 
-def _checked_config(config: Mapping[str, Any], go_backwards: bool | None,
-                    where: str) -> dict[str, Any]:
-    """units, use_bias, reset_after and go_backwards of a GRU layer's config, whose other
-    entries must be ones eigengru applies (or that change nothing); go_backwards must be as
-    given unless that is None."""
+def _checked_config(config: Mapping[str, Any], go_backwards: bool | None, where: str,
+                    hard_sigmoid: tuple[float, float]) -> dict[str, Any]:
+    """units, use_bias, reset_after, go_backwards and the activations of a GRU layer's config,
+    whose other entries must be ones eigengru applies (or that change nothing); go_backwards
+    must be as given unless that is None."""
     for key in sorted(config):
         value = config[key]
-        if key in _NO_EFFECT or key in ("units", "use_bias", "reset_after", "go_backwards"):
+        if key in _NO_EFFECT or key in ("units", "use_bias", "reset_after", "go_backwards",
+                                        "activation", "recurrent_activation"):
             continue
         if key in _TRAINING_ONLY:
             if value is not None:
@@ -79,7 +93,11 @@ def _checked_config(config: Mapping[str, Any], go_backwards: bool | None,
                          f"Bidirectional layer's {'backward' if go_backwards else 'forward'} "
                          "direction")
     return {"units": int(config["units"]), "use_bias": bool(config.get("use_bias", True)),
-            "reset_after": bool(config.get("reset_after", True)), "go_backwards": backwards}
+            "reset_after": bool(config.get("reset_after", True)), "go_backwards": backwards,
+            "gate_activation": _activation(config.get("recurrent_activation", "sigmoid"),
+                                           "recurrent_activation", where, hard_sigmoid),
+            "candidate_activation": _activation(config.get("activation", "tanh"), "activation",
+                                                where, hard_sigmoid)}
 
 
 def _inner_config(value: Any) -> Mapping[str, Any]:
@@ -93,18 +111,19 @@ def _inner_config(value: Any) -> Mapping[str, Any]:
 
 
 def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: str,
-                dtype: Any) -> GRU:
+                dtype: Any, hard_sigmoid: tuple[float, float]) -> GRU:
     if class_name == "GRU":
-        parts = [("l0", _checked_config(config, None, ""))]
+        parts = [("l0", _checked_config(config, None, "", hard_sigmoid))]
     elif class_name == "Bidirectional":
         if config.get("merge_mode", "concat") != "concat":
             raise ValueError(f"from_keras: Bidirectional merge_mode = {config['merge_mode']!r} "
                              "is not supported (eigengru concatenates the two directions)")
         backward = config.get("backward_layer") or config["layer"]
-        parts = [("l0", _checked_config(_inner_config(config["layer"]), False, "forward ")),
+        parts = [("l0", _checked_config(_inner_config(config["layer"]), False, "forward ",
+                                        hard_sigmoid)),
                  ("l0_reverse",
                   _checked_config(_inner_config(backward), config.get("backward_layer") is not None,
-                                  "backward "))]
+                                  "backward ", hard_sigmoid))]
         for key in sorted(set(config) - {"name", "trainable", "dtype", "layer", "merge_mode",
                                          "backward_layer", "weights"}):
             raise ValueError(f"from_keras: Bidirectional {key} is not a setting eigengru knows")
@@ -115,7 +134,7 @@ def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: s
     if any({**p[1], "go_backwards": False} != {**settings, "go_backwards": False}
            for p in parts[1:]):
         raise ValueError("from_keras: the two directions of a Bidirectional layer must have the "
-                         "same units, use_bias and reset_after")
+                         "same units, use_bias, reset_after and activations")
     per = 3 if settings["use_bias"] else 2
     if len(weights) != per * len(parts):
         raise ValueError(f"from_keras: expected {per * len(parts)} weight arrays for this layer, "
@@ -132,23 +151,30 @@ def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: s
     gru = GRU(input_size, hidden, bias=settings["use_bias"], batch_first=True,
               bidirectional=len(parts) == 2, reset_after=settings["reset_after"],
               reverse=len(parts) == 1 and settings["go_backwards"],
+              gate_activation=settings["gate_activation"],
+              candidate_activation=settings["candidate_activation"],
               dtype=dtype_of(dtype, recurrent))
     gru.load_state_dict(state)
     return gru
 
 
 def from_keras(kernel_or_layer: Any, recurrent_kernel: Any = None, bias: Any = None, *,
-               reset_after: bool = True, dtype: Any = None) -> GRU:
+               reset_after: bool = True, dtype: Any = None,
+               hard_sigmoid: tuple[float, float] = KERAS3_HARD_SIGMOID) -> GRU:
     """A GRU from a Keras GRU layer.
 
     ``from_keras(layer)`` takes a ``keras.layers.GRU`` or ``keras.layers.Bidirectional(GRU)``,
     and ``from_keras(config, weights)`` the same from a saved model (``layer.get_config()``, or
     ``{"class_name": ..., "config": ...}``, and ``layer.get_weights()``). Units, ``use_bias``,
-    ``reset_after`` are read from the config, and every other setting is applied or refused by
-    name (activations other than tanh and sigmoid, dropout, merge modes other than concat,
-    regularizers, constraints). The model is batch-first, as Keras is. ``go_backwards=True``
-    gives a ``reverse=True`` model: the same states, but its ``out`` is in time order, where
-    Keras returns the sequence in the order it processed it (``out[:, ::-1]`` is Keras's).
+    ``reset_after``, ``activation`` and ``recurrent_activation`` (sigmoid, tanh, relu,
+    hard_sigmoid) are read from the config, and every other setting is applied or refused by
+    name (other activations, dropout, merge modes other than concat, regularizers,
+    constraints). ``hard_sigmoid`` is Keras 3's, ``clip(x / 6 + 0.5, 0, 1)``; a model made with
+    Keras 2, whose hard sigmoid was ``clip(0.2 x + 0.5, 0, 1)``, needs
+    ``hard_sigmoid=(0.2, 0.5)`` (alpha, beta). The model is batch-first, as Keras is.
+    ``go_backwards=True`` gives a ``reverse=True`` model: the same states, but its ``out`` is in
+    time order, where Keras returns the sequence in the order it processed it
+    (``out[:, ::-1]`` is Keras's).
 
     ``from_keras(kernel, recurrent_kernel, bias, reset_after=True)`` takes bare weights:
     kernel ``(I, 3H)`` and recurrent_kernel ``(H, 3H)`` in Keras's (z, r, h) order; bias
@@ -157,13 +183,14 @@ def from_keras(kernel_or_layer: Any, recurrent_kernel: Any = None, bias: Any = N
     """
     layer = kernel_or_layer
     if hasattr(layer, "get_config") and hasattr(layer, "get_weights"):
-        return _from_layer(layer.get_config(), layer.get_weights(), type(layer).__name__, dtype)
+        return _from_layer(layer.get_config(), layer.get_weights(), type(layer).__name__, dtype,
+                           hard_sigmoid)
     if isinstance(layer, Mapping):
         config = layer.get("config", layer)
         class_name = layer.get("class_name", "Bidirectional" if "layer" in config else "GRU")
         if recurrent_kernel is None:
             raise ValueError("from_keras: a config needs its weights (layer.get_weights())")
-        return _from_layer(config, recurrent_kernel, class_name, dtype)
+        return _from_layer(config, recurrent_kernel, class_name, dtype, hard_sigmoid)
     state, input_size, hidden, recurrent = _layer_state(layer, recurrent_kernel, bias,
                                                         reset_after, "l0")
     gru = GRU(input_size, hidden, bias=bias is not None, reset_after=reset_after,

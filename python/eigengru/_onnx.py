@@ -14,6 +14,12 @@ from .gru import GRU
 
 _ONNX_OPSET = 14
 
+#: ONNX's activation names that eigengru computes (matched without regard to case, as ONNX
+#: Runtime does), and those of them that take alpha and beta.
+_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
+                "hardsigmoid": "hard_sigmoid"}
+_ONNX_NAMES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "hard_sigmoid": "HardSigmoid"}
+
 
 # -- the operator's tensors --------------------------------------------------------------------
 def layer_state(W: Any, R: Any, B: Any, directions: int, layer: int) -> dict[str, np.ndarray]:
@@ -54,21 +60,84 @@ def directions_of(direction: str, where: str) -> tuple[int, bool]:
     return (2 if direction == "bidirectional" else 1), direction == "reverse"
 
 
+def functions_of(activations: Any, alpha: Any, beta: Any, clip: Any, directions: int,
+                 where: str) -> dict[str, Any]:
+    """GRU's gate_activation, candidate_activation and clip from the operator's attributes
+    (None where absent). As in ONNX Runtime, alpha and beta values are taken in order by the
+    functions that use them (HardSigmoid here), others keep their defaults."""
+    functions = {}
+    if activations is not None:
+        names = [a.decode() if isinstance(a, bytes) else str(a) for a in activations]
+        if len(names) != 2 * directions:
+            raise ValueError(f"{where}: activations: expected {2 * directions} names (f and g "
+                             f"for each direction), got {names}")
+        for name in names:
+            if name.lower() not in _ACTIVATIONS:
+                raise ValueError(f"{where}: activation {name} is not supported (eigengru has "
+                                 f"{', '.join(_ONNX_NAMES.values())})")
+        alphas, betas = list(alpha or []), list(beta or [])
+        made = []
+        for name in names:
+            kind = _ACTIVATIONS[name.lower()]
+            if kind == "hard_sigmoid":
+                kind = ("hard_sigmoid", alphas.pop(0) if alphas else 0.2,
+                        betas.pop(0) if betas else 0.5)
+            made.append(kind)
+        if alphas or betas:
+            raise ValueError(f"{where}: activation_alpha/activation_beta: more values than the "
+                             f"activations {names} use")
+        if directions == 2 and made[:2] != made[2:]:
+            raise ValueError(f"{where}: activations {names}: the two directions' functions "
+                             "differ; eigengru applies one pair to both")
+        functions = {"gate_activation": made[0], "candidate_activation": made[1]}
+    elif alpha or beta:
+        raise ValueError(f"{where}: activation_alpha/activation_beta given without activations "
+                         "(the default Sigmoid and Tanh take none)")
+    if clip is not None:
+        functions["clip"] = float(clip)
+    return functions
+
+
+def onnx_functions(gru: GRU) -> dict[str, Any]:
+    """The operator's attributes for the GRU's functions (none for the standard ones)."""
+    if gru.functions == ("sigmoid", "tanh", None):
+        return {}
+    names, alphas, betas = [], [], []
+    for f in (gru.gate_activation, gru.candidate_activation) * gru.directions:
+        kind = f if isinstance(f, str) else f[0]
+        names.append(_ONNX_NAMES[kind])
+        if kind == "hard_sigmoid":
+            alphas.append(f[1])
+            betas.append(f[2])
+    attributes = {"activations": names}
+    if alphas:
+        attributes |= {"activation_alpha": alphas, "activation_beta": betas}
+    if gru.clip is not None:
+        attributes["clip"] = gru.clip
+    return attributes
+
+
 def from_onnx(W: Any, R: Any, B: Any = None, *, linear_before_reset: int = 0,
-              direction: str = "forward", dtype: Any = None) -> GRU:
-    """A one-layer GRU from the tensors of an ONNX GRU operator.
+              direction: str = "forward", activations: Any = None, activation_alpha: Any = None,
+              activation_beta: Any = None, clip: Any = None, dtype: Any = None) -> GRU:
+    """A one-layer GRU from the tensors and attributes of an ONNX GRU operator.
 
     W ``[D, 3H, I]``, R ``[D, 3H, H]`` and B ``[D, 6H]`` (input then recurrence biases), each in
     ONNX's (z, r, h) order; ``linear_before_reset`` 0 (ONNX's default) is ``reset_after=False``,
     1 is ``reset_after=True``. ``direction`` is "forward", "reverse" (a ``reverse=True`` model)
-    or "bidirectional". ``dtype`` defaults to the weights' own.
+    or "bidirectional". ``activations`` (f and g per direction: Sigmoid, Tanh, Relu or
+    HardSigmoid; others refused by name), ``activation_alpha``, ``activation_beta`` and ``clip``
+    are the operator's attributes. ``dtype`` defaults to the weights' own.
     """
     directions, reverse = directions_of(direction, "from_onnx")
+    functions = functions_of(activations, activation_alpha, activation_beta, clip, directions,
+                             "from_onnx")
     W, R = as_numpy(W), as_numpy(R)
     B = None if B is None else as_numpy(B)
     check_tensors(W, R, B, directions, "from_onnx")
     gru = GRU(W.shape[2], R.shape[2], bias=B is not None, bidirectional=directions == 2,
-              reverse=reverse, reset_after=bool(linear_before_reset), dtype=dtype_of(dtype, W))
+              reverse=reverse, reset_after=bool(linear_before_reset), dtype=dtype_of(dtype, W),
+              **functions)
     gru.load_state_dict(layer_state(W, R, B, directions, 0))
     return gru
 
@@ -141,7 +210,7 @@ def to_onnx(gru: GRU, path: str | os.PathLike, *, initial_state: bool = False,
         nodes.append(helper.make_node(
             "GRU", node_inputs, [y, final_states[-1]], name=f"GRU{suffix}", hidden_size=H,
             direction="bidirectional" if D == 2 else "reverse" if gru.reverse else "forward",
-            linear_before_reset=int(gru.reset_after)))
+            linear_before_reset=int(gru.reset_after), **onnx_functions(gru)))
         if not raw:  # [T, D, B, H] -> [T, B, D*H], the next layer's input
             y = node("Transpose", [y], f"Y{suffix}_transposed", perm=[0, 2, 1, 3])
             last = layer == L - 1 and not gru.batch_first

@@ -15,12 +15,9 @@ import numpy as np
 
 from ._checks import shape_text
 from ._imported_arrays import dtype_of
-from ._onnx import check_tensors, directions_of, layer_state
+from ._onnx import check_tensors, directions_of, functions_of, layer_state
 from .gru import GRU
 
-#: The activations eigengru computes, per direction (Sigmoid for the gates, Tanh for the
-#: candidate); others are refused by name.
-_DEFAULT_ACTIVATIONS = (["sigmoid", "tanh"], ["sigmoid", "tanh", "sigmoid", "tanh"])
 _WHERE = "from_onnx_model"
 _GRU_ATTRIBUTES = {"hidden_size", "direction", "linear_before_reset", "layout", "activations",
                    "activation_alpha", "activation_beta", "clip"}
@@ -92,19 +89,17 @@ def _layer(reader: _GraphReader, node: Any, layer: int) -> dict[str, Any]:
     where = f"GRU node {node.name!r}"
     for name in sorted(set(attributes) - _GRU_ATTRIBUTES):
         _refuse(f"{where}: attribute {name} is not part of the ONNX GRU operator")
-    activations = [a.decode() if isinstance(a, bytes) else a
-                   for a in attributes.get("activations", [])]
-    if activations and [a.lower() for a in activations] not in _DEFAULT_ACTIVATIONS:
-        _refuse(f"{where}: activations {activations} are not supported (only Sigmoid for the "
-                "gates and Tanh for the candidate)")
-    for name in ("activation_alpha", "activation_beta", "clip"):
-        if name in attributes:
-            _refuse(f"{where}: attribute {name} is not supported")
     inputs = list(node.input) + [""] * (6 - len(node.input))
     W = reader.constant(inputs[1], f"{where}: W")
     R = reader.constant(inputs[2], f"{where}: R")
     B = reader.constant(inputs[3], f"{where}: B") if inputs[3] else None
     directions, reverse = directions_of(attributes.get("direction", "forward"), where)
+    try:
+        functions = functions_of(attributes.get("activations"), attributes.get("activation_alpha"),
+                                 attributes.get("activation_beta"), attributes.get("clip"),
+                                 directions, where)
+    except ValueError as error:
+        _refuse(str(error))
     hidden = check_tensors(W, R, B, directions, where)
     if attributes.get("hidden_size", hidden) != hidden:
         _refuse(f"{where}: hidden_size = {attributes['hidden_size']} does not match R's "
@@ -121,7 +116,8 @@ def _layer(reader: _GraphReader, node: Any, layer: int) -> dict[str, Any]:
         _refuse(f"{where}: outputs beyond Y and Y_h are not part of the GRU operator")
     return {"W": W, "R": R, "B": B, "directions": directions, "reverse": reverse, "hidden": hidden,
             "reset_after": bool(attributes.get("linear_before_reset", 0)),
-            "layout": attributes.get("layout", 0), "lengths": lengths, "node": node}
+            "layout": attributes.get("layout", 0), "lengths": lengths, "node": node,
+            "functions": functions}
 
 
 def _initial_state(reader: _GraphReader, name: str, layer: int, directions: int,
@@ -177,9 +173,11 @@ def from_onnx_model(path: str | os.PathLike, *, dtype: Any = None) -> GRU:
     ``torch.nn.GRU`` (one GRU node per layer, the Transpose, Reshape, Squeeze, Slice and Concat
     nodes between them, batch-first or not) or what ``to_onnx`` writes.
 
-    Every node, attribute and input is applied or refused by name: activations other than
-    Sigmoid and Tanh, ``clip``, a non-zero initial state or lengths
-    stored in the model (pass them with each call instead), any other node. The weights must be
+    Every node, attribute and input is applied or refused by name: ``activations`` (with
+    ``activation_alpha``, ``activation_beta``) and ``clip`` become the model's functions, and
+    activations other than Sigmoid, Tanh, Relu and HardSigmoid, directions with different
+    functions, a non-zero initial state or lengths stored in the model (pass them with each
+    call instead) and any other node are refused. The weights must be
     initializers or Constants. ``layout=1`` (a single GRU node) gives a ``batch_first`` model,
     whose states are eigengru's ``(L*D, B, H)`` like every model's. ``dtype`` defaults to the
     weights' own. Needs the ``onnx`` package.
@@ -244,10 +242,11 @@ def _stack(layers: list[dict[str, Any]], batch_first: bool, dtype: Any) -> GRU:
     D, H = first["directions"], first["hidden"]
     for k, layer in enumerate(layers[1:], start=1):
         where = f"GRU node {layer['node'].name!r} (layer {k})"
-        if (layer["directions"], layer["reverse"], layer["hidden"], layer["reset_after"]) != \
-                (D, first["reverse"], H, first["reset_after"]):
-            _refuse(f"{where}: direction, hidden_size and linear_before_reset must be those of "
-                    "the first layer")
+        if (layer["directions"], layer["reverse"], layer["hidden"], layer["reset_after"],
+                layer["functions"]) != (D, first["reverse"], H, first["reset_after"],
+                                        first["functions"]):
+            _refuse(f"{where}: direction, hidden_size, linear_before_reset, activations and clip "
+                    "must be those of the first layer")
         if layer["W"].shape[2] != D * H:
             _refuse(f"{where}: W takes {layer['W'].shape[2]} inputs, expected {D * H}")
         if layer["lengths"] != first["lengths"]:
@@ -255,7 +254,7 @@ def _stack(layers: list[dict[str, Any]], batch_first: bool, dtype: Any) -> GRU:
     bias = any(layer["B"] is not None for layer in layers)
     gru = GRU(first["W"].shape[2], H, num_layers=len(layers), bias=bias, batch_first=batch_first,
               bidirectional=D == 2, reverse=first["reverse"], reset_after=first["reset_after"],
-              dtype=dtype_of(dtype, first["W"]))
+              dtype=dtype_of(dtype, first["W"]), **first["functions"])
     state = {}
     for k, layer in enumerate(layers):
         B = layer["B"]

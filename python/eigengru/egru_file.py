@@ -1,8 +1,10 @@
 """The ``.egru`` model format: a simple binary file that the C++ core reads with no dependency
 (``eigengru::load_model``). Layout (little-endian), as in ``cpp/include/eigengru/model_file.hpp``:
 "EIGENGRU", u32 version 1, u32 scalar size (4 or 8), u32 input_size, hidden_size, num_layers,
-u32 flags (1 bias, 2 bidirectional, 4 reset_after, 8 batch_first, 16 reverse), f64 dropout, the
-parameters in PyTorch's order (row-major), and the zlib CRC-32 of everything before it as u32."""
+u32 flags (1 bias, 2 bidirectional, 4 reset_after, 8 batch_first, 16 reverse, 32 functions),
+f64 dropout, with flag 32 the functions (i32 gate kind, i32 candidate kind, f64 gate alpha, beta,
+candidate alpha, beta, clip), the parameters in PyTorch's order (row-major), and the zlib CRC-32
+of everything before it as u32."""
 
 from __future__ import annotations
 
@@ -12,19 +14,31 @@ from typing import Any
 
 import numpy as np
 
+from . import nonlinearities
 from .parameters import layer_parameters
 
 MAGIC = b"EIGENGRU"
 VERSION = 1
 _HEADER = struct.Struct("<8sIIIIIId")
+_FUNCTIONS = struct.Struct("<ii5d")
+_FUNCTIONS_FLAG = 32
 
 
 def encode(config: dict[str, Any], state: dict[str, np.ndarray]) -> bytes:
     dtype = np.dtype(config["dtype"])
     flags = (1 * config["bias"] | 2 * config["bidirectional"] | 4 * config["reset_after"]
              | 8 * config["batch_first"] | 16 * config.get("reverse", False))
+    functions = nonlinearities.core_functions(
+        *(nonlinearities.activation(config.get(k, v), k) if k != "clip" else config.get(k)
+          for k, v in zip(("gate_activation", "candidate_activation", "clip"),
+                          nonlinearities.STANDARD)))
+    if functions is not None:
+        flags |= _FUNCTIONS_FLAG
     parts = [_HEADER.pack(MAGIC, VERSION, dtype.itemsize, config["input_size"],
                           config["hidden_size"], config["num_layers"], flags, config["dropout"])]
+    if functions is not None:
+        (gate, ga, gb), (candidate, ca, cb), clip = functions
+        parts.append(_FUNCTIONS.pack(gate, candidate, ga, gb, ca, cb, clip))
     parts += [np.ascontiguousarray(p, dtype=dtype.newbyteorder("<")).tobytes()
               for p in state.values()]
     body = b"".join(parts)
@@ -40,7 +54,7 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
     if version != VERSION:
         raise ValueError(f"{path}: model file version {version} is not supported (this "
                          f"eigengru reads version {VERSION})")
-    if size not in (4, 8) or flags > 31 or flags & 18 == 18:
+    if size not in (4, 8) or flags > 63 or flags & 18 == 18:
         raise ValueError(f"{path}: not a readable eigengru model file (bad header)")
     (stored,) = struct.unpack_from("<I", data, len(data) - 4)
     if zlib.crc32(data[:-4]) != stored:
@@ -51,8 +65,12 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
               "reset_after": bool(flags & 4), "batch_first": bool(flags & 8),
               "reverse": bool(flags & 16),
               "dropout": dropout, "dtype": "float32" if size == 4 else "float64"}
+    at = _HEADER.size
+    if flags & _FUNCTIONS_FLAG:
+        config |= _decoded_functions(data, at, path)
+        at += _FUNCTIONS.size
     dtype = np.dtype(config["dtype"]).newbyteorder("<")
-    state, at = {}, _HEADER.size
+    state = {}
     shapes = layer_parameters(inputs, hidden, layers, config["bidirectional"], config["bias"])
     for name, shape in (item for layer in shapes for item in layer.items()):
         count = int(np.prod(shape))
@@ -63,3 +81,19 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
     if at != len(data) - 4:
         raise ValueError(f"{path}: not a readable eigengru model file (unexpected length)")
     return config, state
+
+
+def _decoded_functions(data: bytes, at: int, path: str) -> dict[str, Any]:
+    """The constructor arguments of a functions block."""
+    if at + _FUNCTIONS.size > len(data) - 4:
+        raise ValueError(f"{path}: not a readable eigengru model file (truncated)")
+    gate, candidate, *values = _FUNCTIONS.unpack_from(data, at)
+    try:
+        kinds = nonlinearities.from_core((gate, candidate), tuple(values))
+    except ValueError as error:
+        raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
+    names = {v: k for k, v in nonlinearities.KINDS.items()}
+    if any(names[k] != "hard_sigmoid" and (values[2 * i] or values[2 * i + 1])
+           for i, k in enumerate((gate, candidate))) or not values[4] >= 0:
+        raise ValueError(f"{path}: not a readable eigengru model file (bad functions)")
+    return dict(zip(("gate_activation", "candidate_activation", "clip"), kinds))

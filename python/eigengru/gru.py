@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, egru_file
+from . import _core, egru_file, nonlinearities
 from ._checks import (
     STACK_STATE,
     check_shape,
@@ -50,6 +50,12 @@ class GRU(NamedParameters):
     valid step to its first, the outputs stay in time order (``out[t]`` is the state at time t,
     ``out[0]`` the last one made), and ``h_n`` is the state after time 0.
 
+    ``gate_activation`` (r and z, default ``"sigmoid"``), ``candidate_activation`` (n, default
+    ``"tanh"``) and ``clip`` (None, or c: every pre-activation clamped to [-c, c] first) are
+    ONNX's ``activations`` and ``clip``; see ``eigengru.nonlinearities`` for the names. They
+    apply in every pass, training included; the one-step paths of the standard functions are
+    faster.
+
     Parameters are NumPy arrays reached as attributes named as in PyTorch (``weight_ih_l0``
     (3H, I), ``weight_hh_l0`` (3H, H), ``bias_ih_l0``, ``bias_hh_l0`` (3H,), then ``_l1`` ... and
     ``_reverse`` for the backward direction); editing one in place changes the model, and
@@ -79,6 +85,9 @@ class GRU(NamedParameters):
         dtype: Any = np.float32,
         seed: int | None = None,
         reverse: bool = False,
+        gate_activation: Any = "sigmoid",
+        candidate_activation: Any = "tanh",
+        clip: Any = None,
     ) -> None:
         state = self.__dict__
         state["input_size"] = positive_int(input_size, "input_size")
@@ -90,6 +99,10 @@ class GRU(NamedParameters):
         state["bidirectional"] = bool(bidirectional)
         state["reset_after"] = bool(reset_after)
         state["reverse"] = bool(reverse)
+        state["gate_activation"] = nonlinearities.activation(gate_activation, "gate_activation")
+        state["candidate_activation"] = nonlinearities.activation(candidate_activation,
+                                                                  "candidate_activation")
+        state["clip"] = nonlinearities.clip_bound(clip)
         if self.reverse and self.bidirectional:
             raise ValueError("reverse: for one direction; a bidirectional GRU already runs both "
                              "ways")
@@ -121,12 +134,20 @@ class GRU(NamedParameters):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__({"reverse": False} | state)  # pickles from before reverse existed
+        # pickles from before reverse and the functions existed
+        super().__setstate__({"reverse": False, "gate_activation": "sigmoid",
+                              "candidate_activation": "tanh", "clip": None} | state)
         self.__dict__["_spec"] = self._core_spec()
 
     def _core_spec(self) -> Any:
         return _core.StackSpec(self.input_size, self.hidden_size, self.num_layers,
-                               self.bidirectional, self.reset_after, self.dropout, self.reverse)
+                               self.bidirectional, self.reset_after, self.dropout, self.reverse,
+                               nonlinearities.core_functions(*self.functions))
+
+    @property
+    def functions(self) -> tuple[Any, Any, float | None]:
+        """(gate_activation, candidate_activation, clip)."""
+        return (self.gate_activation, self.candidate_activation, self.clip)
 
     def _parameters_changed(self) -> None:
         self.__dict__["_stack_step"] = None
@@ -275,7 +296,15 @@ class GRU(NamedParameters):
                 "num_layers": self.num_layers, "bias": self.bias,
                 "batch_first": self.batch_first, "dropout": self.dropout,
                 "bidirectional": self.bidirectional, "reset_after": self.reset_after,
-                "dtype": self.dtype.name} | ({"reverse": True} if self.reverse else {})
+                "dtype": self.dtype.name} | ({"reverse": True} if self.reverse else {}) | \
+            {k: list(v) if isinstance(v, tuple) else v  # JSON's form
+             for k, v in self._changed_functions().items()}
+
+    def _changed_functions(self) -> dict[str, Any]:
+        """The functions that differ from the standard ones, by constructor argument."""
+        names = ("gate_activation", "candidate_activation", "clip")
+        return {k: v for k, v, standard in zip(names, self.functions, nonlinearities.STANDARD)
+                if v != standard}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model (config and weights) to a file, without pickle.
@@ -334,6 +363,7 @@ class GRU(NamedParameters):
                                       ("reverse", self.reverse))
             if v != {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
                      "bidirectional": False, "reverse": False}[k])
+        extras += "".join(f", {k}={v!r}" for k, v in self._changed_functions().items())
         return (f"GRU({self.input_size}, {self.hidden_size}{extras}, "
                 f"reset_after={self.reset_after}, dtype={self.dtype.name})")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import nonlinearities
 from ._checks import shape_text
 from ._imported_arrays import as_numpy as _as_numpy, dtype_of as _dtype_of
 from ._keras import from_keras
@@ -70,6 +71,10 @@ def to_torch_state_dict(gru: GRU) -> dict[str, Any]:
     if gru.reverse:
         raise ValueError("to_torch_state_dict: torch.nn.GRU has no reverse-only layers; this "
                          "model has reverse=True")
+    if gru.functions != nonlinearities.STANDARD:
+        raise ValueError("to_torch_state_dict: torch.nn.GRU computes sigmoid and tanh without "
+                         f"clip; this model has gate_activation={gru.gate_activation!r}, "
+                         f"candidate_activation={gru.candidate_activation!r}, clip={gru.clip!r}")
     import torch
 
     return {name: torch.from_numpy(array) for name, array in gru.state_dict().items()}

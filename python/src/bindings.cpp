@@ -86,6 +86,7 @@ eigengru::LayerWeights<Scalar> layer_weights(const py::handle& entry, Index inpu
   w.input_size = input_size;
   w.hidden_size = H;
   w.reset_after = spec.reset_after;
+  w.nonlinearities = spec.nonlinearities;
   w.weight_ih = in<Scalar>(py::cast<py::array>(parts[0]), "weight_ih", {3 * H, input_size});
   w.weight_hh = in<Scalar>(py::cast<py::array>(parts[1]), "weight_hh", {3 * H, H});
   w.bias_ih = in_or_null<Scalar>(parts[2], "bias_ih", {3 * H});
@@ -106,9 +107,27 @@ std::vector<eigengru::LayerWeights<Scalar>> stack_weights(const py::list& layers
   return weights;
 }
 
+/// (kind, alpha, beta) of eigengru::Activation.
+eigengru::Activation activation(const py::handle& entry) {
+  const auto parts = py::cast<py::tuple>(entry);
+  if (parts.size() != 3) throw py::value_error("an activation is (kind, alpha, beta)");
+  return {static_cast<eigengru::Activation::Kind>(py::cast<int>(parts[0])),
+          py::cast<double>(parts[1]), py::cast<double>(parts[2])};
+}
+
 eigengru::StackSpec stack_spec(Index input_size, Index hidden_size, Index num_layers,
-                               bool bidirectional, bool reset_after, double dropout, bool reverse) {
+                               bool bidirectional, bool reset_after, double dropout, bool reverse,
+                               const py::object& functions) {
   eigengru::StackSpec spec;
+  if (!functions.is_none()) {
+    const auto parts = py::cast<py::tuple>(functions);
+    if (parts.size() != 3) throw py::value_error("functions: expected (gate, candidate, clip)");
+    spec.nonlinearities = {activation(parts[0]), activation(parts[1]), py::cast<double>(parts[2])};
+    if (!spec.nonlinearities.valid())
+      throw py::value_error(
+          "functions: unknown kind, alpha or beta where the kind takes none, or a clip that is "
+          "negative or not finite");
+  }
   spec.input_size = input_size;
   spec.hidden_size = hidden_size;
   spec.num_layers = num_layers;
@@ -290,9 +309,9 @@ void register_cell(py::module_& m, const char* name) {
              if (w_hh.ndim() != 2 || w_ih.ndim() != 2)
                throw py::value_error("weight_ih and weight_hh: expected 2 dimensions");
              const Index H = w_hh.shape(1), I = w_ih.shape(1);
-             return std::make_unique<Cell>(
-                 layer_weights<Scalar>(py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
-                                       stack_spec(I, H, 1, false, reset_after, 0.0, false)));
+             return std::make_unique<Cell>(layer_weights<Scalar>(
+                 py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
+                 stack_spec(I, H, 1, false, reset_after, 0.0, false, py::none())));
            }),
            py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
            py::arg("reset_after"))
@@ -360,7 +379,7 @@ PYBIND11_MODULE(_core, m) {
   py::class_<eigengru::StackSpec>(m, "StackSpec", "The shape of a stack of GRU layers.")
       .def(py::init(&stack_spec), py::arg("input_size"), py::arg("hidden_size"),
            py::arg("num_layers"), py::arg("bidirectional"), py::arg("reset_after"),
-           py::arg("dropout"), py::arg("reverse") = false);
+           py::arg("dropout"), py::arg("reverse") = false, py::arg("functions") = py::none());
   register_scalar<float>(m, "TrainingCacheFloat32");
   register_scalar<double>(m, "TrainingCacheFloat64");
   register_stream<float>(m, "StreamFloat32");

@@ -51,6 +51,11 @@ std::vector<Bytes> seed_files(const std::string& scratch) {
         spec.reset_after = seed % 2 == 0;
         spec.reverse = !bidirectional && seed % 3 == 0;
         spec.dropout = layers > 1 ? 0.25 : 0.0;
+        if (seed % 4 == 1) {  // a functions block after the header
+          spec.nonlinearities.gate = {eigengru::Activation::kHardSigmoid, 0.2, 0.5};
+          spec.nonlinearities.candidate = {eigengru::Activation::kRelu};
+          spec.nonlinearities.clip = 3.0;
+        }
         auto write = [&](auto model) {
           model.bias = bias;
           if (!bias) {  // keep weight_ih and weight_hh of each layer-direction
@@ -133,6 +138,7 @@ std::string load_problem(const std::string& path, int& loaded) {
     const auto layers = model.layers();  // views over what was read
     if (layers.size() != static_cast<std::size_t>(model.spec.num_layers * model.spec.directions()))
       return "a loaded model's layers do not match its spec";
+    if (!model.spec.nonlinearities.valid()) return "a loaded model's functions are not valid";
     ++loaded;
     return "";
   } catch (const std::runtime_error& error) {

@@ -1,5 +1,6 @@
-"""Writes a fixture for the C++ test test_stream: a model saved by eigengru.GRU.save (.egru),
-an input x (T, B, I) and the output Python computes for it, as raw little-endian float32.
+"""Writes a fixture for the C++ test test_stream: models saved by eigengru.GRU.save (.egru), one
+with the standard functions and one with others, an input x (T, B, I) and the output Python
+computes for it with each, as raw little-endian float32.
 
     python tests/cpp/make_fixture.py FOLDER
 """
@@ -13,9 +14,13 @@ import eigengru
 
 folder = Path(sys.argv[1])
 folder.mkdir(parents=True, exist_ok=True)
-gru = eigengru.GRU(4, 24, num_layers=2, reset_after=False, seed=5)
-gru.save(folder / "model.egru")
 x = np.random.default_rng(0).standard_normal((30, 2, 4)).astype("<f4")
-out, _ = gru(x)
 x.tofile(folder / "x.f32")
-out.astype("<f4").tofile(folder / "out.f32")
+models = {"": eigengru.GRU(4, 24, num_layers=2, reset_after=False, seed=5),
+          "_functions": eigengru.GRU(4, 24, num_layers=2, seed=6, clip=1.5,
+                                     gate_activation=("hard_sigmoid", 0.25, 0.5),
+                                     candidate_activation="relu")}
+for suffix, gru in models.items():
+    gru.save(folder / f"model{suffix}.egru")
+    out, _ = gru(x)
+    out.astype("<f4").tofile(folder / f"out{suffix}.f32")

@@ -1,5 +1,6 @@
 // GRUCell: its forward is a Stream's first step, and its backward is the derivative of its
-// forward, checked against central differences in double for both formulations.
+// forward, checked against central differences in double for both formulations, with the
+// standard functions and with others (hard sigmoid, relu, clip).
 #include <cmath>
 #include <random>
 #include <string>
@@ -16,9 +17,11 @@ namespace {
 struct Case {
   Index B = 3, I = 5, H = 8;
   bool reset_after = true;
+  eigengru::Nonlinearities functions;
   std::vector<double> w_ih, w_hh, b_ih, b_hh, x, h;
 
-  explicit Case(bool reset_after_) : reset_after(reset_after_) {
+  Case(bool reset_after_, const eigengru::Nonlinearities& functions_)
+      : reset_after(reset_after_), functions(functions_) {
     std::mt19937 gen(reset_after ? 1 : 2);
     auto fill = [&](std::vector<double>& v, Index n) {
       eigengru_test::fill_uniform(v, n, gen, 0.7);
@@ -40,6 +43,7 @@ struct Case {
     w.weight_hh = w_hh.data();
     w.bias_ih = b_ih.data();
     w.bias_hh = b_hh.data();
+    w.nonlinearities = functions;
     return w;
   }
 
@@ -54,12 +58,20 @@ struct Case {
   }
 };
 
-void test_forward_is_a_streams_step(bool reset_after) {
-  Case k(reset_after);
+/// What a failed check names.
+std::string describe(bool reset_after, const eigengru::Nonlinearities& f) {
+  return std::string("reset_after=") + (reset_after ? "true" : "false") + ", functions " +
+         std::to_string(f.gate.kind) + "/" + std::to_string(f.candidate.kind) + " clip " +
+         std::to_string(f.clip);
+}
+
+void test_forward_is_a_streams_step(bool reset_after, const eigengru::Nonlinearities& f) {
+  Case k(reset_after, f);
   eigengru::StackSpec spec;
   spec.input_size = k.I;
   spec.hidden_size = k.H;
   spec.reset_after = reset_after;
+  spec.nonlinearities = f;
   const auto w = k.weights();
   eigengru::Stream<double> stream(spec, &w, k.B);
   stream.reset(k.h.data());
@@ -67,12 +79,11 @@ void test_forward_is_a_streams_step(bool reset_after) {
   stream.step(k.x.data(), streamed.data());
   eigengru::GRUCell<double> cell(w);
   cell.forward(k.B, k.x.data(), k.h.data(), stepped.data(), record.data());
-  check(stepped == streamed, std::string("forward equals a stream's step, reset_after=") +
-                                 (reset_after ? "true" : "false"));
+  check(stepped == streamed, "forward equals a stream's step, " + describe(reset_after, f));
 }
 
-void test_backward_is_the_derivative(bool reset_after) {
-  Case k(reset_after);
+void test_backward_is_the_derivative(bool reset_after, const eigengru::Nonlinearities& f) {
+  Case k(reset_after, f);
   const Index B = k.B, I = k.I, H = k.H;
   std::mt19937 gen(7);
   std::uniform_real_distribution<double> u(-1, 1);
@@ -106,18 +117,24 @@ void test_backward_is_the_derivative(bool reset_after) {
   compare(k.w_hh, g_hh, 0.5);
   compare(k.b_ih, gb_ih, 0.5);
   compare(k.b_hh, gb_hh, 0.5);
-  check(worst < 1e-7, std::string("backward matches central differences, reset_after=") +
-                          (reset_after ? "true" : "false") + " (worst " + std::to_string(worst) +
-                          ")");
+  check(worst < 1e-7, "backward matches central differences, " + describe(reset_after, f) +
+                          " (worst " + std::to_string(worst) + ")");
 }
 
 }  // namespace
 
 int main() {
   if (!eigengru_test::requested_kernel_set_runs()) return eigengru_test::kSkipped;
-  for (bool reset_after : {true, false}) {
-    test_forward_is_a_streams_step(reset_after);
-    test_backward_is_the_derivative(reset_after);
-  }
+  using eigengru::Activation;
+  eigengru::Nonlinearities hard_relu_clipped, clipped;
+  hard_relu_clipped.gate = {Activation::kHardSigmoid, 0.3, 0.45};
+  hard_relu_clipped.candidate = {Activation::kRelu};
+  hard_relu_clipped.clip = 1.5;
+  clipped.clip = 0.8;
+  for (bool reset_after : {true, false})
+    for (const auto& f : {eigengru::Nonlinearities{}, hard_relu_clipped, clipped}) {
+      test_forward_is_a_streams_step(reset_after, f);
+      test_backward_is_the_derivative(reset_after, f);
+    }
   return eigengru_test::finish();
 }

@@ -45,7 +45,7 @@ void test_hidden_size(Index H, std::mt19937& gen) {
             got_rec(4 * H, Scalar(7));
         w_hh_t.multiply(h.data(), H, 1, gh.data(), G, false, 1, nullptr, backwards);
         kernels::detail::forward_reset_after<Scalar>(H, gx.data(), gh.data(), b, h.data(),
-                                                     want_rec.data(), want.data());
+                                                     want_rec.data(), want.data(), nullptr);
         kernels::detail::forward_row_reset_after<Scalar>(w_hh_t, H, gx.data(), b, h.data(),
                                                          with_record ? got_rec.data() : nullptr,
                                                          got.data(), backwards);

@@ -3,8 +3,8 @@
 //     a small batch), reset() starts over, a bidirectional spec is refused;
 //   - save_model/load_model round-trip; truncated, foreign, damaged and future files are refused
 //     with a message naming the problem;
-//   - given a fixture folder written by Python (tests/cpp/make_fixture.py), the model saved by
-//     eigengru.GRU.save gives, in C++, the outputs Python computed.
+//   - given a fixture folder written by Python (tests/cpp/make_fixture.py), the models saved by
+//     eigengru.GRU.save (standard functions and others) give, in C++, the outputs Python computed.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -135,10 +135,14 @@ void test_model_file(const std::string& folder) {
   check(load_fails_with(folder + "/missing.egru", "cannot open"), "a missing file");
 }
 
-/// model.egru, x.f32 (T, B, I) and out.f32 (T, B, H) written by tests/cpp/make_fixture.py.
-void test_python_fixture(const std::string& folder) {
-  const auto model = eigengru::load_model<float>(folder + "/model.egru");
-  const auto raw_x = read_bytes(folder + "/x.f32"), raw_out = read_bytes(folder + "/out.f32");
+/// model<suffix>.egru, x.f32 (T, B, I) and out<suffix>.f32 (T, B, H) written by
+/// tests/cpp/make_fixture.py.
+void test_python_fixture(const std::string& folder, const std::string& suffix) {
+  const auto model = eigengru::load_model<float>(folder + "/model" + suffix + ".egru");
+  check(model.spec.nonlinearities.standard() == suffix.empty(),
+        "the Python-saved model" + suffix + " has its functions");
+  const auto raw_x = read_bytes(folder + "/x.f32");
+  const auto raw_out = read_bytes(folder + "/out" + suffix + ".f32");
   const Index I = model.spec.input_size, H = model.spec.hidden_size;
   const Index B = 2, T = static_cast<Index>(raw_x.size() / sizeof(float)) / (B * I);
   std::vector<float> x(T * B * I), expected(T * B * H), out(T * B * H), streamed(T * B * H);
@@ -147,10 +151,12 @@ void test_python_fixture(const std::string& folder) {
   const auto layers = model.layers();
   eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr, out.data(),
                           nullptr);
-  check(max_relative_error(out, expected) < 1e-5, "the Python-saved model gives Python's output");
+  check(max_relative_error(out, expected) < 1e-5,
+        "the Python-saved model" + suffix + " gives Python's output");
   eigengru::Stream<float> stream(model.spec, layers.data(), B);
   for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
-  check(max_relative_error(streamed, expected) < 1e-5, "streaming the Python-saved model too");
+  check(max_relative_error(streamed, expected) < 1e-5,
+        "streaming the Python-saved model" + suffix + " too");
 }
 
 }  // namespace
@@ -169,6 +175,7 @@ int main(int argc, char** argv) {
   test_stream_equals_sequence<double>(true, 1e-12, 1, 48);
   test_both_ways_refused();
   test_model_file(argc > 1 ? argv[1] : ".");
-  if (argc > 2) test_python_fixture(argv[2]);
+  if (argc > 2)
+    for (const char* suffix : {"", "_functions"}) test_python_fixture(argv[2], suffix);
   return eigengru_test::finish();
 }

@@ -5,6 +5,7 @@
 #include "eigengru/isa.hpp"
 #include "eigengru/layer.hpp"
 #include "eigengru/model_file.hpp"
+#include "eigengru/nonlinearities.hpp"
 #include "eigengru/path_counts.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack.hpp"

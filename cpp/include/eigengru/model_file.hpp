@@ -6,8 +6,12 @@
 //   scalar size                     u32: 4 (float32) or 8 (float64)
 //   input_size, hidden_size, num_layers   u32 each
 //   flags                           u32: 1 bias, 2 bidirectional, 4 reset_after, 8 batch_first,
-//                                   16 reverse (readers from before it refuse such a file)
+//                                   16 reverse, 32 functions (readers from before a flag refuse
+//                                   a file that has it)
 //   dropout                         f64
+//   with flag 32 only, the Nonlinearities when not the standard ones:
+//     gate kind, candidate kind     i32 each (Activation::Kind)
+//     gate alpha, gate beta, candidate alpha, candidate beta, clip      f64 each
 //   the parameters in PyTorch's order (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
 //   then _reverse, then the next layer), each row-major, shapes implied by the header
 //   CRC-32 (zlib's) of every byte before it     u32

@@ -1,6 +1,7 @@
 // The shape of a stack of GRU layers.
 #pragma once
 
+#include "eigengru/nonlinearities.hpp"
 #include "eigengru/types.hpp"
 
 namespace eigengru {
@@ -17,6 +18,7 @@ struct StackSpec {
   bool reset_after = true;
   double dropout = 0.0;  ///< probability of zeroing each input of layers 1.., in training only
   bool reverse = false;  ///< one direction, run backwards in time; not with bidirectional
+  Nonlinearities nonlinearities;  ///< every layer's
 
   Index directions() const { return bidirectional ? 2 : 1; }
   /// The input size of layer l: input_size, then directions() * hidden_size.

@@ -1,6 +1,7 @@
 // One GRU layer-direction's parameters and their gradients, as non-owning row-major views.
 #pragma once
 
+#include "eigengru/nonlinearities.hpp"
 #include "eigengru/types.hpp"
 
 namespace eigengru {
@@ -17,6 +18,7 @@ enum Gate : int { kReset = 0, kUpdate = 1, kCandidate = 2, kGateCount = 3 };
 ///   h' = (1 - z) * n + z * h
 /// reset_after = false (Cho et al. 2014, ONNX's default, Keras reset_after=False):
 ///   n  = tanh(W_in x + b_in + W_hn (r * h) + b_hn), the rest unchanged.
+/// nonlinearities may replace sigmoid (r, z) and tanh (n), and clip their pre-activations.
 template <typename Scalar>
 struct LayerWeights {
   Index input_size = 0;
@@ -26,6 +28,7 @@ struct LayerWeights {
   const Scalar* weight_hh = nullptr;  ///< (3H, H): W_hr, W_hz, W_hn stacked
   const Scalar* bias_ih = nullptr;    ///< (3H), or nullptr for a layer without biases
   const Scalar* bias_hh = nullptr;    ///< (3H), or nullptr for a layer without biases
+  Nonlinearities nonlinearities;      ///< last, so that {I, H, reset_after, ...} still builds
 
   bool has_bias() const { return bias_ih != nullptr; }
 };

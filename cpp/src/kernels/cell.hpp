@@ -12,7 +12,8 @@
 // memory, which keeps results bitwise independent of buffer alignment (Eigen would otherwise
 // peel unaligned heads into scalar code, whose sigmoid and tanh round differently). The
 // nonlinearities are Eigen's: for float, vectorised rational approximations within a few ulp of
-// the exact functions that saturate cleanly at large |x|.
+// the exact functions that saturate cleanly at large |x|. Every pass takes a layer's other
+// functions (gate_functions.hpp), or nullptr for these.
 #pragma once
 
 #include <algorithm>
@@ -20,12 +21,10 @@
 
 #include <Eigen/Core>
 
+#include "gate_functions.hpp"
 #include "matrix_types.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
-
-template <typename Scalar>
-using Chunk = Eigen::Array<Scalar, kLanes<Scalar>, 1>;
 
 /// A chunk's length: kLanes, known when compiling, for every chunk but a row's last.
 template <typename Scalar>
@@ -72,10 +71,11 @@ struct ResetAfterChunk {
                                                  const Chunk<Scalar>& x_n, const Chunk<Scalar>& h_r,
                                                  const Chunk<Scalar>& h_z, const Chunk<Scalar>& h_n,
                                                  const Scalar* bias_hn, Index j, Length len,
-                                                 const Chunk<Scalar>& h_prev)
-      : r((x_r + h_r).logistic()), z((x_z + h_z).logistic()), m(h_n) {
+                                                 const Chunk<Scalar>& h_prev,
+                                                 const GateFunctions<Scalar>* f)
+      : r(gate_of(f, Chunk<Scalar>(x_r + h_r))), z(gate_of(f, Chunk<Scalar>(x_z + h_z))), m(h_n) {
     if (bias_hn != nullptr) m += load(bias_hn, j, len);
-    n = (x_n + r * m).tanh();
+    n = candidate_of(f, Chunk<Scalar>(x_n + r * m));
     h_next = n + z * (h_prev - n);  // (1 - z) n + z h
   }
 
@@ -94,11 +94,12 @@ struct ResetAfterChunk {
 /// rec may be nullptr (inference: nothing reads the record).
 template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh, const Scalar* bias_hn,
-                                const Scalar* h_prev, Scalar* rec, Scalar* h_next) {
+                                const Scalar* h_prev, Scalar* rec, Scalar* h_next,
+                                const GateFunctions<Scalar>* f) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const ResetAfterChunk<Scalar> g(
         load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), load(gh, j, len),
-        load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j, len, load(h_prev, j, len));
+        load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j, len, load(h_prev, j, len), f);
     store(h_next, j, len, g.h_next);
     if (rec != nullptr) g.store_record(rec, H, j, len);
   });
@@ -107,11 +108,11 @@ inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh, con
 /// Forward, reset before the product, first half: r, z and m = r * h (the product's input).
 template <typename Scalar>
 inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
-                             Scalar* rec) {
+                             Scalar* rec, const GateFunctions<Scalar>* f) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> r = (load(gx, j, len) + load(gh, j, len)).logistic();
+    const Chunk<Scalar> r = gate_of(f, Chunk<Scalar>(load(gx, j, len) + load(gh, j, len)));
     store(rec, j, len, r);
-    store(rec + H, j, len, Chunk<Scalar>((load(gx + H, j, len) + load(gh + H, j, len)).logistic()));
+    store(rec + H, j, len, gate_of(f, Chunk<Scalar>(load(gx + H, j, len) + load(gh + H, j, len))));
     store(rec + 3 * H, j, len, Chunk<Scalar>(r * load(h_prev, j, len)));
   });
 }
@@ -119,9 +120,10 @@ inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const 
 /// Forward, reset before the product, second half: gh_n = W_hn (r * h); gx holds b_in + b_hn.
 template <typename Scalar>
 inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, const Scalar* h_prev,
-                              Scalar* rec, Scalar* h_next) {
+                              Scalar* rec, Scalar* h_next, const GateFunctions<Scalar>* f) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> n = (load(gx + 2 * H, j, len) + load(gh_n, j, len)).tanh();
+    const Chunk<Scalar> n =
+        candidate_of(f, Chunk<Scalar>(load(gx + 2 * H, j, len) + load(gh_n, j, len)));
     const Chunk<Scalar> z = load(rec + H, j, len);
     store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));
     store(rec + 2 * H, j, len, n);
@@ -136,22 +138,23 @@ inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, con
 //   (4) da_n = dn * (1 - n^2)               n = tanh(a_n)
 //   (5) da_z = dz * z (1 - z)               z = sigmoid(a_z)
 //   (6) da_r = dr * r (1 - r)               r = sigmoid(a_r)
+// (other functions: their slopes in place of 1 - n^2 and z (1 - z), r (1 - r)).
 
 /// reset_after: a_n = x_n + r * m, so (7) dr = da_n * m and (8) dm = da_n * r.
 /// Writes [da_r, da_z, da_n, dm] over the record and [da_r, da_z, dm] into dgh (the left factor of
 /// the product with W_hh that completes dh_{t-1}).
 template <typename Scalar>
 inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
-                                 Scalar* dgh) {
+                                 Scalar* dgh, const GateFunctions<Scalar>* f) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
     const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
-    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                     // (1), (4)
-    const Chunk<Scalar> da_r = da_n * m * r * (1 - r);                        // (7), (6)
-    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z);  // (2), (5)
-    const Chunk<Scalar> dm = da_n * r;                                        // (8)
-    store(dh, j, len, Chunk<Scalar>(d * z));                                  // (3)
+    const Chunk<Scalar> da_n = d * (1 - z) * candidate_slope(f, n);                // (1), (4)
+    const Chunk<Scalar> da_r = da_n * m * gate_slope(f, r);                        // (7), (6)
+    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * gate_slope(f, z);  // (2), (5)
+    const Chunk<Scalar> dm = da_n * r;                                             // (8)
+    store(dh, j, len, Chunk<Scalar>(d * z));                                       // (3)
     store(rec, j, len, da_r);
     store(rec + H, j, len, da_z);
     store(rec + 2 * H, j, len, da_n);
@@ -166,13 +169,13 @@ inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Sca
 /// dgh (whose n block is the left factor of dq = da_n W_hn); keeps r and m = r * h.
 template <typename Scalar>
 inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
-                                      Scalar* dgh) {
+                                      Scalar* dgh, const GateFunctions<Scalar>* f) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
     const Chunk<Scalar> d = load(dh, j, len);
-    const Chunk<Scalar> da_n = d * (1 - z) * (1 - n * n);                     // (1), (4)
-    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * z * (1 - z);  // (2), (5)
-    store(dh, j, len, Chunk<Scalar>(d * z));                                  // (3)
+    const Chunk<Scalar> da_n = d * (1 - z) * candidate_slope(f, n);                // (1), (4)
+    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * gate_slope(f, z);  // (2), (5)
+    store(dh, j, len, Chunk<Scalar>(d * z));                                       // (3)
     store(rec + H, j, len, da_z);
     store(rec + 2 * H, j, len, da_n);
     store(dgh + H, j, len, da_z);
@@ -184,11 +187,11 @@ inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec
 /// (9) dr = dq * h and (10) dh += dq * r; writes da_r into the record and dgh.
 template <typename Scalar>
 inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec, Scalar* dh,
-                           Scalar* dgh) {
+                           Scalar* dgh, const GateFunctions<Scalar>* f) {
   for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
     const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
-    const Chunk<Scalar> da_r = q * load(h_prev, j, len) * r * (1 - r);  // (9), (6)
-    store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));         // (10)
+    const Chunk<Scalar> da_r = q * load(h_prev, j, len) * gate_slope(f, r);  // (9), (6)
+    store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));              // (10)
     store(rec, j, len, da_r);
     store(dgh, j, len, da_r);
   });

@@ -51,9 +51,9 @@ void step_gates(const ForwardWeights<Scalar>& w, bool reset_after, const StepRow
     Scalar* rec = rows.rec == nullptr ? nullptr : rows.rec + i * rows.ldr;
     if (reset_after)
       forward_reset_after<Scalar>(U, gx, gh, w.bias_hn_or_null(), h, rec,
-                                  rows.h_next + i * rows.ldn);
+                                  rows.h_next + i * rows.ldn, w.functions_or_null());
     else
-      forward_gates_rz(U, gx, gh, h, rec);
+      forward_gates_rz(U, gx, gh, h, rec, w.functions_or_null());
   }
 }
 
@@ -67,17 +67,17 @@ void step_candidate(const ForwardWeights<Scalar>& w, const StepRows<Scalar>& row
   for (Index i = 0; i < rows.n; ++i)
     if (active(i))
       forward_candidate(U, rows.gx + i * G, rows.gh + i * G + 2 * U, rows.h + i * rows.ldh,
-                        rows.rec + i * rows.ldr, rows.h_next + i * rows.ldn);
+                        rows.rec + i * rows.ldr, rows.h_next + i * rows.ldn, w.functions_or_null());
 }
 
 /// A whole step with the products on the calling thread, in panel order `backwards` (see
-/// PackedMatrix::multiply). A single row with the reset after the product takes the fused step
-/// (row_step.hpp), which gives the same values. h_next may be h.
+/// PackedMatrix::multiply). A single row with the reset after the product and the standard
+/// functions takes the fused step (row_step.hpp), which gives the same values. h_next may be h.
 template <typename Scalar, typename Active = AllRows>
 void forward_step(const ForwardWeights<Scalar>& w, bool reset_after, const StepRows<Scalar>& rows,
                   bool backwards, const Active& active = {}) {
   const Index U = w.units;
-  if (rows.n == 1 && reset_after && fits_row_step(w.w_hh_t, U)) {
+  if (rows.n == 1 && reset_after && !w.functions && fits_row_step(w.w_hh_t, U)) {
     if (!active(0)) return;
     // The fused step reads all of h before it writes: an in-place step makes its state in gh.
     Scalar* target = rows.h_next == rows.h ? rows.gh : rows.h_next;

@@ -12,6 +12,7 @@ ForwardWeights<Scalar>::ForwardWeights(const LayerWeights<Scalar>& w, Index firs
     : input_size(w.input_size),
       first(first_unit),
       units(unit_count < 0 ? w.hidden_size - first_unit : unit_count) {
+  if (!w.nonlinearities.standard()) functions.emplace(w.nonlinearities);
   const Index H = w.hidden_size, I = w.input_size, m = units, G = 3 * m;
   // The rows of the three gate blocks that belong to units [first, first + m), stacked: the
   // source itself when that is every unit, else a gathered copy.

@@ -3,7 +3,10 @@
 // Stream, StackStep and GRUCell once at construction.
 #pragma once
 
+#include <optional>
+
 #include "eigengru/weights.hpp"
+#include "gate_functions.hpp"
 #include "matrix_types.hpp"
 #include "packed_matrix.hpp"
 
@@ -21,7 +24,8 @@ struct ForwardWeights {
   /// b_ih with every bias outside the reset gate folded in: b_hr and b_hz always, b_hn too when
   /// the reset comes before the product. Zero without biases.
   Vector<Scalar> input_bias;
-  Vector<Scalar> bias_hn;  ///< reset_after with biases: b_hn; else empty
+  Vector<Scalar> bias_hn;                          ///< reset_after with biases: b_hn; else empty
+  std::optional<GateFunctions<Scalar>> functions;  ///< none: sigmoid and tanh
 
   /// Packs and copies: nothing of w is referenced afterwards. unit_count < 0: up to the last.
   explicit ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit = 0,
@@ -29,15 +33,20 @@ struct ForwardWeights {
 
   /// b_hn for the gate pass, or nullptr when there is none.
   const Scalar* bias_hn_or_null() const { return bias_hn.size() > 0 ? bias_hn.data() : nullptr; }
+  /// The gate passes' functions (cell.hpp): nullptr for sigmoid and tanh.
+  const GateFunctions<Scalar>* functions_or_null() const {
+    return functions ? &*functions : nullptr;
+  }
 };
 
-/// Whether w can be a layer with these sizes and this formulation: sizes and formulation equal,
-/// weights present, biases both given or both absent.
+/// Whether w can be a layer with these sizes, formulation and functions: sizes, formulation and
+/// functions equal and valid, weights present, biases both given or both absent.
 template <typename Scalar>
 bool matches_spec(const LayerWeights<Scalar>& w, Index input_size, Index hidden_size,
-                  bool reset_after) {
+                  bool reset_after, const Nonlinearities& nonlinearities) {
   return w.input_size == input_size && w.hidden_size == hidden_size &&
-         w.reset_after == reset_after && w.weight_ih != nullptr && w.weight_hh != nullptr &&
+         w.reset_after == reset_after && w.nonlinearities == nonlinearities &&
+         nonlinearities.valid() && w.weight_ih != nullptr && w.weight_hh != nullptr &&
          (w.bias_ih == nullptr) == (w.bias_hh == nullptr);
 }
 

@@ -15,7 +15,9 @@ template <typename Scalar>
 const LayerWeights<Scalar>& checked(const LayerWeights<Scalar>& w) {
   if (w.input_size < 1 || w.hidden_size < 1)
     throw std::invalid_argument("GRUCell: input_size and hidden_size must be positive");
-  if (!detail::matches_spec(w, w.input_size, w.hidden_size, w.reset_after))
+  if (!w.nonlinearities.valid())
+    throw std::invalid_argument("GRUCell: nonlinearities are not valid (see Nonlinearities)");
+  if (!detail::matches_spec(w, w.input_size, w.hidden_size, w.reset_after, w.nonlinearities))
     throw std::invalid_argument(
         "GRUCell: weight_ih and weight_hh are required, and the biases both or neither");
   return w;
@@ -92,19 +94,20 @@ void GRUCell<Scalar>::backward(Index batch, const Scalar* x, const Scalar* h, Sc
   const Index H = hidden_size_, I = input_size(), G = 3 * H, R = 4 * H, B = batch;
   Scalar* dgh = gh_.data();  // (B, 3H): the left factor of the product with W_hh
   std::copy_n(grad_h_next, B * H, dh);
+  const detail::GateFunctions<Scalar>* f = forward_.functions_or_null();
   // The gate passes (cell.hpp, with the derivation) leave the record as
   // [da_r, da_z, da_n, m'] and dh as its direct part, dL/dh' * z.
   if (reset_after_) {
     for (Index b = 0; b < B; ++b)
-      detail::backward_reset_after(H, h + b * H, record + b * R, dh + b * H, dgh + b * G);
+      detail::backward_reset_after(H, h + b * H, record + b * R, dh + b * H, dgh + b * G, f);
     w_hh_.multiply(dgh, G, B, dh, H, true);  // dh += [da_r, da_z, dm] W_hh
   } else {
     for (Index b = 0; b < B; ++b)
-      detail::backward_update_candidate(H, h + b * H, record + b * R, dh + b * H, dgh + b * G);
+      detail::backward_update_candidate(H, h + b * H, record + b * R, dh + b * H, dgh + b * G, f);
     w_hn_.multiply(dgh + 2 * H, G, B, dq_.data(), H, false);  // dq = da_n W_hn
     for (Index b = 0; b < B; ++b)
       detail::backward_reset(H, h + b * H, dq_.data() + b * H, record + b * R, dh + b * H,
-                             dgh + b * G);
+                             dgh + b * G, f);
     w_hh_.multiply(dgh, G, B, dh, H, true);  // dh += [da_r, da_z] W_hr,hz
   }
   if (dx != nullptr) w_ih_.multiply(record, R, B, dx, I, false);  // [da_r, da_z, da_n] W_ih

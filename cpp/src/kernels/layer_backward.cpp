@@ -1,6 +1,7 @@
 // The layer's backward pass (backpropagation through time) from a training forward's cache, and
 // the public backward function. The gate passes and their derivation are in cell.hpp.
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 #include "cell.hpp"
@@ -96,6 +97,9 @@ class BackwardPass {
         ldo_(out_stride),
         reset_after_(c.reset_after()),
         has_bias_(c.has_bias()),
+        functions_(c.nonlinearities().standard()
+                       ? std::nullopt
+                       : std::optional<GateFunctions<Scalar>>(c.nonlinearities())),
         clock_{lengths, T_, c.reverse()},
         threads_(threads),
         loop_threads_(row_threads(threads, B_)),
@@ -181,6 +185,7 @@ class BackwardPass {
     const Index H = H_, G = 3 * H, R = 4 * H;
     Scalar* dh = dh_.data() + b0 * H;
     Scalar* dgh = dgh_.data() + b0 * G;
+    const GateFunctions<Scalar>* f = functions_ ? &*functions_ : nullptr;
     for (Index i = 0; i < n; ++i) {
       const Index b = b0 + i, t = clock_.time(b, s);
       if (t < 0) {  // a padded step: the gradient passes through, the products add nothing
@@ -193,9 +198,9 @@ class BackwardPass {
       }
       const Index at = t * B_ + b;
       if (reset_after_)
-        backward_reset_after(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G);
+        backward_reset_after(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G, f);
       else
-        backward_update_candidate(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G);
+        backward_update_candidate(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G, f);
     }
     const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
     if (!reset_after_) {
@@ -205,7 +210,8 @@ class BackwardPass {
         const Index b = b0 + i, t = clock_.time(b, s);
         if (t < 0) continue;
         const Index at = t * B_ + b;
-        backward_reset(H, states_ + at * H, dq + i * H, gates_ + at * R, dh + i * H, dgh + i * G);
+        backward_reset(H, states_ + at * H, dq + i * H, gates_ + at * R, dh + i * H, dgh + i * G,
+                       f);
       }
     }
     // dh_{t-1} += [da_r da_z dm] W_hh (reset_after), or [da_r da_z] W_hr|W_hz (before)
@@ -253,6 +259,7 @@ class BackwardPass {
 
   const Index T_, B_, H_, I_, ldo_;
   const bool reset_after_, has_bias_;
+  const std::optional<GateFunctions<Scalar>> functions_;  // none: sigmoid and tanh
   const StepClock clock_;
   const int threads_, loop_threads_;
   Scalar* gates_;  // the records, overwritten with gate gradients

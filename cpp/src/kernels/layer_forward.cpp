@@ -32,6 +32,8 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequen
     throw std::invalid_argument(where + ": weight_ih and weight_hh must not be null");
   if ((w.bias_ih == nullptr) != (w.bias_hh == nullptr))
     throw std::invalid_argument(where + ": bias_ih and bias_hh must both be given or both be null");
+  if (!w.nonlinearities.valid())
+    throw std::invalid_argument(where + ": nonlinearities are not valid (see Nonlinearities)");
   if (steps < 0 || batch < 0)
     throw std::invalid_argument(where + ": steps and batch must not be negative, got " +
                                 std::to_string(steps) + " and " + std::to_string(batch));
@@ -250,6 +252,7 @@ void LayerPasses<Scalar>::forward_rows(const LayerWeights<Scalar>& w, const Sequ
   c.out_stride_ = seq.out_stride > 0 ? seq.out_stride : H;
   c.threads_ = seq.threads;  // backward reads the library's count anew when 0
   c.reset_after_ = w.reset_after;
+  c.nonlinearities_ = w.nonlinearities;
   c.has_bias_ = w.has_bias();
   c.reverse_ = seq.reverse;
   c.ready_ = true;

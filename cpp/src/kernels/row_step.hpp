@@ -1,5 +1,5 @@
-// One forward step of a single row (batch 1), reset_after, with the gates applied to the
-// recurrent product's sums while they are still in registers.
+// One forward step of a single row (batch 1), reset_after, with the standard sigmoid and tanh
+// gates applied to the recurrent product's sums while they are still in registers.
 //
 // At batch 1 a step is one product of the state with W_hhᵀ (H x 3H), short enough that what
 // surrounds it counts: storing the sums and reading them back for a separate gate pass costs
@@ -62,7 +62,7 @@ __attribute__((always_inline)) inline void row_step_group(Index H, const Scalar*
     const Index j = u0 + q * L;
     const ResetAfterChunk<Scalar> gates(
         load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), chunk(acc[0][q]),
-        chunk(acc[1][q]), chunk(acc[2][q]), bias_hn, j, len, load(h_prev, j, len));
+        chunk(acc[1][q]), chunk(acc[2][q]), bias_hn, j, len, load(h_prev, j, len), nullptr);
     store(h_next, j, len, gates.h_next);
     if (rec != nullptr) gates.store_record(rec, H, j, len);
   };

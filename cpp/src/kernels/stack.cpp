@@ -62,6 +62,8 @@ void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scala
   if (spec.num_layers < 1) throw std::invalid_argument(where + ": num_layers must be at least 1");
   if (!(spec.dropout >= 0.0 && spec.dropout < 1.0))
     throw std::invalid_argument(where + ": dropout must be in [0, 1)");
+  if (!spec.nonlinearities.valid())
+    throw std::invalid_argument(where + ": nonlinearities are not valid (see Nonlinearities)");
   if (spec.reverse && spec.bidirectional)
     throw std::invalid_argument(where +
                                 ": reverse is for one direction; a bidirectional stack "
@@ -70,7 +72,8 @@ void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scala
   for (Index l = 0; l < spec.num_layers; ++l)
     for (Index d = 0; d < spec.directions(); ++d) {
       const auto& w = weights[l * spec.directions() + d];
-      if (!matches_spec(w, spec.layer_input_size(l), spec.hidden_size, spec.reset_after))
+      if (!matches_spec(w, spec.layer_input_size(l), spec.hidden_size, spec.reset_after,
+                        spec.nonlinearities))
         throw std::invalid_argument(where + ": the weights of layer " + std::to_string(l) +
                                     (d ? " (reverse)" : "") + " do not match the spec");
     }

@@ -19,7 +19,7 @@ StackStep<Scalar>::StackStep(const StackSpec& spec, const LayerWeights<Scalar>* 
   const Index D = spec.directions();
   for (Index k = 0; k < spec.num_layers * D; ++k) {
     if (!detail::matches_spec(weights[k], spec.layer_input_size(k / D), spec.hidden_size,
-                              spec.reset_after))
+                              spec.reset_after, spec.nonlinearities))
       throw std::invalid_argument("StackStep: the weights of layer-direction " + std::to_string(k) +
                                   " do not match the spec");
     layers_.emplace_back(weights[k]);

@@ -22,7 +22,8 @@ Stream<Scalar>::Stream(const StackSpec& spec, const LayerWeights<Scalar>* weight
   if (weights == nullptr) throw std::invalid_argument("Stream: weights must not be null");
   const Index H = spec.hidden_size, G = 3 * H;
   for (Index l = 0; l < spec.num_layers; ++l) {
-    if (!detail::matches_spec(weights[l], spec.layer_input_size(l), H, spec.reset_after))
+    if (!detail::matches_spec(weights[l], spec.layer_input_size(l), H, spec.reset_after,
+                              spec.nonlinearities))
       throw std::invalid_argument("Stream: the weights of layer " + std::to_string(l) +
                                   " do not match the spec");
     layers_.emplace_back(weights[l]);

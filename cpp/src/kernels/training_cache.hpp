@@ -38,6 +38,7 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   bool reset_after() const override { return reset_after_; }
   bool has_bias() const override { return has_bias_; }
   bool reverse() const override { return reverse_; }
+  const Nonlinearities& nonlinearities() const { return nonlinearities_; }
   /// Bytes of memory held.
   std::size_t bytes() const override {
     return sizeof(Scalar) *
@@ -56,6 +57,7 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   Index out_stride_ = 0;
   int threads_ = 0;
   bool reset_after_ = true, has_bias_ = true, reverse_ = false;
+  Nonlinearities nonlinearities_;
   std::vector<Index> lengths_;   // B entries
   RowMatrix<Scalar> inputs_;     // (T*B, I)
   RowMatrix<Scalar> weight_ih_;  // (3H, I)
