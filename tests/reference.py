@@ -88,34 +88,42 @@ def weights_of(params, hidden_size):
     )
 
 
-def forward(w: Weights, x, h0, reset_after, functions=STANDARD):
-    """Returns out (T, B, H), h_n (B, H) and the per-step values backward needs."""
+def forward(w: Weights, x, h0, reset_after, functions=STANDARD, input_mask=None,
+            recurrent_mask=None):
+    """Returns out (T, B, H), h_n (B, H) and the per-step values backward needs. The masks
+    (per-sequence dropout, (B, I) and (B, H)) multiply every step's input, and the state where
+    the recurrent products read it."""
     fn = functions
+    x = x if input_mask is None else x * input_mask
+    mask = 1.0 if recurrent_mask is None else recurrent_mask
     W_ir, W_hr, b_ir, b_hr = w.gates("r")
     W_iz, W_hz, b_iz, b_hz = w.gates("z")
     W_in, W_hn, b_in, b_hn = w.gates("n")
     h = h0
     outs, saved = [], []
     for x_t in x:
-        a_r = x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr
-        a_z = x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz
+        hm = h * mask
+        a_r = x_t @ W_ir.T + b_ir + hm @ W_hr.T + b_hr
+        a_z = x_t @ W_iz.T + b_iz + hm @ W_hz.T + b_hz
         r, z = fn.f(a_r), fn.f(a_z)
         if reset_after:
-            m = h @ W_hn.T + b_hn
+            m = hm @ W_hn.T + b_hn
             a_n = x_t @ W_in.T + b_in + r * m
         else:
-            m = r * h
+            m = r * hm
             a_n = x_t @ W_in.T + b_in + m @ W_hn.T + b_hn
         n = fn.g(a_n)
-        saved.append((x_t, h, r, z, n, m, (a_r, a_z, a_n)))
+        saved.append((x_t, h, r, z, n, m, (a_r, a_z, a_n), hm))
         h = (1 - z) * n + z * h
         outs.append(h)
     return np.stack(outs), h, saved
 
 
-def backward(w: Weights, saved, grad_out, grad_h_n, reset_after, functions=STANDARD):
+def backward(w: Weights, saved, grad_out, grad_h_n, reset_after, functions=STANDARD,
+             input_mask=None, recurrent_mask=None):
     """Gradients of sum(out * grad_out) + sum(h_n * grad_h_n): dx, dh0 and a dict of weight
-    grads."""
+    grads, for the forward that ran with these masks."""
+    mask = 1.0 if recurrent_mask is None else recurrent_mask
     H = w.w_hh.shape[1]
     W_ir, W_hr, _, _ = w.gates("r")
     W_iz, W_hz, _, _ = w.gates("z")
@@ -124,7 +132,8 @@ def backward(w: Weights, saved, grad_out, grad_h_n, reset_after, functions=STAND
     dx = []
     dh = grad_h_n.copy()
     for t in reversed(range(len(saved))):
-        x_t, h, r, z, n, m, (a_r, a_z, a_n) = saved[t]
+        x_t, h, r, z, n, m, (a_r, a_z, a_n), hm = saved[t]
+        dhm = np.zeros_like(h)  # dL/d(h * mask)
         dh = dh + grad_out[t]
         dn = dh * (1 - z)
         dz = dh * (h - n)
@@ -132,39 +141,47 @@ def backward(w: Weights, saved, grad_out, grad_h_n, reset_after, functions=STAND
         da_n = dn * functions.dg(a_n)
         da_z = dz * functions.df(a_z)
         if reset_after:
-            dm = da_n * r  # m = W_hn h + b_hn
+            dm = da_n * r  # m = W_hn hm + b_hn
             dr = da_n * m
-            dh_prev += dm @ W_hn
-            g["w_hh"][2 * H :] += dm.T @ h
+            dhm += dm @ W_hn
+            g["w_hh"][2 * H :] += dm.T @ hm
             g["b_hh"][2 * H :] += dm.sum(0)
         else:
-            dm = da_n @ W_hn  # m = r * h
-            dr = dm * h
-            dh_prev += dm * r
+            dm = da_n @ W_hn  # m = r * hm
+            dr = dm * hm
+            dhm += dm * r
             g["w_hh"][2 * H :] += da_n.T @ m
             g["b_hh"][2 * H :] += da_n.sum(0)
         da_r = dr * functions.df(a_r)
-        dh_prev += da_r @ W_hr + da_z @ W_hz
-        g["w_hh"][:H] += da_r.T @ h
-        g["w_hh"][H : 2 * H] += da_z.T @ h
+        dhm += da_r @ W_hr + da_z @ W_hz
+        dh_prev += dhm * mask
+        g["w_hh"][:H] += da_r.T @ hm
+        g["w_hh"][H : 2 * H] += da_z.T @ hm
         g["b_hh"][: 2 * H] += np.concatenate([da_r.sum(0), da_z.sum(0)])
         da_x = np.concatenate([da_r, da_z, da_n], axis=1)
         g["w_ih"] += da_x.T @ x_t
         g["b_ih"] += da_x.sum(0)
         dx.append(da_x @ np.concatenate([W_ir, W_iz, W_in]))
         dh = dh_prev
-    return np.stack(dx[::-1]), dh, g
+    dx = np.stack(dx[::-1])
+    return (dx if input_mask is None else dx * input_mask), dh, g
 
 
 def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_out, grad_h_n,
-          functions=STANDARD):
+          functions=STANDARD, masks=None):
     """A whole torch.nn.GRU-style stack, one batch row at a time, built from the single-layer
     reference: each row runs over its own first lengths[b] steps (reversed for the reverse
     direction), outputs past a row's length are zero.
 
     x (T, B, I), h0 (L*D, B, H), grad_out (T, B, D*H), grad_h_n (L*D, B, H), float64.
+    masks: per layer-direction k, (input mask (B, in) or None, recurrent mask (B, H) or None).
     Returns out, h_n, dx, dh0 and the parameter gradients by PyTorch name.
     """
+
+    def row_masks(k, b):
+        if masks is None:
+            return None, None
+        return tuple(None if m is None else m[b : b + 1] for m in masks[k])
     T, B, _ = x.shape
     D = 2 if bidirectional else 1
     H = params["weight_hh_l0"].shape[1]
@@ -187,7 +204,7 @@ def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_o
                 seq = inputs[layer][:n, b : b + 1]
                 seq = seq[::-1] if d else seq
                 o, h, s = forward(weights(layer, suffix), seq, h0[k, b : b + 1], reset_after,
-                                  functions)
+                                  functions, *row_masks(k, b))
                 out[:n, b, d * H : (d + 1) * H] = (o[::-1] if d else o)[:, 0]
                 h_n[k, b] = h[0]
                 saved[k, b] = s
@@ -205,7 +222,8 @@ def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_o
                 g = grad_above[:n, b : b + 1, d * H : (d + 1) * H]
                 g = g[::-1] if d else g
                 dx, dh, gw = backward(weights(layer, suffix), saved[k, b], g,
-                                      grad_h_n[k, b : b + 1], reset_after, functions)
+                                      grad_h_n[k, b : b + 1], reset_after, functions,
+                                      *row_masks(k, b))
                 d_in[:n, b] += (dx[::-1] if d else dx)[:, 0]
                 dh0[k, b] = dh[0]
                 for short, kind in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"),

@@ -85,6 +85,49 @@ def test_keras_activations_compute_what_keras_does(rng, recurrent_activation, ac
     assert_close(out, keras.ops.convert_to_numpy(bidirectional(x)), np.float32, "bidirectional")
 
 
+def hold_masks(cell, input_mask, recurrent_mask, per_gate):
+    """Make a Keras GRU cell use these dropout masks (Keras's implementation 1, taken whenever
+    recurrent dropout is on, wants one per gate: the same one three times)."""
+    def given(mask):
+        tensor = keras.ops.convert_to_tensor(mask)
+        return (lambda _: [tensor] * 3) if per_gate else (lambda _: tensor)
+
+    if input_mask is not None:
+        cell.get_dropout_mask = given(input_mask)
+    if recurrent_mask is not None:
+        cell.get_recurrent_dropout_mask = given(recurrent_mask)
+
+
+@pytest.mark.parametrize("dropout, recurrent_dropout", [(0.4, 0.0), (0.3, 0.5), (0.0, 0.5)])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_dropout_in_training_is_keras_with_the_same_masks(rng, dropout, recurrent_dropout,
+                                                         reset_after):
+    layer, x = keras_layer(rng, keras.layers.GRU(
+        H, return_sequences=True, return_state=True, reset_after=reset_after, dropout=dropout,
+        recurrent_dropout=recurrent_dropout))
+    gru = interop.from_keras(layer)
+    assert (gru.input_dropout, gru.recurrent_dropout) == (dropout, recurrent_dropout)
+    out, h_n = gru.forward(x, train=True)
+    ((input_mask, recurrent_mask),) = gru.sequence_dropout_masks()
+    hold_masks(layer.cell, input_mask, recurrent_mask, per_gate=recurrent_dropout > 0)
+    want_out, want_state = [keras.ops.convert_to_numpy(y) for y in layer(x, training=True)]
+    assert_close(out, want_out, np.float32, "out")
+    assert_close(h_n[0], want_state, np.float32, "final state")
+    assert np.abs(gru(x)[0] - out).max() > 1e-3  # the masks made a difference
+
+
+def test_bidirectional_dropout_is_keras_with_each_directions_masks(rng):
+    layer, x = keras_layer(rng, keras.layers.Bidirectional(keras.layers.GRU(
+        H, return_sequences=True, dropout=0.3, recurrent_dropout=0.4)))
+    gru = interop.from_keras(layer)
+    out, _ = gru.forward(x, train=True)
+    for direction, masks in zip((layer.forward_layer, layer.backward_layer),
+                                gru.sequence_dropout_masks()):
+        hold_masks(direction.cell, *masks, per_gate=True)
+    want = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert_close(out, want, np.float32, "out")
+
+
 def test_keras_2_hard_sigmoid_is_an_option(rng):
     layer, _ = keras_layer(rng, keras.layers.GRU(H, recurrent_activation="hard_sigmoid"))
     assert interop.from_keras(layer).gate_activation == ("hard_sigmoid", 1 / 6, 0.5)
@@ -99,10 +142,7 @@ def test_keras_2_hard_sigmoid_is_an_option(rng):
     (lambda: keras.layers.Bidirectional(
         keras.layers.GRU(H), backward_layer=keras.layers.GRU(H, activation="relu",
                                                              go_backwards=True)),
-     "must have the same units, use_bias, reset_after and activations"),
-    (lambda: keras.layers.GRU(H, dropout=0.25), "dropout = 0.25 is not supported"),
-    (lambda: keras.layers.GRU(H, recurrent_dropout=0.1),
-     "recurrent_dropout = 0.1 is not supported"),
+     "must have the same units, use_bias, reset_after, activations and dropout"),
     (lambda: keras.layers.GRU(H, kernel_regularizer="l2"), "kernel_regularizer = .* is not"),
     (lambda: keras.layers.Bidirectional(keras.layers.GRU(H), merge_mode="sum"),
      "merge_mode = 'sum' is not supported"),

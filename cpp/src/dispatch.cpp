@@ -164,6 +164,14 @@ template <typename Scalar>
 void StackCache<Scalar>::clear() {
   state_->clear();
 }
+template <typename Scalar>
+const Scalar* StackCache<Scalar>::input_mask(Index k) const {
+  return state_->input_mask(k);
+}
+template <typename Scalar>
+const Scalar* StackCache<Scalar>::recurrent_mask(Index k) const {
+  return state_->recurrent_mask(k);
+}
 
 // ----- Step by step ------------------------------------------------------------------------
 

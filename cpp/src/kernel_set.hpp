@@ -47,6 +47,8 @@ class StackCacheInterface {
   virtual bool has_bias() const = 0;
   virtual std::size_t bytes() const = 0;
   virtual void clear() = 0;
+  virtual const Scalar* input_mask(Index k) const = 0;
+  virtual const Scalar* recurrent_mask(Index k) const = 0;
 };
 
 /// See eigengru::Stream.

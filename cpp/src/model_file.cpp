@@ -13,6 +13,7 @@ namespace {
 constexpr char kMagic[8] = {'E', 'I', 'G', 'E', 'N', 'G', 'R', 'U'};
 constexpr std::uint32_t kVersion = 1;
 constexpr std::uint32_t kFunctionsFlag = 32;
+constexpr std::uint32_t kSequenceDropoutFlag = 64;
 constexpr std::uint32_t kMaxSize = 1u << 20;  // refuses absurd sizes from a damaged header
 
 std::uint32_t crc32(const unsigned char* data, std::size_t size) {
@@ -110,12 +111,22 @@ Model<Scalar> load_model(const std::string& path) {
              num_layers = in.read<std::uint32_t>(), flags = in.read<std::uint32_t>();
   const auto dropout = in.read<double>();
   if (input_size < 1 || hidden_size < 1 || num_layers < 1 || input_size > kMaxSize ||
-      hidden_size > kMaxSize || num_layers > 1024 || flags > 63 || (flags & 18) == 18)
+      hidden_size > kMaxSize || num_layers > 1024 || flags > 127 || (flags & 18) == 18)
     in.fail("implausible header (sizes " + std::to_string(input_size) + ", " +
             std::to_string(hidden_size) + ", " + std::to_string(num_layers) + ")");
   if (!(dropout >= 0.0 && dropout < 1.0))
     in.fail("implausible header (dropout " + std::to_string(dropout) + ", expected [0, 1))");
   Nonlinearities functions;
+  double input_dropout = 0.0, recurrent_dropout = 0.0;
+  if (flags & kSequenceDropoutFlag) {
+    input_dropout = in.read<double>();
+    recurrent_dropout = in.read<double>();
+    for (double p : {input_dropout, recurrent_dropout})
+      if (!(p >= 0.0 && p < 1.0))
+        in.fail("implausible per-sequence dropout " + std::to_string(p) + ", expected [0, 1)");
+    if (input_dropout == 0.0 && recurrent_dropout == 0.0)
+      in.fail("a per-sequence dropout block with no dropout in it");
+  }
   if (flags & kFunctionsFlag) {
     const auto gate = in.read<std::int32_t>(), candidate = in.read<std::int32_t>();
     const double values[5] = {in.read<double>(), in.read<double>(), in.read<double>(),
@@ -143,6 +154,8 @@ Model<Scalar> load_model(const std::string& path) {
   model.batch_first = flags & 8;
   model.spec.reverse = flags & 16;
   model.spec.nonlinearities = functions;
+  model.spec.input_dropout = input_dropout;
+  model.spec.recurrent_dropout = recurrent_dropout;
   model.spec.dropout = dropout;
   const Index H = hidden_size, D = model.spec.directions();
   for (Index l = 0; l < num_layers; ++l)
@@ -187,6 +200,7 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
   const std::size_t per = model.bias ? 4 : 2;
   if (model.parameters.size() != static_cast<std::size_t>(spec.num_layers * D) * per)
     throw std::invalid_argument("save_model: wrong number of parameters for the spec");
+  const bool sequence_dropout = spec.input_dropout != 0.0 || spec.recurrent_dropout != 0.0;
   std::vector<unsigned char> bytes(kMagic, kMagic + sizeof(kMagic));
   auto put = [&](auto value) {
     const auto* p = reinterpret_cast<const unsigned char*>(&value);
@@ -200,8 +214,13 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
   put(static_cast<std::uint32_t>((model.bias ? 1 : 0) | (spec.bidirectional ? 2 : 0) |
                                  (spec.reset_after ? 4 : 0) | (model.batch_first ? 8 : 0) |
                                  (spec.reverse ? 16 : 0) |
-                                 (spec.nonlinearities.standard() ? 0 : kFunctionsFlag)));
+                                 (spec.nonlinearities.standard() ? 0 : kFunctionsFlag) |
+                                 (sequence_dropout ? kSequenceDropoutFlag : 0)));
   put(spec.dropout);
+  if (sequence_dropout) {
+    put(spec.input_dropout);
+    put(spec.recurrent_dropout);
+  }
   if (!spec.nonlinearities.standard()) {
     const Nonlinearities& f = spec.nonlinearities;
     if (!f.valid()) throw std::invalid_argument("save_model: the spec's functions are not valid");

@@ -64,13 +64,13 @@ def check_shape(array: np.ndarray, name: str, expected: tuple[int, ...], meaning
         )
 
 
-def dropout_probability(value: Any) -> float:
+def dropout_probability(value: Any, name: str = "dropout") -> float:
     """``value`` as a probability in [0, 1); bools and non-numbers are refused."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"dropout: expected a number in [0, 1), got {value!r}")
+        raise TypeError(f"{name}: expected a number in [0, 1), got {value!r}")
     probability = float(value)
     if not 0.0 <= probability < 1.0:
-        raise ValueError(f"dropout: expected a number in [0, 1), got {value!r}")
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return probability
 
 

@@ -13,7 +13,7 @@ class StackSpec:
     """
     The shape of a stack of GRU layers.
     """
-    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, reset_after: bool, dropout: typing.SupportsFloat | typing.SupportsIndex, reverse: bool = False, functions: typing.Any = None) -> None:
+    def __init__(self, input_size: typing.SupportsInt | typing.SupportsIndex, hidden_size: typing.SupportsInt | typing.SupportsIndex, num_layers: typing.SupportsInt | typing.SupportsIndex, bidirectional: bool, reset_after: bool, dropout: typing.SupportsFloat | typing.SupportsIndex, reverse: bool = False, functions: typing.Any = None, input_dropout: typing.SupportsFloat | typing.SupportsIndex = 0.0, recurrent_dropout: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> None:
         ...
 class TrainingCacheFloat32:
     """
@@ -21,6 +21,10 @@ class TrainingCacheFloat32:
     """
     def __init__(self) -> None:
         ...
+    def sequence_dropout_masks(self) -> list:
+        """
+        The per-sequence dropout masks of the training forward awaiting its backward, per layer-direction: (input mask (B, in) or None, recurrent mask (B, H) or None), copies.
+        """
     @property
     def batch(self) -> int:
         ...
@@ -39,6 +43,10 @@ class TrainingCacheFloat64:
     """
     def __init__(self) -> None:
         ...
+    def sequence_dropout_masks(self) -> list:
+        """
+        The per-sequence dropout masks of the training forward awaiting its backward, per layer-direction: (input mask (B, in) or None, recurrent mask (B, H) or None), copies.
+        """
     @property
     def batch(self) -> int:
         ...

@@ -23,7 +23,7 @@ _TRAINING_ONLY = {"kernel_regularizer", "recurrent_regularizer", "bias_regulariz
                   "activity_regularizer", "kernel_constraint", "recurrent_constraint",
                   "bias_constraint"}
 #: Entries eigengru applies only at these values.
-_REQUIRED = {"dropout": 0.0, "recurrent_dropout": 0.0, "stateful": False}
+_REQUIRED = {"stateful": False}
 #: Keras's activation names that eigengru computes, with eigengru's names.
 _ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
                 "hard_sigmoid": "hard_sigmoid"}
@@ -75,7 +75,8 @@ def _checked_config(config: Mapping[str, Any], go_backwards: bool | None, where:
     for key in sorted(config):
         value = config[key]
         if key in _NO_EFFECT or key in ("units", "use_bias", "reset_after", "go_backwards",
-                                        "activation", "recurrent_activation"):
+                                        "activation", "recurrent_activation", "dropout",
+                                        "recurrent_dropout"):
             continue
         if key in _TRAINING_ONLY:
             if value is not None:
@@ -97,7 +98,9 @@ def _checked_config(config: Mapping[str, Any], go_backwards: bool | None, where:
             "gate_activation": _activation(config.get("recurrent_activation", "sigmoid"),
                                            "recurrent_activation", where, hard_sigmoid),
             "candidate_activation": _activation(config.get("activation", "tanh"), "activation",
-                                                where, hard_sigmoid)}
+                                                where, hard_sigmoid),
+            "input_dropout": float(config.get("dropout", 0.0)),
+            "recurrent_dropout": float(config.get("recurrent_dropout", 0.0))}
 
 
 def _inner_config(value: Any) -> Mapping[str, Any]:
@@ -134,7 +137,7 @@ def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: s
     if any({**p[1], "go_backwards": False} != {**settings, "go_backwards": False}
            for p in parts[1:]):
         raise ValueError("from_keras: the two directions of a Bidirectional layer must have the "
-                         "same units, use_bias, reset_after and activations")
+                         "same units, use_bias, reset_after, activations and dropout")
     per = 3 if settings["use_bias"] else 2
     if len(weights) != per * len(parts):
         raise ValueError(f"from_keras: expected {per * len(parts)} weight arrays for this layer, "
@@ -153,6 +156,8 @@ def _from_layer(config: Mapping[str, Any], weights: Sequence[Any], class_name: s
               reverse=len(parts) == 1 and settings["go_backwards"],
               gate_activation=settings["gate_activation"],
               candidate_activation=settings["candidate_activation"],
+              input_dropout=settings["input_dropout"],
+              recurrent_dropout=settings["recurrent_dropout"],
               dtype=dtype_of(dtype, recurrent))
     gru.load_state_dict(state)
     return gru
@@ -167,10 +172,12 @@ def from_keras(kernel_or_layer: Any, recurrent_kernel: Any = None, bias: Any = N
     and ``from_keras(config, weights)`` the same from a saved model (``layer.get_config()``, or
     ``{"class_name": ..., "config": ...}``, and ``layer.get_weights()``). Units, ``use_bias``,
     ``reset_after``, ``activation`` and ``recurrent_activation`` (sigmoid, tanh, relu,
-    hard_sigmoid) are read from the config, and every other setting is applied or refused by
-    name (other activations, dropout, merge modes other than concat, regularizers,
-    constraints). ``hard_sigmoid`` is Keras 3's, ``clip(x / 6 + 0.5, 0, 1)``; a model made with
-    Keras 2, whose hard sigmoid was ``clip(0.2 x + 0.5, 0, 1)``, needs
+    hard_sigmoid), ``dropout`` and ``recurrent_dropout`` (as ``input_dropout`` and
+    ``recurrent_dropout``, one mask per sequence shared by the gates, where Keras with
+    recurrent dropout draws one per gate) are read from the config, and every other setting is
+    applied or refused by name (other activations, merge modes other than concat,
+    regularizers, constraints). ``hard_sigmoid`` is Keras 3's, ``clip(x / 6 + 0.5, 0, 1)``; a
+    model made with Keras 2, whose hard sigmoid was ``clip(0.2 x + 0.5, 0, 1)``, needs
     ``hard_sigmoid=(0.2, 0.5)`` (alpha, beta). The model is batch-first, as Keras is.
     ``go_backwards=True`` gives a ``reverse=True`` model: the same states, but its ``out`` is in
     time order, where Keras returns the sequence in the order it processed it

@@ -1,9 +1,10 @@
 """The ``.egru`` model format: a simple binary file that the C++ core reads with no dependency
 (``eigengru::load_model``). Layout (little-endian), as in ``cpp/include/eigengru/model_file.hpp``:
 "EIGENGRU", u32 version 1, u32 scalar size (4 or 8), u32 input_size, hidden_size, num_layers,
-u32 flags (1 bias, 2 bidirectional, 4 reset_after, 8 batch_first, 16 reverse, 32 functions),
-f64 dropout, with flag 32 the functions (i32 gate kind, i32 candidate kind, f64 gate alpha, beta,
-candidate alpha, beta, clip), the parameters in PyTorch's order (row-major), and the zlib CRC-32
+u32 flags (1 bias, 2 bidirectional, 4 reset_after, 8 batch_first, 16 reverse, 32 functions,
+64 per-sequence dropout), f64 dropout, with flag 64 f64 input_dropout and recurrent_dropout,
+with flag 32 the functions (i32 gate kind, i32 candidate kind, f64 gate alpha, beta, candidate
+alpha, beta, clip), the parameters in PyTorch's order (row-major), and the zlib CRC-32
 of everything before it as u32."""
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ VERSION = 1
 _HEADER = struct.Struct("<8sIIIIIId")
 _FUNCTIONS = struct.Struct("<ii5d")
 _FUNCTIONS_FLAG = 32
+_SEQUENCE_DROPOUT = struct.Struct("<dd")
+_SEQUENCE_DROPOUT_FLAG = 64
 
 
 def encode(config: dict[str, Any], state: dict[str, np.ndarray]) -> bytes:
@@ -34,8 +37,13 @@ def encode(config: dict[str, Any], state: dict[str, np.ndarray]) -> bytes:
                           nonlinearities.STANDARD)))
     if functions is not None:
         flags |= _FUNCTIONS_FLAG
+    sequence_dropout = (config.get("input_dropout", 0.0), config.get("recurrent_dropout", 0.0))
+    if any(sequence_dropout):
+        flags |= _SEQUENCE_DROPOUT_FLAG
     parts = [_HEADER.pack(MAGIC, VERSION, dtype.itemsize, config["input_size"],
                           config["hidden_size"], config["num_layers"], flags, config["dropout"])]
+    if any(sequence_dropout):
+        parts.append(_SEQUENCE_DROPOUT.pack(*sequence_dropout))
     if functions is not None:
         (gate, ga, gb), (candidate, ca, cb), clip = functions
         parts.append(_FUNCTIONS.pack(gate, candidate, ga, gb, ca, cb, clip))
@@ -54,7 +62,7 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
     if version != VERSION:
         raise ValueError(f"{path}: model file version {version} is not supported (this "
                          f"eigengru reads version {VERSION})")
-    if size not in (4, 8) or flags > 63 or flags & 18 == 18:
+    if size not in (4, 8) or flags > 127 or flags & 18 == 18:
         raise ValueError(f"{path}: not a readable eigengru model file (bad header)")
     (stored,) = struct.unpack_from("<I", data, len(data) - 4)
     if zlib.crc32(data[:-4]) != stored:
@@ -66,6 +74,12 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
               "reverse": bool(flags & 16),
               "dropout": dropout, "dtype": "float32" if size == 4 else "float64"}
     at = _HEADER.size
+    if flags & _SEQUENCE_DROPOUT_FLAG:
+        if at + _SEQUENCE_DROPOUT.size > len(data) - 4:
+            raise ValueError(f"{path}: not a readable eigengru model file (truncated)")
+        config["input_dropout"], config["recurrent_dropout"] = \
+            _SEQUENCE_DROPOUT.unpack_from(data, at)
+        at += _SEQUENCE_DROPOUT.size
     if flags & _FUNCTIONS_FLAG:
         config |= _decoded_functions(data, at, path)
         at += _FUNCTIONS.size

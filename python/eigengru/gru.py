@@ -56,6 +56,14 @@ class GRU(NamedParameters):
     apply in every pass, training included; the one-step paths of the standard functions are
     faster.
 
+    ``input_dropout`` and ``recurrent_dropout`` are per-sequence (variational) dropout, in
+    training only: each training forward draws, for every layer-direction and every sequence of
+    the batch, one mask of the layer's input and one of its state, kept for all steps and shared
+    by the three gates (Keras's ``dropout`` and ``recurrent_dropout``, with Keras's masks for
+    the gates made equal). The state's mask applies where the state enters the recurrent
+    product, not in the update ``z * h``. ``dropout`` (PyTorch's, a fresh mask at every step
+    between layers) applies as well when given.
+
     Parameters are NumPy arrays reached as attributes named as in PyTorch (``weight_ih_l0``
     (3H, I), ``weight_hh_l0`` (3H, H), ``bias_ih_l0``, ``bias_hh_l0`` (3H,), then ``_l1`` ... and
     ``_reverse`` for the backward direction); editing one in place changes the model, and
@@ -88,6 +96,8 @@ class GRU(NamedParameters):
         gate_activation: Any = "sigmoid",
         candidate_activation: Any = "tanh",
         clip: Any = None,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
         state = self.__dict__
         state["input_size"] = positive_int(input_size, "input_size")
@@ -103,6 +113,8 @@ class GRU(NamedParameters):
         state["candidate_activation"] = nonlinearities.activation(candidate_activation,
                                                                   "candidate_activation")
         state["clip"] = nonlinearities.clip_bound(clip)
+        state["input_dropout"] = dropout_probability(input_dropout, "input_dropout")
+        state["recurrent_dropout"] = dropout_probability(recurrent_dropout, "recurrent_dropout")
         if self.reverse and self.bidirectional:
             raise ValueError("reverse: for one direction; a bidirectional GRU already runs both "
                              "ways")
@@ -134,15 +146,17 @@ class GRU(NamedParameters):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # pickles from before reverse and the functions existed
+        # pickles from before reverse, the functions and per-sequence dropout existed
         super().__setstate__({"reverse": False, "gate_activation": "sigmoid",
-                              "candidate_activation": "tanh", "clip": None} | state)
+                              "candidate_activation": "tanh", "clip": None, "input_dropout": 0.0,
+                              "recurrent_dropout": 0.0} | state)
         self.__dict__["_spec"] = self._core_spec()
 
     def _core_spec(self) -> Any:
         return _core.StackSpec(self.input_size, self.hidden_size, self.num_layers,
                                self.bidirectional, self.reset_after, self.dropout, self.reverse,
-                               nonlinearities.core_functions(*self.functions))
+                               nonlinearities.core_functions(*self.functions),
+                               self.input_dropout, self.recurrent_dropout)
 
     @property
     def functions(self) -> tuple[Any, Any, float | None]:
@@ -219,6 +233,15 @@ class GRU(NamedParameters):
         else:
             out, h_n = _core.forward(self._spec, layers, x, h0, lengths)
         return self._user_layout(out, unbatched), (h_n[:, 0] if unbatched else h_n)
+
+    def sequence_dropout_masks(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """The per-sequence dropout masks that the training forward awaiting its backward drew:
+        for each layer-direction in PyTorch's order, ``(input mask (B, layer input size),
+        recurrent mask (B, H))``, each None when that dropout is off; entries are 0 or
+        ``1 / (1 - p)``."""
+        if self._pending is None or not self._pending[0].ready:
+            raise RuntimeError("sequence_dropout_masks: no training forward awaits its backward")
+        return [tuple(m) for m in self._pending[0].sequence_dropout_masks()]
 
     def backward(self, grad_out: Any, grad_h_n: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last ``forward(..., train=True)``, which it consumes.
@@ -297,6 +320,8 @@ class GRU(NamedParameters):
                 "batch_first": self.batch_first, "dropout": self.dropout,
                 "bidirectional": self.bidirectional, "reset_after": self.reset_after,
                 "dtype": self.dtype.name} | ({"reverse": True} if self.reverse else {}) | \
+            {k: v for k, v in (("input_dropout", self.input_dropout),
+                               ("recurrent_dropout", self.recurrent_dropout)) if v} | \
             {k: list(v) if isinstance(v, tuple) else v  # JSON's form
              for k, v in self._changed_functions().items()}
 
@@ -360,9 +385,12 @@ class GRU(NamedParameters):
                                       ("batch_first", self.batch_first),
                                       ("dropout", self.dropout),
                                       ("bidirectional", self.bidirectional),
-                                      ("reverse", self.reverse))
+                                      ("reverse", self.reverse),
+                                      ("input_dropout", self.input_dropout),
+                                      ("recurrent_dropout", self.recurrent_dropout))
             if v != {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                     "bidirectional": False, "reverse": False}[k])
+                     "bidirectional": False, "reverse": False, "input_dropout": 0.0,
+                     "recurrent_dropout": 0.0}[k])
         extras += "".join(f", {k}={v!r}" for k, v in self._changed_functions().items())
         return (f"GRU({self.input_size}, {self.hidden_size}{extras}, "
                 f"reset_after={self.reset_after}, dtype={self.dtype.name})")

@@ -117,8 +117,11 @@ eigengru::Activation activation(const py::handle& entry) {
 
 eigengru::StackSpec stack_spec(Index input_size, Index hidden_size, Index num_layers,
                                bool bidirectional, bool reset_after, double dropout, bool reverse,
-                               const py::object& functions) {
+                               const py::object& functions, double input_dropout,
+                               double recurrent_dropout) {
   eigengru::StackSpec spec;
+  spec.input_dropout = input_dropout;
+  spec.recurrent_dropout = recurrent_dropout;
   if (!functions.is_none()) {
     const auto parts = py::cast<py::tuple>(functions);
     if (parts.size() != 3) throw py::value_error("functions: expected (gate, candidate, clip)");
@@ -210,7 +213,27 @@ void register_scalar(py::module_& m, const char* cache_name) {
       .def_property_readonly("ready", &Cache::ready)
       .def_property_readonly("steps", &Cache::steps)
       .def_property_readonly("batch", &Cache::batch)
-      .def_property_readonly("nbytes", &Cache::bytes);
+      .def_property_readonly("nbytes", &Cache::bytes)
+      .def(
+          "sequence_dropout_masks",
+          [](const Cache& cache) {
+            py::list masks;
+            const auto& spec = cache.spec();
+            const Index B = cache.batch(), D = spec.directions();
+            for (Index k = 0; k < spec.num_layers * D && cache.ready(); ++k) {
+              auto copy = [&](const Scalar* p, Index cols) -> py::object {
+                if (p == nullptr) return py::none();
+                py::array_t<Scalar> a({B, cols});
+                std::copy_n(p, B * cols, a.mutable_data());
+                return std::move(a);
+              };
+              masks.append(py::make_tuple(copy(cache.input_mask(k), spec.layer_input_size(k / D)),
+                                          copy(cache.recurrent_mask(k), spec.hidden_size)));
+            }
+            return masks;
+          },
+          "The per-sequence dropout masks of the training forward awaiting its backward, per "
+          "layer-direction: (input mask (B, in) or None, recurrent mask (B, H) or None), copies.");
 
   m.def(
       "forward",
@@ -311,7 +334,7 @@ void register_cell(py::module_& m, const char* name) {
              const Index H = w_hh.shape(1), I = w_ih.shape(1);
              return std::make_unique<Cell>(layer_weights<Scalar>(
                  py::make_tuple(w_ih, w_hh, b_ih, b_hh), I,
-                 stack_spec(I, H, 1, false, reset_after, 0.0, false, py::none())));
+                 stack_spec(I, H, 1, false, reset_after, 0.0, false, py::none(), 0.0, 0.0)));
            }),
            py::arg("weight_ih"), py::arg("weight_hh"), py::arg("bias_ih"), py::arg("bias_hh"),
            py::arg("reset_after"))
@@ -379,7 +402,8 @@ PYBIND11_MODULE(_core, m) {
   py::class_<eigengru::StackSpec>(m, "StackSpec", "The shape of a stack of GRU layers.")
       .def(py::init(&stack_spec), py::arg("input_size"), py::arg("hidden_size"),
            py::arg("num_layers"), py::arg("bidirectional"), py::arg("reset_after"),
-           py::arg("dropout"), py::arg("reverse") = false, py::arg("functions") = py::none());
+           py::arg("dropout"), py::arg("reverse") = false, py::arg("functions") = py::none(),
+           py::arg("input_dropout") = 0.0, py::arg("recurrent_dropout") = 0.0);
   register_scalar<float>(m, "TrainingCacheFloat32");
   register_scalar<double>(m, "TrainingCacheFloat64");
   register_stream<float>(m, "StreamFloat32");

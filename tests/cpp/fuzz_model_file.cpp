@@ -51,6 +51,10 @@ std::vector<Bytes> seed_files(const std::string& scratch) {
         spec.reset_after = seed % 2 == 0;
         spec.reverse = !bidirectional && seed % 3 == 0;
         spec.dropout = layers > 1 ? 0.25 : 0.0;
+        if (seed % 3 == 1) {  // a per-sequence dropout block after the header
+          spec.input_dropout = 0.25;
+          spec.recurrent_dropout = seed % 2 == 0 ? 0.0 : 0.5;
+        }
         if (seed % 4 == 1) {  // a functions block after the header
           spec.nonlinearities.gate = {eigengru::Activation::kHardSigmoid, 0.2, 0.5};
           spec.nonlinearities.candidate = {eigengru::Activation::kRelu};

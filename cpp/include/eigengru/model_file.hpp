@@ -6,9 +6,10 @@
 //   scalar size                     u32: 4 (float32) or 8 (float64)
 //   input_size, hidden_size, num_layers   u32 each
 //   flags                           u32: 1 bias, 2 bidirectional, 4 reset_after, 8 batch_first,
-//                                   16 reverse, 32 functions (readers from before a flag refuse
-//                                   a file that has it)
+//                                   16 reverse, 32 functions, 64 per-sequence dropout (readers
+//                                   from before a flag refuse a file that has it)
 //   dropout                         f64
+//   with flag 64 only: input_dropout, recurrent_dropout         f64 each
 //   with flag 32 only, the Nonlinearities when not the standard ones:
 //     gate kind, candidate kind     i32 each (Activation::Kind)
 //     gate alpha, gate beta, candidate alpha, candidate beta, clip      f64 each

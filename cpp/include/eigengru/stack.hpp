@@ -35,6 +35,11 @@ class StackCache {
   bool has_bias() const;
   std::size_t bytes() const;
   void clear();
+  /// The per-sequence dropout masks that the last training forward drew for layer-direction k
+  /// (entries 0 or 1/(1-p)): of its input, (B, spec().layer_input_size(k / D)), and of its state,
+  /// (B, H); nullptr when that dropout is off or no forward ran.
+  const Scalar* input_mask(Index k) const;
+  const Scalar* recurrent_mask(Index k) const;
 
  private:
   friend struct detail::Handles;

@@ -19,6 +19,12 @@ struct StackSpec {
   double dropout = 0.0;  ///< probability of zeroing each input of layers 1.., in training only
   bool reverse = false;  ///< one direction, run backwards in time; not with bidirectional
   Nonlinearities nonlinearities;  ///< every layer's
+  /// Per-sequence (variational) dropout, in training only: each layer-direction draws, for each
+  /// sequence of the batch, one mask of its input and one of its state, kept for every step and
+  /// shared by the three gates; the state's multiplies it where it enters the recurrent product
+  /// (not in the update's z * h).
+  double input_dropout = 0.0;
+  double recurrent_dropout = 0.0;
 
   Index directions() const { return bidirectional ? 2 : 1; }
   /// The input size of layer l: input_size, then directions() * hidden_size.

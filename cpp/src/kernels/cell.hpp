@@ -60,22 +60,21 @@ __attribute__((always_inline)) inline void for_each_chunk(Index n, Step step) {
 /// One chunk of the forward gates, reset_after, from the pre-activation sums of the chunk's units:
 /// x_* = the input projection (b_ih and b_hr, b_hz folded in), h_* = W_h* h (b_hn added here).
 /// The one place this arithmetic is written: the batched gate pass below and the fused batch-1
-/// step (row_step.hpp) give the same values bit for bit.
+/// step (row_step.hpp) give the same values bit for bit. f: StandardFunctions or GateFunctions.
 template <typename Scalar>
 struct ResetAfterChunk {
   Chunk<Scalar> r, z, n, m, h_next;
 
   /// len: the chunk's length, a FullChunk where it is known when compiling (see load()).
-  template <typename Length>
+  template <typename Length, typename Functions>
   __attribute__((always_inline)) ResetAfterChunk(const Chunk<Scalar>& x_r, const Chunk<Scalar>& x_z,
                                                  const Chunk<Scalar>& x_n, const Chunk<Scalar>& h_r,
                                                  const Chunk<Scalar>& h_z, const Chunk<Scalar>& h_n,
                                                  const Scalar* bias_hn, Index j, Length len,
-                                                 const Chunk<Scalar>& h_prev,
-                                                 const GateFunctions<Scalar>* f)
-      : r(gate_of(f, Chunk<Scalar>(x_r + h_r))), z(gate_of(f, Chunk<Scalar>(x_z + h_z))), m(h_n) {
+                                                 const Chunk<Scalar>& h_prev, const Functions& f)
+      : r(f.gate(x_r + h_r)), z(f.gate(x_z + h_z)), m(h_n) {
     if (bias_hn != nullptr) m += load(bias_hn, j, len);
-    n = candidate_of(f, Chunk<Scalar>(x_n + r * m));
+    n = f.candidate(x_n + r * m);
     h_next = n + z * (h_prev - n);  // (1 - z) n + z h
   }
 
@@ -95,38 +94,45 @@ struct ResetAfterChunk {
 template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh, const Scalar* bias_hn,
                                 const Scalar* h_prev, Scalar* rec, Scalar* h_next,
-                                const GateFunctions<Scalar>* f) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const ResetAfterChunk<Scalar> g(
-        load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), load(gh, j, len),
-        load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j, len, load(h_prev, j, len), f);
-    store(h_next, j, len, g.h_next);
-    if (rec != nullptr) g.store_record(rec, H, j, len);
+                                const GateFunctions<Scalar>* f_or_null) {
+  with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
+    for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
+      const ResetAfterChunk<Scalar> g(
+          load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), load(gh, j, len),
+          load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j, len, load(h_prev, j, len), f);
+      store(h_next, j, len, g.h_next);
+      if (rec != nullptr) g.store_record(rec, H, j, len);
+    });
   });
 }
 
-/// Forward, reset before the product, first half: r, z and m = r * h (the product's input).
+/// Forward, reset before the product, first half: r, z and m = r * h (the product's input; h as
+/// the products read it, times its dropout mask in training with recurrent dropout).
 template <typename Scalar>
 inline void forward_gates_rz(Index H, const Scalar* gx, const Scalar* gh, const Scalar* h_prev,
-                             Scalar* rec, const GateFunctions<Scalar>* f) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> r = gate_of(f, Chunk<Scalar>(load(gx, j, len) + load(gh, j, len)));
-    store(rec, j, len, r);
-    store(rec + H, j, len, gate_of(f, Chunk<Scalar>(load(gx + H, j, len) + load(gh + H, j, len))));
-    store(rec + 3 * H, j, len, Chunk<Scalar>(r * load(h_prev, j, len)));
+                             Scalar* rec, const GateFunctions<Scalar>* f_or_null) {
+  with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
+    for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
+      const Chunk<Scalar> r = f.gate(Chunk<Scalar>(load(gx, j, len) + load(gh, j, len)));
+      store(rec, j, len, r);
+      store(rec + H, j, len, f.gate(Chunk<Scalar>(load(gx + H, j, len) + load(gh + H, j, len))));
+      store(rec + 3 * H, j, len, Chunk<Scalar>(r * load(h_prev, j, len)));
+    });
   });
 }
 
 /// Forward, reset before the product, second half: gh_n = W_hn (r * h); gx holds b_in + b_hn.
 template <typename Scalar>
 inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, const Scalar* h_prev,
-                              Scalar* rec, Scalar* h_next, const GateFunctions<Scalar>* f) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> n =
-        candidate_of(f, Chunk<Scalar>(load(gx + 2 * H, j, len) + load(gh_n, j, len)));
-    const Chunk<Scalar> z = load(rec + H, j, len);
-    store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));
-    store(rec + 2 * H, j, len, n);
+                              Scalar* rec, Scalar* h_next, const GateFunctions<Scalar>* f_or_null) {
+  with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
+    for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
+      const Chunk<Scalar> n =
+          f.candidate(Chunk<Scalar>(load(gx + 2 * H, j, len) + load(gh_n, j, len)));
+      const Chunk<Scalar> z = load(rec + H, j, len);
+      store(h_next, j, len, Chunk<Scalar>(n + z * (load(h_prev, j, len) - n)));
+      store(rec + 2 * H, j, len, n);
+    });
   });
 }
 
@@ -145,23 +151,25 @@ inline void forward_candidate(Index H, const Scalar* gx, const Scalar* gh_n, con
 /// the product with W_hh that completes dh_{t-1}).
 template <typename Scalar>
 inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
-                                 Scalar* dgh, const GateFunctions<Scalar>* f) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
-    const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
-    const Chunk<Scalar> d = load(dh, j, len);
-    const Chunk<Scalar> da_n = d * (1 - z) * candidate_slope(f, n);                // (1), (4)
-    const Chunk<Scalar> da_r = da_n * m * gate_slope(f, r);                        // (7), (6)
-    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * gate_slope(f, z);  // (2), (5)
-    const Chunk<Scalar> dm = da_n * r;                                             // (8)
-    store(dh, j, len, Chunk<Scalar>(d * z));                                       // (3)
-    store(rec, j, len, da_r);
-    store(rec + H, j, len, da_z);
-    store(rec + 2 * H, j, len, da_n);
-    store(rec + 3 * H, j, len, dm);
-    store(dgh, j, len, da_r);
-    store(dgh + H, j, len, da_z);
-    store(dgh + 2 * H, j, len, dm);
+                                 Scalar* dgh, const GateFunctions<Scalar>* f_or_null) {
+  with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
+    for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
+      const Chunk<Scalar> r = load(rec, j, len), z = load(rec + H, j, len);
+      const Chunk<Scalar> n = load(rec + 2 * H, j, len), m = load(rec + 3 * H, j, len);
+      const Chunk<Scalar> d = load(dh, j, len);
+      const Chunk<Scalar> da_n = d * (1 - z) * f.candidate_slope(n);                // (1), (4)
+      const Chunk<Scalar> da_r = da_n * m * f.gate_slope(r);                        // (7), (6)
+      const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * f.gate_slope(z);  // (2), (5)
+      const Chunk<Scalar> dm = da_n * r;                                            // (8)
+      store(dh, j, len, Chunk<Scalar>(d * z));                                      // (3)
+      store(rec, j, len, da_r);
+      store(rec + H, j, len, da_z);
+      store(rec + 2 * H, j, len, da_n);
+      store(rec + 3 * H, j, len, dm);
+      store(dgh, j, len, da_r);
+      store(dgh + H, j, len, da_z);
+      store(dgh + 2 * H, j, len, dm);
+    });
   });
 }
 
@@ -169,17 +177,19 @@ inline void backward_reset_after(Index H, const Scalar* h_prev, Scalar* rec, Sca
 /// dgh (whose n block is the left factor of dq = da_n W_hn); keeps r and m = r * h.
 template <typename Scalar>
 inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec, Scalar* dh,
-                                      Scalar* dgh, const GateFunctions<Scalar>* f) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
-    const Chunk<Scalar> d = load(dh, j, len);
-    const Chunk<Scalar> da_n = d * (1 - z) * candidate_slope(f, n);                // (1), (4)
-    const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * gate_slope(f, z);  // (2), (5)
-    store(dh, j, len, Chunk<Scalar>(d * z));                                       // (3)
-    store(rec + H, j, len, da_z);
-    store(rec + 2 * H, j, len, da_n);
-    store(dgh + H, j, len, da_z);
-    store(dgh + 2 * H, j, len, da_n);
+                                      Scalar* dgh, const GateFunctions<Scalar>* f_or_null) {
+  with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
+    for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
+      const Chunk<Scalar> z = load(rec + H, j, len), n = load(rec + 2 * H, j, len);
+      const Chunk<Scalar> d = load(dh, j, len);
+      const Chunk<Scalar> da_n = d * (1 - z) * f.candidate_slope(n);                // (1), (4)
+      const Chunk<Scalar> da_z = d * (load(h_prev, j, len) - n) * f.gate_slope(z);  // (2), (5)
+      store(dh, j, len, Chunk<Scalar>(d * z));                                      // (3)
+      store(rec + H, j, len, da_z);
+      store(rec + 2 * H, j, len, da_n);
+      store(dgh + H, j, len, da_z);
+      store(dgh + 2 * H, j, len, da_n);
+    });
   });
 }
 
@@ -187,13 +197,15 @@ inline void backward_update_candidate(Index H, const Scalar* h_prev, Scalar* rec
 /// (9) dr = dq * h and (10) dh += dq * r; writes da_r into the record and dgh.
 template <typename Scalar>
 inline void backward_reset(Index H, const Scalar* h_prev, const Scalar* dq, Scalar* rec, Scalar* dh,
-                           Scalar* dgh, const GateFunctions<Scalar>* f) {
-  for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
-    const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
-    const Chunk<Scalar> da_r = q * load(h_prev, j, len) * gate_slope(f, r);  // (9), (6)
-    store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));              // (10)
-    store(rec, j, len, da_r);
-    store(dgh, j, len, da_r);
+                           Scalar* dgh, const GateFunctions<Scalar>* f_or_null) {
+  with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
+    for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
+      const Chunk<Scalar> r = load(rec, j, len), q = load(dq, j, len);
+      const Chunk<Scalar> da_r = q * load(h_prev, j, len) * f.gate_slope(r);  // (9), (6)
+      store(dh, j, len, Chunk<Scalar>(load(dh, j, len) + q * r));             // (10)
+      store(rec, j, len, da_r);
+      store(dgh, j, len, da_r);
+    });
   });
 }
 

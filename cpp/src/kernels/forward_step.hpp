@@ -16,6 +16,8 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 /// one at h_next + i * ldn (both at the weights' first unit); its gate record (4U values, read
 /// by a backward) at rec + i * ldr, or rec nullptr (inference with the reset after the product;
 /// the reset before it needs the record as scratch); gh: (n, G) scratch for the products' sums.
+/// With recurrent dropout, the state as the recurrent products read it, h times the rows'
+/// masks, at masked + i * ldm (nullptr: h itself).
 template <typename Scalar>
 struct StepRows {
   Index n;
@@ -27,6 +29,12 @@ struct StepRows {
   Scalar* rec;
   Index ldr;
   Scalar* gh;
+  const Scalar* masked = nullptr;
+  Index ldm = 0;
+
+  /// What the recurrent products read: row i at product_input() + i * product_stride().
+  const Scalar* product_input() const { return masked != nullptr ? masked : h; }
+  Index product_stride() const { return masked != nullptr ? ldm : ldh; }
 };
 
 /// Every row takes part in the step.
@@ -42,18 +50,18 @@ template <typename Scalar, typename Product, typename Active>
 void step_gates(const ForwardWeights<Scalar>& w, bool reset_after, const StepRows<Scalar>& rows,
                 const Product& product, const Active& active) {
   const Index U = w.units, G = 3 * U;
-  product(w.w_hh_t, rows.h, rows.ldh, rows.gh, G);
+  product(w.w_hh_t, rows.product_input(), rows.product_stride(), rows.gh, G);
   for (Index i = 0; i < rows.n; ++i) {
     if (!active(i)) continue;
     const Scalar* gx = rows.gx + i * G;
     const Scalar* gh = rows.gh + i * G;
-    const Scalar* h = rows.h + i * rows.ldh;
     Scalar* rec = rows.rec == nullptr ? nullptr : rows.rec + i * rows.ldr;
     if (reset_after)
-      forward_reset_after<Scalar>(U, gx, gh, w.bias_hn_or_null(), h, rec,
+      forward_reset_after<Scalar>(U, gx, gh, w.bias_hn_or_null(), rows.h + i * rows.ldh, rec,
                                   rows.h_next + i * rows.ldn, w.functions_or_null());
-    else
-      forward_gates_rz(U, gx, gh, h, rec, w.functions_or_null());
+    else  // r times the state W_hn will read
+      forward_gates_rz(U, gx, gh, rows.product_input() + i * rows.product_stride(), rec,
+                       w.functions_or_null());
   }
 }
 
@@ -77,7 +85,8 @@ template <typename Scalar, typename Active = AllRows>
 void forward_step(const ForwardWeights<Scalar>& w, bool reset_after, const StepRows<Scalar>& rows,
                   bool backwards, const Active& active = {}) {
   const Index U = w.units;
-  if (rows.n == 1 && reset_after && !w.functions && fits_row_step(w.w_hh_t, U)) {
+  if (rows.n == 1 && reset_after && !w.functions && rows.masked == nullptr &&
+      fits_row_step(w.w_hh_t, U)) {
     if (!active(0)) return;
     // The fused step reads all of h before it writes: an in-place step makes its state in gh.
     Scalar* target = rows.h_next == rows.h ? rows.gh : rows.h_next;

@@ -74,42 +74,48 @@ class ChunkActivation {
   Scalar low_ = 0, high_ = 0;  // f(-clip) and f(clip), ordered
 };
 
-/// A layer's functions: f for r and z, g for n.
+/// A layer's functions: f for r and z, g for n, with their slopes from their values.
 template <typename Scalar>
-struct GateFunctions {
-  ChunkActivation<Scalar> gate, candidate;
-
+class GateFunctions {
+ public:
   explicit GateFunctions(const Nonlinearities& n)
-      : gate(n.gate, n.clip), candidate(n.candidate, n.clip) {}
+      : gate_(n.gate, n.clip), candidate_(n.candidate, n.clip) {}
+
+  Chunk<Scalar> gate(const Chunk<Scalar>& a) const { return gate_.apply(a); }
+  Chunk<Scalar> candidate(const Chunk<Scalar>& a) const { return candidate_.apply(a); }
+  Chunk<Scalar> gate_slope(const Chunk<Scalar>& y) const { return gate_.slope(y); }
+  Chunk<Scalar> candidate_slope(const Chunk<Scalar>& y) const { return candidate_.slope(y); }
+
+ private:
+  ChunkActivation<Scalar> gate_, candidate_;
 };
 
-// The gate passes take a `const GateFunctions*`, nullptr for the standard sigmoid and tanh:
-// those keep their own inlined code, and a layer's functions are the same for every chunk, so
-// the test is predicted.
-
+/// The standard sigmoid and tanh, as GateFunctions' interface, inlined.
 template <typename Scalar>
-__attribute__((always_inline)) inline Chunk<Scalar> gate_of(const GateFunctions<Scalar>* f,
-                                                            const Chunk<Scalar>& a) {
-  return f == nullptr ? Chunk<Scalar>(a.logistic()) : f->gate.apply(a);
-}
+struct StandardFunctions {
+  __attribute__((always_inline)) Chunk<Scalar> gate(const Chunk<Scalar>& a) const {
+    return a.logistic();
+  }
+  __attribute__((always_inline)) Chunk<Scalar> candidate(const Chunk<Scalar>& a) const {
+    return a.tanh();
+  }
+  __attribute__((always_inline)) Chunk<Scalar> gate_slope(const Chunk<Scalar>& y) const {
+    return y * (1 - y);
+  }
+  __attribute__((always_inline)) Chunk<Scalar> candidate_slope(const Chunk<Scalar>& y) const {
+    return 1 - y * y;
+  }
+};
 
-template <typename Scalar>
-__attribute__((always_inline)) inline Chunk<Scalar> candidate_of(const GateFunctions<Scalar>* f,
-                                                                 const Chunk<Scalar>& a) {
-  return f == nullptr ? Chunk<Scalar>(a.tanh()) : f->candidate.apply(a);
-}
-
-/// d gate / d pre-activation, from the gate's value.
-template <typename Scalar>
-__attribute__((always_inline)) inline Chunk<Scalar> gate_slope(const GateFunctions<Scalar>* f,
-                                                               const Chunk<Scalar>& y) {
-  return f == nullptr ? Chunk<Scalar>(y * (1 - y)) : f->gate.slope(y);
-}
-
-template <typename Scalar>
-__attribute__((always_inline)) inline Chunk<Scalar> candidate_slope(const GateFunctions<Scalar>* f,
-                                                                    const Chunk<Scalar>& y) {
-  return f == nullptr ? Chunk<Scalar>(1 - y * y) : f->candidate.slope(y);
+/// body(functions) with a layer's functions: StandardFunctions for nullptr, so that the
+/// standard gate passes are compiled apart from the general ones, with no test in their loops.
+template <typename Scalar, typename Body>
+__attribute__((always_inline)) inline void with_functions(const GateFunctions<Scalar>* f,
+                                                          Body body) {
+  if (f == nullptr)
+    body(StandardFunctions<Scalar>{});
+  else
+    body(*f);
 }
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

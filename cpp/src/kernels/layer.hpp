@@ -14,9 +14,11 @@ template <typename Scalar>
 void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
              const Scalar* h0, Scalar* out, Scalar* h_n);
 
+/// recurrent_mask: the stack's per-sequence recurrent dropout mask (B, H), or nullptr.
 template <typename Scalar>
 void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
-                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache);
+                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache,
+                      const Scalar* recurrent_mask = nullptr);
 
 template <typename Scalar>
 void backward(TrainingCache<Scalar>& cache, const Scalar* grad_out, const Scalar* grad_h_n,

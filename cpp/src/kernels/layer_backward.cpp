@@ -41,7 +41,8 @@ struct BackwardRecurrentWeights {
 ///   dx    = [da_r da_z da_n] W_ih,         dW_ih += [da_r da_z da_n]ᵀ x,
 ///   dW_hr|dW_hz += [da_r da_z]ᵀ h,
 ///   dW_hn += m'ᵀ h (reset_after: m' = dL/d(W_hn h + b_hn))  or  da_nᵀ (r * h) (reset before,
-///   the fourth block then holds r * h).
+///   the fourth block then holds r * h),
+/// h being the state as W_hh read it (times the dropout mask with recurrent dropout).
 template <typename Scalar>
 struct GradientProducts {
   const Scalar* gates;
@@ -89,7 +90,8 @@ class BackwardPass {
   BackwardPass(const TrainingCache<Scalar>& c, Scalar* gates, int threads, const Scalar* grad_out,
                const Scalar* grad_h_n, Scalar* grad_x, const LayerGradients<Scalar>& grads,
                bool accumulate_grad_x, const Scalar* weight_ih, const Scalar* weight_hh,
-               const Scalar* inputs, const Scalar* states, const Index* lengths, Index out_stride)
+               const Scalar* inputs, const Scalar* states, const Index* lengths, Index out_stride,
+               const Scalar* recurrent_mask, const Scalar* masked_states)
       : T_(c.steps()),
         B_(c.batch()),
         H_(c.hidden_size()),
@@ -105,19 +107,22 @@ class BackwardPass {
         loop_threads_(row_threads(threads, B_)),
         gates_(gates),
         states_(states),
+        product_states_(recurrent_mask != nullptr ? masked_states : states),
+        recurrent_mask_(recurrent_mask),
         grad_out_(grad_out),
         grads_(grads),
         recurrent_(weight_hh, H_, reset_after_),
         dh_(RowMatrix<Scalar>::Zero(B_, H_)),
         dgh_(B_, 3 * H_),
         dq_(reset_after_ ? 0 : B_, H_),
+        dh_product_(recurrent_mask != nullptr ? B_ : 0, H_),
         bias_sums_(RowMatrix<Scalar>::Zero(has_bias_ ? loop_threads_ : 1, 4 * H_)) {
     const Index G = 3 * H_;
     if (grad_h_n != nullptr) dh_ = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B_, H_);
     if (grad_x != nullptr) w_ih_.pack(weight_ih, G, I_, I_, 1);
     products_ = {gates,
                  inputs,
-                 states,
+                 product_states_,
                  I_,
                  H_,
                  reset_after_,
@@ -203,6 +208,13 @@ class BackwardPass {
         backward_update_candidate(H, states_ + at * H, gates_ + at * R, dh + i * H, dgh + i * G, f);
     }
     const bool backwards = s % 2 == 1;  // see PackedMatrix::multiply
+    // What flows back through the recurrent products goes to dh, or with recurrent dropout to
+    // dL/d(h * mask) first, then through the mask to dh.
+    Scalar* dp = dh;
+    if (recurrent_mask_ != nullptr) {
+      dp = dh_product_.data() + b0 * H;
+      std::fill_n(dp, n * H, Scalar(0));
+    }
     if (!reset_after_) {
       Scalar* dq = dq_.data() + b0 * H;
       recurrent_.n.multiply(dgh + 2 * H, G, n, dq, H, false, 1, nullptr, backwards);  // da_n W_hn
@@ -210,12 +222,16 @@ class BackwardPass {
         const Index b = b0 + i, t = clock_.time(b, s);
         if (t < 0) continue;
         const Index at = t * B_ + b;
-        backward_reset(H, states_ + at * H, dq + i * H, gates_ + at * R, dh + i * H, dgh + i * G,
-                       f);
+        backward_reset(H, product_states_ + at * H, dq + i * H, gates_ + at * R, dp + i * H,
+                       dgh + i * G, f);
       }
     }
     // dh_{t-1} += [da_r da_z dm] W_hh (reset_after), or [da_r da_z] W_hr|W_hz (before)
-    recurrent_.rz_or_all.multiply(dgh, G, n, dh, H, true, 1, nullptr, backwards);
+    recurrent_.rz_or_all.multiply(dgh, G, n, dp, H, true, 1, nullptr, backwards);
+    if (recurrent_mask_ != nullptr)
+      for (Index i = 0; i < n; ++i)
+        ArrayMap<Scalar>(dh + i * H, H) += ConstArrayMap<Scalar>(dp + i * H, H) *
+                                           ConstArrayMap<Scalar>(recurrent_mask_ + (b0 + i) * H, H);
   }
 
   /// sums += the gate gradients [da_r, da_z, da_n, m'] of the step's rows that are in time,
@@ -264,6 +280,8 @@ class BackwardPass {
   const int threads_, loop_threads_;
   Scalar* gates_;  // the records, overwritten with gate gradients
   const Scalar* states_;
+  const Scalar* product_states_;  // the states as W_hh read them
+  const Scalar* recurrent_mask_;  // (B, H), or nullptr
   const Scalar* grad_out_;
   const LayerGradients<Scalar>& grads_;
   const BackwardRecurrentWeights<Scalar> recurrent_;
@@ -271,9 +289,10 @@ class BackwardPass {
   GradientProducts<Scalar> products_{};
   bool in_loop_ = false, partials_ = false;
   RowMatrix<Scalar> dh_;
-  RowMatrix<Scalar> dgh_;        // the left factor of the product with W_hh
-  RowMatrix<Scalar> dq_;         // dL/d(r * h), reset before the product
-  RowMatrix<Scalar> bias_sums_;  // a row of column sums per thread
+  RowMatrix<Scalar> dgh_;         // the left factor of the product with W_hh
+  RowMatrix<Scalar> dq_;          // dL/d(r * h), reset before the product
+  RowMatrix<Scalar> dh_product_;  // dL/d(h * mask), with recurrent dropout
+  RowMatrix<Scalar> bias_sums_;   // a row of column sums per thread
   RowMatrix<Scalar> partial_ih_, partial_hh_;
 };
 
@@ -297,7 +316,7 @@ void LayerPasses<Scalar>::backward(TrainingCache<Scalar>& c, const Scalar* grad_
   BackwardPass<Scalar>(c, gates, threads, grad_out, grad_h_n, grad_x, grads, accumulate_grad_x,
                        c.weight_ih_.data(), c.weight_hh_.data(), c.inputs_.data(),
                        c.prev_states_.data(), c.lengths_.empty() ? nullptr : c.lengths_.data(),
-                       c.out_stride_)
+                       c.out_stride_, c.recurrent_mask(), c.masked_states_.data())
       .run(grad_h0);
   if (!keep) c.ready_ = false;  // consumed; the memory stays for the next forward_training
 }

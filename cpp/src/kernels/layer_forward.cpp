@@ -48,13 +48,14 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequen
 /// the recurrent product, the gate records), so that the products see contiguous rows even when
 /// rows are at different times (reverse runs, unequal lengths); a training forward then keeps
 /// each row's gate record and starting state at its time index (`kept_*`, in the cache).
-/// Everything is allocated before the time loop, nothing inside it.
+/// Everything is allocated before the time loop, nothing inside it. A recurrent dropout mask
+/// (B, H) multiplies each row's state where the recurrent products read it.
 template <typename Scalar>
 class RowsForward {
  public:
   RowsForward(const LayerWeights<Scalar>& w, const Sequence& seq, int threads, const Index* lengths,
               const Scalar* x, const Scalar* h0, Scalar* out, Scalar* kept_gates,
-              Scalar* kept_states)
+              Scalar* kept_states, const Scalar* recurrent_mask = nullptr)
       : w_(w),
         T_(seq.steps),
         B_(seq.batch),
@@ -64,6 +65,7 @@ class RowsForward {
         clock_{lengths, T_, seq.reverse},
         x_(x),
         out_(out),
+        recurrent_mask_(recurrent_mask),
         kept_gates_(kept_gates),
         kept_states_(kept_states),
         // Without lengths all rows are at one time index at each step, so a thread's rows of a
@@ -98,16 +100,17 @@ class RowsForward {
     {
       const FlushDenormals flush;
       const Slice rows = my_share(B_);
-      RowMatrix<Scalar> gx, gathered, gh;
+      RowMatrix<Scalar> gx, gathered, gh, masked;
       try {
         gx.resize(ahead_ * rows.size(), 3 * H_);
         gathered.resize(ahead_ * rows.size(), I_);
         gh.resize(rows.size(), 3 * H_);
+        masked.resize(recurrent_mask_ != nullptr ? rows.size() : 0, H_);
       } catch (...) {
         scratch_failed = true;
       }
 #pragma omp barrier
-      if (!scratch_failed && rows.size() > 0) thread_loop(rows, gx, gathered, gh);
+      if (!scratch_failed && rows.size() > 0) thread_loop(rows, gx, gathered, gh, masked);
     }
     if (scratch_failed) throw std::bad_alloc();
     if (out_ != nullptr) zero_padded_outputs(clock_, B_, H_, out_, ldo_);
@@ -123,7 +126,7 @@ class RowsForward {
  private:
   /// The steps of one thread's rows.
   void thread_loop(Slice rows, RowMatrix<Scalar>& gx, RowMatrix<Scalar>& gathered,
-                   RowMatrix<Scalar>& gh) {
+                   RowMatrix<Scalar>& gh, RowMatrix<Scalar>& masked) {
     const Index b0 = rows.begin, n = rows.size(), G = 3 * H_;
     for (Index s = 0; s < T_; ++s) {
       if (s % ahead_ == 0) {  // gx = x W_ihᵀ + bias for the next `ahead` steps' rows
@@ -135,8 +138,14 @@ class RowsForward {
           gather_inputs(x_, B_, I_, clock_, b0, n, s, chunk_rows / n, gathered.data());
         prepared_.w_ih_t.project(inputs, I_, chunk_rows, gx.data(), G, prepared_.input_bias.data());
       }
-      const StepRows<Scalar> step =
-          step_rows(s, b0, n, gx.data() + (s % ahead_) * n * G, gh.data());
+      StepRows<Scalar> step = step_rows(s, b0, n, gx.data() + (s % ahead_) * n * G, gh.data());
+      if (recurrent_mask_ != nullptr) {
+        const ConstMatrixMap<Scalar> h(step.h, n, H_, Eigen::OuterStride<>(step.ldh));
+        masked = h.array() *
+                 Eigen::Map<const RowMatrix<Scalar>>(recurrent_mask_ + b0 * H_, n, H_).array();
+        step.masked = masked.data();
+        step.ldm = H_;
+      }
       // Alternating panel order, step by step: see PackedMatrix::multiply.
       forward_step(prepared_, w_.reset_after, step, s % 2 == 1,
                    [&](Index i) { return clock_.time(b0 + i, s) >= 0; });
@@ -200,6 +209,7 @@ class RowsForward {
   const StepClock clock_;
   const Scalar* x_;
   Scalar* out_;
+  const Scalar* recurrent_mask_;  // (B, H), or nullptr
   Scalar* kept_gates_;  // training: the cache's records and starting states, by time index
   Scalar* kept_states_;
   const bool in_place_, into_out_;
@@ -215,7 +225,8 @@ class RowsForward {
 template <typename Scalar>
 void LayerPasses<Scalar>::forward_rows(const LayerWeights<Scalar>& w, const Sequence& seq,
                                        int threads, const Scalar* x, const Scalar* h0, Scalar* out,
-                                       Scalar* h_n, TrainingCache<Scalar>* cache) {
+                                       Scalar* h_n, TrainingCache<Scalar>* cache,
+                                       const Scalar* recurrent_mask) {
   const Index T = seq.steps, B = seq.batch, H = w.hidden_size, I = w.input_size, G = 3 * H;
   if (cache == nullptr) {
     RowsForward<Scalar>(w, seq, threads, seq.lengths, x, h0, out, nullptr, nullptr).run(h_n);
@@ -243,8 +254,19 @@ void LayerPasses<Scalar>::forward_rows(const LayerWeights<Scalar>& w, const Sequ
       c.gates_.row(t * B + b).setZero();
       c.prev_states_.row(t * B + b).setZero();
     }
-  RowsForward<Scalar>(w, seq, threads, lengths, x, h0, out, c.gates_.data(), c.prev_states_.data())
+  RowsForward<Scalar>(w, seq, threads, lengths, x, h0, out, c.gates_.data(), c.prev_states_.data(),
+                      recurrent_mask)
       .run(h_n);
+  if (recurrent_mask != nullptr) {  // what W_hh multiplied, for backward's weight gradients
+    c.recurrent_mask_ = Eigen::Map<const RowMatrix<Scalar>>(recurrent_mask, B, H);
+    c.masked_states_.resize(T * B, H);
+    for (Index t = 0; t < T; ++t)
+      c.masked_states_.middleRows(t * B, B) =
+          c.prev_states_.middleRows(t * B, B).cwiseProduct(c.recurrent_mask_);
+  } else {
+    c.recurrent_mask_.resize(0, H);
+    c.masked_states_.resize(0, H);
+  }
   c.steps_ = T;
   c.batch_ = B;
   c.input_size_ = I;
@@ -276,10 +298,11 @@ void forward(const LayerWeights<Scalar>& weights, const Sequence& seq, const Sca
 
 template <typename Scalar>
 void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, const Scalar* x,
-                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache) {
+                      const Scalar* h0, Scalar* out, Scalar* h_n, TrainingCache<Scalar>& cache,
+                      const Scalar* recurrent_mask) {
   detail::check_arguments("forward_training", weights, seq, x);
   detail::LayerPasses<Scalar>::forward_rows(weights, seq, detail::call_threads(seq.threads), x, h0,
-                                            out, h_n, &cache);
+                                            out, h_n, &cache, recurrent_mask);
 }
 
 #define EIGENGRU_INSTANTIATE(Scalar)                                                         \
@@ -288,7 +311,7 @@ void forward_training(const LayerWeights<Scalar>& weights, const Sequence& seq, 
                                 const Scalar*, Scalar*, Scalar*);                            \
   template void forward_training<Scalar>(const LayerWeights<Scalar>&, const Sequence&,       \
                                          const Scalar*, const Scalar*, Scalar*, Scalar*,     \
-                                         TrainingCache<Scalar>&);
+                                         TrainingCache<Scalar>&, const Scalar*);
 EIGENGRU_INSTANTIATE(float)
 EIGENGRU_INSTANTIATE(double)
 #undef EIGENGRU_INSTANTIATE

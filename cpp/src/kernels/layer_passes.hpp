@@ -13,10 +13,11 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 template <typename Scalar>
 struct LayerPasses {
   /// The forward recurrence, each of `threads` threads owning a slice of the batch's rows for
-  /// the whole sequence; with a cache, the training forward.
+  /// the whole sequence; with a cache, the training forward, with a recurrent dropout mask
+  /// (B, H) or nullptr.
   static void forward_rows(const LayerWeights<Scalar>& w, const Sequence& seq, int threads,
                            const Scalar* x, const Scalar* h0, Scalar* out, Scalar* h_n,
-                           TrainingCache<Scalar>* cache);
+                           TrainingCache<Scalar>* cache, const Scalar* recurrent_mask = nullptr);
 
   /// The inference forward with `threads` threads (at least 2) each owning a slice of the
   /// hidden units.

@@ -60,9 +60,10 @@ __attribute__((always_inline)) inline void row_step_group(Index H, const Scalar*
   const FullChunk<Scalar> len;
   auto finish = [&](int q) __attribute__((always_inline)) {
     const Index j = u0 + q * L;
-    const ResetAfterChunk<Scalar> gates(
-        load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), chunk(acc[0][q]),
-        chunk(acc[1][q]), chunk(acc[2][q]), bias_hn, j, len, load(h_prev, j, len), nullptr);
+    const ResetAfterChunk<Scalar> gates(load(gx, j, len), load(gx + H, j, len),
+                                        load(gx + 2 * H, j, len), chunk(acc[0][q]),
+                                        chunk(acc[1][q]), chunk(acc[2][q]), bias_hn, j, len,
+                                        load(h_prev, j, len), StandardFunctions<Scalar>{});
     store(h_next, j, len, gates.h_next);
     if (rec != nullptr) gates.store_record(rec, H, j, len);
   };

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "forward_weights.hpp"
 #include "work_split.hpp"
@@ -60,8 +61,11 @@ void check_stack(const char* fn, const StackSpec& spec, const LayerWeights<Scala
                  Index steps, Index batch, const Index* lengths) {
   const std::string where(fn);
   if (spec.num_layers < 1) throw std::invalid_argument(where + ": num_layers must be at least 1");
-  if (!(spec.dropout >= 0.0 && spec.dropout < 1.0))
-    throw std::invalid_argument(where + ": dropout must be in [0, 1)");
+  for (const auto& [name, p] : {std::pair<const char*, double>{"dropout", spec.dropout},
+                                {"input_dropout", spec.input_dropout},
+                                {"recurrent_dropout", spec.recurrent_dropout}})
+    if (!(p >= 0.0 && p < 1.0))
+      throw std::invalid_argument(where + ": " + name + " must be in [0, 1)");
   if (!spec.nonlinearities.valid())
     throw std::invalid_argument(where + ": nonlinearities are not valid (see Nonlinearities)");
   if (spec.reverse && spec.bidirectional)
@@ -93,10 +97,15 @@ struct StackPasses {
     const bool training = cache != nullptr;
     RowMatrix<Scalar> own_between[2];  // outputs of the layers below the last, in turn
     RowMatrix<Scalar>* between = own_between;
+    const bool input_dropout = training && spec.input_dropout > 0;
+    const bool recurrent_dropout = training && spec.recurrent_dropout > 0;
+    RowMatrix<Scalar> recurrent_mask;
     if (training) {  // reuses the cache's memory; whatever forward it held is replaced
       cache->ready_ = false;
       cache->layers_.resize(L * D);
       cache->dropout_masks_.resize(spec.dropout > 0 ? L - 1 : 0);
+      cache->input_masks_.resize(L * D);
+      for (auto& mask : cache->input_masks_) mask.resize(0, 0);
       between = cache->between_;
     }
     RowMatrix<Scalar> own_out;
@@ -118,13 +127,37 @@ struct StackPasses {
         between[l % 2].resize(T * B, D * H);
         dst = between[l % 2].data();
       }
+      // Per-sequence dropout: each direction's own masks, drawn in order, before the threads.
+      const Index in = spec.layer_input_size(l);
+      const Scalar* direction_input[2] = {input, input};
+      const Scalar* recurrent_masks[2] = {nullptr, nullptr};
+      RowMatrix<Scalar> own_recurrent[2];
+      for (Index d = 0; d < D && (input_dropout || recurrent_dropout); ++d) {
+        const Index k = l * D + d;
+        const std::uint64_t seed = dropout_seed + L + 2 * k;  // L - 1 seeds before are dropout's
+        if (input_dropout) {
+          RowMatrix<Scalar>& mask = cache->input_masks_[k];
+          fill_dropout_mask(mask, B, in, spec.input_dropout, seed);
+          RowMatrix<Scalar>& masked = cache->masked_inputs_[d];
+          masked.resize(T * B, in);
+          for (Index t = 0; t < T; ++t)
+            masked.middleRows(t * B, B) =
+                Eigen::Map<const RowMatrix<Scalar>>(input + t * B * in, B, in).cwiseProduct(mask);
+          direction_input[d] = masked.data();
+        }
+        if (recurrent_dropout) {
+          fill_dropout_mask(own_recurrent[d], B, H, spec.recurrent_dropout, seed + 1);
+          recurrent_masks[d] = own_recurrent[d].data();
+        }
+      }
       for_each_direction(D, B, get_num_threads(), [&](Index d, int threads) {
         Sequence seq{T, B, lengths, d == 1 || spec.reverse, D * H, threads};
         const Index k = l * D + d;
         const Scalar* h0_k = h0 != nullptr ? h0 + k * B * H : nullptr;
         Scalar* h_n_k = h_n != nullptr ? h_n + k * B * H : nullptr;
         if (training)
-          forward_training(weights[k], seq, input, h0_k, dst + d * H, h_n_k, cache->layers_[k]);
+          forward_training(weights[k], seq, direction_input[d], h0_k, dst + d * H, h_n_k,
+                           cache->layers_[k], recurrent_masks[d]);
         else
           EIGENGRU_KERNEL_SET::forward(weights[k], seq, input, h0_k, dst + d * H, h_n_k);
       });
@@ -156,17 +189,20 @@ struct StackPasses {
         grad_between[l % 2].resize(T * B, D * H);
         grad_in = grad_between[l % 2].data();
       }
-      // Both directions add into grad_in; side by side, the reverse one gets its own buffer.
+      // Both directions add into grad_in; side by side, or when each direction's input had its
+      // own dropout mask, the reverse one gets its own buffer.
       RowMatrix<Scalar> reverse_grad_in;
       const int threads = get_num_threads();
       const bool side_by_side = directions_side_by_side(D, B, threads);
-      if (side_by_side && grad_in != nullptr)
-        reverse_grad_in.resize(T * B, spec.layer_input_size(l));
+      const Index in = spec.layer_input_size(l);
+      const bool masked = c.input_mask(l * D) != nullptr;
+      const bool own_buffer = D == 2 && (side_by_side || masked) && grad_in != nullptr;
+      if (own_buffer) reverse_grad_in.resize(T * B, in);
       for_each_direction(D, B, threads, [&](Index d, int) {
         const Index k = l * D + d;
         Scalar* target = grad_in;
         bool accumulate = d == 1;
-        if (d == 1 && side_by_side && grad_in != nullptr) {
+        if (d == 1 && own_buffer) {
           target = reverse_grad_in.data();
           accumulate = false;
         }
@@ -175,8 +211,17 @@ struct StackPasses {
             grad_h_n != nullptr ? grad_h_n + k * B * H : nullptr, target,
             grad_h0 != nullptr ? grad_h0 + k * B * H : nullptr, grads[k], accumulate, keep);
       });
-      if (reverse_grad_in.size() > 0)
-        Eigen::Map<RowMatrix<Scalar>>(grad_in, T * B, spec.layer_input_size(l)) += reverse_grad_in;
+      if (masked && grad_in != nullptr) {  // through each direction's input mask
+        for (Index t = 0; t < T; ++t) {
+          Eigen::Map<RowMatrix<Scalar>> rows(grad_in + t * B * in, B, in);
+          rows.array() *= c.input_masks_[l * D].array();
+          if (own_buffer)
+            rows.array() +=
+                reverse_grad_in.middleRows(t * B, B).array() * c.input_masks_[l * D + 1].array();
+        }
+      } else if (reverse_grad_in.size() > 0) {
+        Eigen::Map<RowMatrix<Scalar>>(grad_in, T * B, in) += reverse_grad_in;
+      }
       if (l > 0 && spec.dropout > 0) grad_between[l % 2].array() *= c.dropout_masks_[l - 1].array();
       grad_above = grad_in;
     }

@@ -31,9 +31,19 @@ class StackCache final : public eigengru::detail::StackCacheInterface<Scalar> {
     std::size_t total = 0;
     for (const auto& layer : layers_) total += layer.bytes();
     for (const auto& mask : dropout_masks_) total += sizeof(Scalar) * mask.size();
+    for (const auto& mask : input_masks_) total += sizeof(Scalar) * mask.size();
+    for (const auto& input : masked_inputs_) total += sizeof(Scalar) * input.size();
     return total + sizeof(Scalar) * (between_[0].size() + between_[1].size());
   }
   void clear() override { *this = StackCache(); }
+  const Scalar* input_mask(Index k) const override {
+    return k >= 0 && k < static_cast<Index>(input_masks_.size()) && input_masks_[k].size() > 0
+               ? input_masks_[k].data()
+               : nullptr;
+  }
+  const Scalar* recurrent_mask(Index k) const override {
+    return k >= 0 && k < static_cast<Index>(layers_.size()) ? layers_[k].recurrent_mask() : nullptr;
+  }
 
  private:
   friend struct detail::StackPasses<Scalar>;
@@ -42,6 +52,8 @@ class StackCache final : public eigengru::detail::StackCacheInterface<Scalar> {
   Index steps_ = 0, batch_ = 0;
   std::vector<TrainingCache<Scalar>> layers_;     // layer-major, forward before reverse
   std::vector<RowMatrix<Scalar>> dropout_masks_;  // layer l >= 1: (T*B, D*H), 0 or 1/(1-p)
+  std::vector<RowMatrix<Scalar>> input_masks_;    // layer-direction k: (B, its input), or empty
+  RowMatrix<Scalar> masked_inputs_[2];            // a layer's input times each direction's mask
   RowMatrix<Scalar> between_[2];  // layer outputs below the top, then their gradients
 };
 

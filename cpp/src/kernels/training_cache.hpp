@@ -39,11 +39,16 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   bool has_bias() const override { return has_bias_; }
   bool reverse() const override { return reverse_; }
   const Nonlinearities& nonlinearities() const { return nonlinearities_; }
+  /// The state's per-sequence dropout mask (B, H) of the last training forward, or nullptr.
+  const Scalar* recurrent_mask() const {
+    return recurrent_mask_.size() > 0 ? recurrent_mask_.data() : nullptr;
+  }
   /// Bytes of memory held.
   std::size_t bytes() const override {
     return sizeof(Scalar) *
                static_cast<std::size_t>(inputs_.size() + weight_ih_.size() + weight_hh_.size() +
-                                        prev_states_.size() + gates_.size() + kept_copy_.size()) +
+                                        prev_states_.size() + gates_.size() + kept_copy_.size() +
+                                        recurrent_mask_.size() + masked_states_.size()) +
            sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
@@ -66,6 +71,10 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
   RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
   RowMatrix<Scalar> kept_copy_;    // backward's work copy of gates_ when the cache is kept
+  // With recurrent dropout only (else empty): the mask, and prev_states_ times it, what W_hh
+  // multiplied.
+  RowMatrix<Scalar> recurrent_mask_;  // (B, H)
+  RowMatrix<Scalar> masked_states_;   // (T*B, H)
 };
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET
