@@ -74,6 +74,8 @@ def test_keras_activations_compute_what_keras_does(rng, recurrent_activation, ac
     want_out, want_state = keras_outputs(layer, x)
     gru = interop.from_keras(layer)
     assert gru.functions[:2] != ("sigmoid", "tanh")
+    assert interop.from_keras(keras.layers.serialize(layer), layer.get_weights()).config() == \
+        gru.config()
     out, h_n = gru(x)
     assert_close(out, want_out, np.float32, "out")
     assert_close(h_n[0], want_state, np.float32, "final state")
