@@ -28,6 +28,15 @@ def assert_close(actual, expected, dtype, what, factor=1.0):
     assert error <= TOLERANCE[np.dtype(dtype)] * factor, f"{what}: relative error {error:.3g}"
 
 
+def assert_stack_training_is(gru, got, want, dtype):
+    """got: (out, h_n, dx, dh0) of a training forward and its backward, whose parameter
+    gradients are in gru.grads; want: reference.stack's (out, h_n, dx, dh0, grads by name)."""
+    for name, actual, expected in zip(("out", "h_n", "dx", "dh0"), got, want):
+        assert_close(actual, expected, dtype, name)
+    for name, grad in want[4].items():
+        assert_close(gru.grads[name], grad, dtype, name)
+
+
 @pytest.fixture
 def threads():
     """Restores eigengru's thread count after a test that sets its own."""

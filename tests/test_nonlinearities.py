@@ -15,7 +15,7 @@ import eigengru
 from eigengru import interop
 
 from . import reference
-from .conftest import assert_close
+from .conftest import assert_close, assert_stack_training_is
 
 T, B, I, H = 6, 3, 4, 16
 CASES = {
@@ -44,13 +44,7 @@ def test_every_pass_is_the_reference(rng, functions, reset_after):
     dx, dh0 = gru.backward(grad_out * (np.arange(T) < lengths[:, None]).T[..., None], grad_h_n)
     want = reference.stack(dict(gru.parameters()), 2, True, reset_after, x, h0, lengths,
                            grad_out, grad_h_n, reference.Functions(*functions))
-    want_out, want_h_n, want_dx, want_dh0, want_grads = want
-    assert_close(out, want_out, np.float64, "out")
-    assert_close(h_n, want_h_n, np.float64, "h_n")
-    assert_close(dx, want_dx, np.float64, "dx")
-    assert_close(dh0, want_dh0, np.float64, "dh0")
-    for name, grad in want_grads.items():
-        assert_close(gru.grads[name], grad, np.float64, name)
+    assert_stack_training_is(gru, (out, h_n, dx, dh0), want, np.float64)
     # the functions ran: the same weights with sigmoid and tanh give other outputs
     standard = eigengru.GRU(I, H, num_layers=2, bidirectional=True, reset_after=reset_after,
                             dtype=np.float64)
