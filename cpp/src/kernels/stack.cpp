@@ -99,7 +99,6 @@ struct StackPasses {
     RowMatrix<Scalar>* between = own_between;
     const bool input_dropout = training && spec.input_dropout > 0;
     const bool recurrent_dropout = training && spec.recurrent_dropout > 0;
-    RowMatrix<Scalar> recurrent_mask;
     if (training) {  // reuses the cache's memory; whatever forward it held is replaced
       cache->ready_ = false;
       cache->layers_.resize(L * D);
