@@ -18,23 +18,6 @@ namespace eigengru::EIGENGRU_KERNEL_SET {
 namespace detail {
 namespace {
 
-/// W_hh packed for backward's per-step products with the gate gradients: W_hh itself, as one
-/// block (reset_after) or as the r|z block and the n block (reset before the product).
-template <typename Scalar>
-struct BackwardRecurrentWeights {
-  PackedMatrix<Scalar> rz_or_all;
-  PackedMatrix<Scalar> n;
-
-  BackwardRecurrentWeights(const Scalar* w_hh, Index H, bool reset_after) {
-    if (reset_after) {
-      rz_or_all.pack(w_hh, 3 * H, H, H, 1);
-    } else {
-      rz_or_all.pack(w_hh, 2 * H, H, H, 1);
-      n.pack(w_hh + 2 * H * H, H, H, H, 1);
-    }
-  }
-};
-
 /// The products that follow from a run of consecutive rows of gate gradients D (rows of the
 /// records, [da_r, da_z, da_n, m'], cell.hpp): each pre-activation a = W u + b contributes
 /// dL/du = da W and dL/dW = daᵀ u, so
@@ -89,8 +72,8 @@ class BackwardPass {
  public:
   BackwardPass(const TrainingCache<Scalar>& c, Scalar* gates, int threads, const Scalar* grad_out,
                const Scalar* grad_h_n, Scalar* grad_x, const LayerGradients<Scalar>& grads,
-               bool accumulate_grad_x, const Scalar* weight_ih, const Scalar* weight_hh,
-               const Scalar* inputs, const Scalar* states, const Index* lengths, Index out_stride,
+               bool accumulate_grad_x, const BackwardWeights<Scalar>& weights, const Scalar* inputs,
+               const Scalar* states, const Index* lengths, Index out_stride,
                const Scalar* recurrent_mask, const Scalar* masked_states)
       : T_(c.steps()),
         B_(c.batch()),
@@ -111,7 +94,7 @@ class BackwardPass {
         recurrent_mask_(recurrent_mask),
         grad_out_(grad_out),
         grads_(grads),
-        recurrent_(weight_hh, H_, reset_after_),
+        recurrent_(weights),
         dh_(RowMatrix<Scalar>::Zero(B_, H_)),
         dgh_(B_, 3 * H_),
         dq_(reset_after_ ? 0 : B_, H_),
@@ -119,14 +102,13 @@ class BackwardPass {
         bias_sums_(RowMatrix<Scalar>::Zero(has_bias_ ? loop_threads_ : 1, 4 * H_)) {
     const Index G = 3 * H_;
     if (grad_h_n != nullptr) dh_ = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B_, H_);
-    if (grad_x != nullptr) w_ih_.pack(weight_ih, G, I_, I_, 1);
     products_ = {gates,
                  inputs,
                  product_states_,
                  I_,
                  H_,
                  reset_after_,
-                 grad_x != nullptr ? &w_ih_ : nullptr,
+                 grad_x != nullptr ? &weights.w_ih : nullptr,
                  grad_x,
                  accumulate_grad_x};
     const bool small_weights = G * (I_ + H_) * static_cast<Index>(sizeof(Scalar)) <= 512 * 1024;
@@ -284,8 +266,7 @@ class BackwardPass {
   const Scalar* recurrent_mask_;  // (B, H), or nullptr
   const Scalar* grad_out_;
   const LayerGradients<Scalar>& grads_;
-  const BackwardRecurrentWeights<Scalar> recurrent_;
-  PackedMatrix<Scalar> w_ih_;
+  const BackwardWeights<Scalar>& recurrent_;  // the cache's
   GradientProducts<Scalar> products_{};
   bool in_loop_ = false, partials_ = false;
   RowMatrix<Scalar> dh_;
@@ -314,9 +295,9 @@ void LayerPasses<Scalar>::backward(TrainingCache<Scalar>& c, const Scalar* grad_
     gates = c.kept_copy_.data();
   }
   BackwardPass<Scalar>(c, gates, threads, grad_out, grad_h_n, grad_x, grads, accumulate_grad_x,
-                       c.weight_ih_.data(), c.weight_hh_.data(), c.inputs_.data(),
-                       c.prev_states_.data(), c.lengths_.empty() ? nullptr : c.lengths_.data(),
-                       c.out_stride_, c.recurrent_mask(), c.masked_states_.data())
+                       c.weights_, c.inputs_.data(), c.prev_states_.data(),
+                       c.lengths_.empty() ? nullptr : c.lengths_.data(), c.out_stride_,
+                       c.recurrent_mask(), c.masked_states_.data())
       .run(grad_h0);
   if (!keep) c.ready_ = false;  // consumed; the memory stays for the next forward_training
 }

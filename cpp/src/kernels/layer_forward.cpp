@@ -227,7 +227,7 @@ void LayerPasses<Scalar>::forward_rows(const LayerWeights<Scalar>& w, const Sequ
                                        int threads, const Scalar* x, const Scalar* h0, Scalar* out,
                                        Scalar* h_n, TrainingCache<Scalar>* cache,
                                        const Scalar* recurrent_mask) {
-  const Index T = seq.steps, B = seq.batch, H = w.hidden_size, I = w.input_size, G = 3 * H;
+  const Index T = seq.steps, B = seq.batch, H = w.hidden_size, I = w.input_size;
   if (cache == nullptr) {
     RowsForward<Scalar>(w, seq, threads, seq.lengths, x, h0, out, nullptr, nullptr).run(h_n);
     return;
@@ -243,8 +243,6 @@ void LayerPasses<Scalar>::forward_rows(const LayerWeights<Scalar>& w, const Sequ
   c.gates_.resize(T * B, 4 * H);
   c.prev_states_.resize(T * B, H);
   c.inputs_ = Eigen::Map<const RowMatrix<Scalar>>(x, T * B, I);
-  c.weight_ih_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_ih, G, I);
-  c.weight_hh_ = Eigen::Map<const RowMatrix<Scalar>>(w.weight_hh, G, H);
   const Index* lengths = seq.lengths != nullptr ? c.lengths_.data() : nullptr;
   // Padded steps are never visited: their records and states are zeroed here, so that
   // backward's whole-sequence products add nothing for them.
@@ -257,6 +255,8 @@ void LayerPasses<Scalar>::forward_rows(const LayerWeights<Scalar>& w, const Sequ
   RowsForward<Scalar>(w, seq, threads, lengths, x, h0, out, c.gates_.data(), c.prev_states_.data(),
                       recurrent_mask)
       .run(h_n);
+  // Packed once the forward's own packed weights are gone: a first call's memory peaks lower.
+  c.weights_.pack(w, threads);
   if (recurrent_mask != nullptr) {  // what W_hh multiplied, for backward's weight gradients
     c.recurrent_mask_ = Eigen::Map<const RowMatrix<Scalar>>(recurrent_mask, B, H);
     c.masked_states_.resize(T * B, H);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "backward_weights.hpp"
 #include "eigengru/weights.hpp"
 #include "kernel_set.hpp"
 #include "matrix_types.hpp"
@@ -18,7 +19,8 @@ struct LayerPasses;
 
 /// Filled by forward_training(), consumed by backward(): the gate activations of every step and
 /// row (r, z, n and the factor of W_hn, 4H values), the state each step started from, and copies of
-/// the input and of the weights, so that backward differentiates exactly the forward that ran
+/// the input and of the weights (packed for backward's products), so that backward
+/// differentiates exactly the forward that ran
 /// even if the caller reuses its buffers in between. backward() overwrites the gate activations
 /// with gate gradients, so one forward allows one backward. A consumed cache keeps its memory
 /// for the next forward_training() to reuse (fresh memory costs page faults on every call);
@@ -46,9 +48,9 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   /// Bytes of memory held.
   std::size_t bytes() const override {
     return sizeof(Scalar) *
-               static_cast<std::size_t>(inputs_.size() + weight_ih_.size() + weight_hh_.size() +
-                                        prev_states_.size() + gates_.size() + kept_copy_.size() +
-                                        recurrent_mask_.size() + masked_states_.size()) +
+               static_cast<std::size_t>(inputs_.size() + weights_.size() + prev_states_.size() +
+                                        gates_.size() + kept_copy_.size() + recurrent_mask_.size() +
+                                        masked_states_.size()) +
            sizeof(Index) * lengths_.size();
   }
   /// Releases the memory; ready() becomes false.
@@ -63,10 +65,9 @@ class TrainingCache final : public eigengru::detail::TrainingCacheInterface<Scal
   int threads_ = 0;
   bool reset_after_ = true, has_bias_ = true, reverse_ = false;
   Nonlinearities nonlinearities_;
-  std::vector<Index> lengths_;   // B entries
-  RowMatrix<Scalar> inputs_;     // (T*B, I)
-  RowMatrix<Scalar> weight_ih_;  // (3H, I)
-  RowMatrix<Scalar> weight_hh_;  // (3H, H)
+  std::vector<Index> lengths_;  // B entries
+  RowMatrix<Scalar> inputs_;    // (T*B, I)
+  detail::BackwardWeights<Scalar> weights_;
   // Indexed by time t and row b as row t*B + b, zero at padded steps:
   RowMatrix<Scalar> prev_states_;  // (T*B, H): the state the step at (t, b) started from
   RowMatrix<Scalar> gates_;        // (T*B, 4H): the gate records of cell.hpp
