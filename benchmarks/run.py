@@ -1,5 +1,6 @@
 """eigengru's benchmark suite: eigengru against torch.nn.GRU and ONNX Runtime's GRU, on identical
-weights and inputs in one run, with the GEMM bound and the training memory beside them.
+weights and inputs in one run, with the GEMM bound and the training memory beside them, and
+against JAX when it is installed (benchmarks/jax_peer.py).
 
     python benchmarks/run.py                       # standard shapes, 1 thread and all cores
     python benchmarks/run.py --shape 200,8,40,100 --threads 1,2,4 --repeats 7
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -149,7 +151,7 @@ def machine() -> dict:
         isa = []
     versions = {"eigengru": eigengru.__version__, "numpy": np.__version__,
                 "python": platform.python_version()}
-    for name in ("torch", "onnxruntime"):
+    for name in ("torch", "onnxruntime", "jax"):
         try:
             versions[name] = __import__(name).__version__
         except ImportError:
@@ -211,6 +213,12 @@ def main() -> None:
 
         steps = step_loops.measure(args.repeats)
         print("\n" + step_loops.markdown(steps))
+    jax_cells = []
+    if importlib.util.find_spec("jax") is not None:
+        import jax_peer  # beside this script
+
+        jax_cells = jax_peer.measure(threads, args.repeats)
+        print("\n" + jax_peer.section(jax_cells))
     memory = {"eigengru": memory_probe("eigengru", bench.SHAPES["large"])}
     if "torch" in peers:
         memory["torch"] = memory_probe("torch", bench.SHAPES["large"])
@@ -230,7 +238,8 @@ def main() -> None:
     results = {"machine": info, "cells": [c.to_dict() for c in cells],
                "gemm_bound": [{"shape": k[0], "threads": k[1], **v} for k, v in bounds.items()],
                "memory": memory, "streaming": streaming, "packed_versus_padded": packing,
-               "step_loops": [dict(row, size=list(row["size"])) for row in steps]}
+               "step_loops": [dict(row, size=list(row["size"])) for row in steps],
+               "jax": jax_cells}
     # The kernel-set comparison (benchmarks/kernel_sets.py --write) is a run of its own: kept.
     import kernel_sets
 
@@ -239,6 +248,10 @@ def main() -> None:
         results["kernel_sets"] = json.loads(old_json.read_text())["kernel_sets"]
     text = markdown(info, table, memory, streaming, packing, targets_table(cells, bounds),
                     bounds, args.repeats) + step_loops_section(steps)
+    if jax_cells:
+        import jax_peer
+
+        text = text.rstrip("\n") + "\n\n" + jax_peer.section(jax_cells)
     if "kernel_sets" in results:
         text = text.rstrip("\n") + "\n\n" + kernel_sets.section(results["kernel_sets"]) + "\n"
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")

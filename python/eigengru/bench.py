@@ -1,8 +1,10 @@
 """Timing eigengru against its peers on identical weights and inputs, in one run.
 
 Used by ``eigengru bench`` and by the benchmark suite (``benchmarks/run.py``). PyTorch and ONNX
-Runtime are timed when installed. Peers are interleaved repeat by repeat, after a warm-up, and
-each cell reports the median, min and max of the repeats.
+Runtime are timed when installed, and JAX when asked for (its CPU backend sizes its thread pool
+when it starts, so the suite times it in a process of its own per thread count). Peers are
+interleaved repeat by repeat, after a warm-up, and each cell reports the median, min and max of
+the repeats.
 
 Each timed call directly follows an untimed call of the same library, so that every library is
 timed as it runs in a loop of its own calls, not while the core recovers from the previous
@@ -149,6 +151,9 @@ def _runners(dims, mode: str, threads: int, peers: Iterable[str],
                 module.zero_grad(set_to_none=True)
             runners["torch"] = torch_training
 
+    if "jax" in peers:
+        runners["jax"] = _jax_runner(gru, x, grad, mode)
+
     if "onnxruntime" in peers and mode == "inference":
         import onnxruntime
 
@@ -165,6 +170,43 @@ def _runners(dims, mode: str, threads: int, peers: Iterable[str],
                                                    providers=["CPUExecutionProvider"])
         runners["onnxruntime"] = lambda: session.run(None, {"X": x})
     return runners
+
+
+def _jax_runner(gru: GRU, x: np.ndarray, grad: np.ndarray, mode: str) -> Callable[[], Any]:
+    """The GRU in JAX as one would write it: the input projection for all steps, then a
+    ``jax.lax.scan`` over the steps, jitted; training is ``jax.value_and_grad`` of
+    ``sum(out * grad)`` with respect to the weights and the input (dx, as the others compute).
+    Checked against eigengru's output before it is timed."""
+    import jax
+    import jax.numpy as jnp
+
+    params = tuple(jnp.asarray(p) for _, p in gru.parameters())
+    xj, gj = jnp.asarray(x), jnp.asarray(grad)
+    h0 = jnp.zeros((x.shape[1], gru.hidden_size), x.dtype)
+
+    def forward(params, x):
+        w_ih, w_hh, b_ih, b_hh = params
+        gx = x @ w_ih.T + b_ih
+
+        def step(h, gx_t):
+            x_r, x_z, x_n = jnp.split(gx_t, 3, axis=-1)
+            h_r, h_z, h_n = jnp.split(h @ w_hh.T + b_hh, 3, axis=-1)
+            r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + r * h_n)
+            h = (1 - z) * n + z * h
+            return h, h
+
+        return jax.lax.scan(step, h0, gx)[1]
+
+    infer = jax.jit(forward)
+    train = jax.jit(jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x) * gj), argnums=(0, 1)))
+    got = np.asarray(infer(params, xj))
+    want, _ = gru(x)
+    if not np.allclose(got, want, atol=1e-4):
+        raise AssertionError(f"the JAX GRU differs from eigengru by {np.abs(got - want).max()}")
+    if mode == "inference":
+        return lambda: jax.block_until_ready(infer(params, xj))
+    return lambda: jax.block_until_ready(train(params, xj))
 
 
 #: Short cells repeat until their timed calls add up to this many seconds (at most
