@@ -1,5 +1,5 @@
-// The gate nonlinearities of a layer other than the standard sigmoid and tanh (ONNX's
-// activations and clip), applied to one chunk of a row, with their derivatives.
+// A layer's gate nonlinearities applied to one chunk of a row, with their derivatives: the
+// standard sigmoid and tanh, inlined, and the others of ONNX's activations with its clip.
 //
 // The backward reads only a function's outputs (the gate records hold r, z and n), so each
 // derivative is written in terms of the output y. With clip c, a pre-activation a outside
