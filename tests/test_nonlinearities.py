@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -89,6 +91,26 @@ def test_functions_survive_files_and_copies(tmp_path, rng):
         np.testing.assert_array_equal(twin(x)[0], out)
     standard = eigengru.GRU(I, H)
     assert "gate_activation" not in standard.config() and "clip" not in repr(standard)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    (0, 9, r"unknown activation kind in \(9, 3\)"),
+    (4, 0.5, r"relu takes no parameters, got \(0.5, 0.0\)"),
+    (6, -1.0, "clip -1.0 is negative or not a number"),
+])
+def test_a_damaged_functions_block_is_refused_by_name(tmp_path, field, value, message):
+    """The .egru functions block (i32 kinds, then alpha, beta of each and clip), altered and
+    given a valid checksum: the Python reader names the problem."""
+    path = tmp_path / "m.egru"
+    model(CASES["hard sigmoid, relu, clip"], dtype=np.float32).save(path)
+    data = bytearray(path.read_bytes())
+    block = struct.Struct("<8sIIIIIId").size
+    offset = block + (4 * field if field < 2 else 8 + 8 * (field - 2))
+    struct.pack_into("<i" if field < 2 else "<d", data, offset, value)
+    struct.pack_into("<I", data, len(data) - 4, zlib.crc32(bytes(data[:-4])))
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"not a readable eigengru model file \\({message}"):
+        eigengru.GRU.load(path)
 
 
 def test_hard_sigmoid_takes_onnx_defaults():

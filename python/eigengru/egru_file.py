@@ -106,8 +106,4 @@ def _decoded_functions(data: bytes, at: int, path: str) -> dict[str, Any]:
         kinds = nonlinearities.from_core((gate, candidate), tuple(values))
     except ValueError as error:
         raise ValueError(f"{path}: not a readable eigengru model file ({error})") from None
-    names = {v: k for k, v in nonlinearities.KINDS.items()}
-    if any(names[k] != "hard_sigmoid" and (values[2 * i] or values[2 * i + 1])
-           for i, k in enumerate((gate, candidate))) or not values[4] >= 0:
-        raise ValueError(f"{path}: not a readable eigengru model file (bad functions)")
     return dict(zip(("gate_activation", "candidate_activation", "clip"), kinds))

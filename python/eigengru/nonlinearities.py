@@ -77,13 +77,20 @@ def core_functions(gate: Activation, candidate: Activation,
 def from_core(kinds: tuple[int, int], values: tuple[float, ...]) -> tuple[Activation, Activation,
                                                                           float | None]:
     """(gate, candidate, clip) from the core's kinds and (gate alpha, beta, candidate alpha,
-    beta, clip), as a model file stores them; ValueError for unknown kinds."""
+    beta, clip), as a model file stores them; ValueError for unknown kinds, parameters where a
+    kind takes none, and a clip that is negative or not a number."""
     names = {v: k for k, v in KINDS.items()}
     if any(k not in names for k in kinds):
         raise ValueError(f"unknown activation kind in {kinds}")
+    if not values[4] >= 0:
+        raise ValueError(f"clip {values[4]} is negative or not a number")
 
     def made(kind: int, alpha: float, beta: float) -> Activation:
-        return (names[kind], alpha, beta) if names[kind] == "hard_sigmoid" else names[kind]
+        if names[kind] == "hard_sigmoid":
+            return (names[kind], alpha, beta)
+        if alpha or beta:
+            raise ValueError(f"{names[kind]} takes no parameters, got {(alpha, beta)}")
+        return names[kind]
 
     gate = made(kinds[0], values[0], values[1])
     candidate = made(kinds[1], values[2], values[3])
