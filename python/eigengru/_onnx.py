@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from . import nonlinearities
 from ._checks import shape_text
 from ._imported_arrays import as_numpy, dtype_of, zr_to_rz
 from .gru import GRU
 
 _ONNX_OPSET = 14
 
-#: ONNX's activation names that eigengru computes (matched without regard to case, as ONNX
-#: Runtime does), and those of them that take alpha and beta.
-_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu",
-                "hardsigmoid": "hard_sigmoid"}
+#: ONNX's names of the activations eigengru computes, and eigengru's by ONNX's name in lower
+#: case (ONNX Runtime matches names without regard to case).
 _ONNX_NAMES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "hard_sigmoid": "HardSigmoid"}
+_ACTIVATIONS = {onnx.lower(): name for name, onnx in _ONNX_NAMES.items()}
 
 
 # -- the operator's tensors --------------------------------------------------------------------
@@ -100,7 +100,7 @@ def functions_of(activations: Any, alpha: Any, beta: Any, clip: Any, directions:
 
 def onnx_functions(gru: GRU) -> dict[str, Any]:
     """The operator's attributes for the GRU's functions (none for the standard ones)."""
-    if gru.functions == ("sigmoid", "tanh", None):
+    if gru.functions == nonlinearities.STANDARD:
         return {}
     names, alphas, betas = [], [], []
     for f in (gru.gate_activation, gru.candidate_activation) * gru.directions:
