@@ -27,6 +27,9 @@ set(_eigengru_kernel_sources
   cpp/src/kernels/layer_forward.cpp
   cpp/src/kernels/layer_forward_units.cpp
   cpp/src/kernels/packed_matrix.cpp
+  cpp/src/kernels/quantized_layer.cpp
+  cpp/src/kernels/quantized_matrix.cpp
+  cpp/src/kernels/quantized_stack.cpp
   cpp/src/kernels/stack.cpp
   cpp/src/kernels/stack_step.cpp
   cpp/src/kernels/stream.cpp

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "eigengru/quantized.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack_spec.hpp"
 #include "eigengru/types.hpp"
@@ -108,12 +109,28 @@ struct KernelFunctions {
   GRUCellInterface<Scalar>* (*new_gru_cell)(const LayerWeights<Scalar>&);
 };
 
+/// See eigengru::QuantizedGRU: a quantized stack, packed.
+class QuantizedStackInterface {
+ public:
+  virtual ~QuantizedStackInterface() = default;
+  virtual void forward(Index steps, Index batch, const Index* lengths, const float* x,
+                       const float* h0, float* out, float* h_n, int threads) const = 0;
+};
+
+/// One kernel set's entry points for quantized stacks, whose arguments are checked already.
+struct QuantizedFunctions {
+  QuantizedStackInterface* (*new_stack)(const StackSpec&, const QuantizedLayer*);
+  StreamInterface<float>* (*new_stream)(const StackSpec&, const QuantizedLayer*, Index);
+  const char* (*kernel)(Precision);
+};
+
 /// A compiled kernel set.
 struct KernelSet {
   const char* name;       ///< "avx512", "avx2", "baseline" or "native"
   const char* (*simd)();  ///< the SIMD instruction sets its code is compiled for
   KernelFunctions<float> f32;
   KernelFunctions<double> f64;
+  QuantizedFunctions quantized;
 
   template <typename Scalar>
   const KernelFunctions<Scalar>& functions() const {

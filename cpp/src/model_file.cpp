@@ -6,12 +6,14 @@
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <type_traits>
 
 namespace eigengru {
 namespace {
 
 constexpr char kMagic[8] = {'E', 'I', 'G', 'E', 'N', 'G', 'R', 'U'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 1;           // float models
+constexpr std::uint32_t kQuantizedVersion = 2;  // quantized ones
 constexpr std::uint32_t kFunctionsFlag = 32;
 constexpr std::uint32_t kSequenceDropoutFlag = 64;
 constexpr std::uint32_t kMaxSize = 1u << 20;  // refuses absurd sizes from a damaged header
@@ -64,10 +66,57 @@ class Reader {
   std::size_t at_ = 0;
 };
 
+/// A weight matrix (rows, cols) of a quantized model, as stored.
+QuantizedMatrix read_matrix(Reader& in, Precision precision, Index rows, Index cols,
+                            const std::string& name) {
+  QuantizedMatrix m;
+  m.precision = precision;
+  m.rows = rows;
+  m.cols = cols;
+  const auto count = static_cast<std::size_t>(rows * cols);
+  // Each block is taken (bounds-checked) before its vector is sized, so that a damaged header
+  // cannot ask for a huge allocation.
+  if (precision == Precision::kBfloat16) {
+    const unsigned char* raw = in.take(count * 2);
+    m.bfloat16.resize(count);
+    std::memcpy(m.bfloat16.data(), raw, count * 2);
+  } else {
+    const unsigned char* scales = in.take(static_cast<std::size_t>(rows) * 4);
+    m.scales.resize(static_cast<std::size_t>(rows));
+    std::memcpy(m.scales.data(), scales, m.scales.size() * 4);
+    const unsigned char* values = in.take(count);
+    m.int8.resize(count);
+    std::memcpy(m.int8.data(), values, count);
+  }
+  if (!m.valid())
+    in.fail(name + ": an int8 value of -128 or a scale that is negative or not finite");
+  return m;
+}
+
+template <typename T>
+std::vector<T> read_values(Reader& in, std::size_t count, std::uint32_t scalar_size) {
+  const unsigned char* raw = in.take(count * scalar_size);
+  std::vector<T> values(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (scalar_size == 4) {
+      float v;
+      std::memcpy(&v, raw + i * 4, 4);
+      values[i] = static_cast<T>(v);
+    } else {
+      double v;
+      std::memcpy(&v, raw + i * 8, 8);
+      values[i] = static_cast<T>(v);
+    }
+  }
+  return values;
+}
+
 }  // namespace
 
 template <typename Scalar>
 std::vector<LayerWeights<Scalar>> Model<Scalar>::layers() const {
+  if (precision != Precision::kFloat)
+    throw std::logic_error("Model::layers: a quantized model's layers are in `quantized`");
   std::vector<LayerWeights<Scalar>> views;
   const std::size_t per = bias ? 4 : 2;
   for (std::size_t k = 0; k * per < parameters.size(); ++k) {
@@ -99,14 +148,24 @@ Model<Scalar> load_model(const std::string& path) {
     in.fail("not an eigengru model file (no EIGENGRU signature)");
   in.take(sizeof(kMagic));
   const auto version = in.read<std::uint32_t>();
-  if (version != kVersion)
+  if (version != kVersion && version != kQuantizedVersion)
     in.fail("model file version " + std::to_string(version) +
-            " is not supported (this "
-            "eigengru reads version " +
-            std::to_string(kVersion) + ")");
+            " is not supported (this eigengru reads versions 1 and 2)");
   const auto scalar_size = in.read<std::uint32_t>();
   if (scalar_size != 4 && scalar_size != 8)
     in.fail("unknown scalar size " + std::to_string(scalar_size) + " (expected 4 or 8)");
+  Precision precision = Precision::kFloat;
+  if (version == kQuantizedVersion) {
+    const auto stored = in.read<std::uint32_t>();
+    if (stored != 1 && stored != 2)
+      in.fail("unknown precision " + std::to_string(stored) + " (expected 1 or 2)");
+    if (scalar_size != 4) in.fail("a quantized model with scalar size " +
+                                  std::to_string(scalar_size) + " (expected 4)");
+    precision = static_cast<Precision>(stored);
+    if constexpr (!std::is_same_v<Scalar, float>)
+      in.fail(std::string("a ") + precision_name(precision) +
+              " model runs in float: load it as Model<float>");
+  }
   const auto input_size = in.read<std::uint32_t>(), hidden_size = in.read<std::uint32_t>(),
              num_layers = in.read<std::uint32_t>(), flags = in.read<std::uint32_t>();
   const auto dropout = in.read<double>();
@@ -145,6 +204,7 @@ Model<Scalar> load_model(const std::string& path) {
   }
 
   Model<Scalar> model;
+  model.precision = precision;
   model.spec.input_size = input_size;
   model.spec.hidden_size = hidden_size;
   model.spec.num_layers = num_layers;
@@ -161,29 +221,36 @@ Model<Scalar> load_model(const std::string& path) {
   for (Index l = 0; l < num_layers; ++l)
     for (Index d = 0; d < D; ++d) {
       const std::string suffix = "_l" + std::to_string(l) + (d ? "_reverse" : "");
+      const Index in_size = model.spec.layer_input_size(l);
+      if (precision != Precision::kFloat) {
+        QuantizedLayer q;
+        q.input_size = in_size;
+        q.hidden_size = H;
+        q.reset_after = model.spec.reset_after;
+        q.nonlinearities = functions;
+        q.weight_ih = read_matrix(in, precision, 3 * H, in_size, "weight_ih" + suffix);
+        q.weight_hh = read_matrix(in, precision, 3 * H, H, "weight_hh" + suffix);
+        model.names.push_back("weight_ih" + suffix);
+        model.names.push_back("weight_hh" + suffix);
+        if (model.bias) {
+          q.bias_ih = read_values<float>(in, 3 * H, 4);
+          q.bias_hh = read_values<float>(in, 3 * H, 4);
+          model.names.push_back("bias_ih" + suffix);
+          model.names.push_back("bias_hh" + suffix);
+        }
+        model.quantized.push_back(std::move(q));
+        continue;
+      }
       std::vector<std::pair<std::string, Index>> entries = {
-          {"weight_ih" + suffix, 3 * H * model.spec.layer_input_size(l)},
-          {"weight_hh" + suffix, 3 * H * H}};
+          {"weight_ih" + suffix, 3 * H * in_size}, {"weight_hh" + suffix, 3 * H * H}};
       if (model.bias) {
         entries.push_back({"bias_ih" + suffix, 3 * H});
         entries.push_back({"bias_hh" + suffix, 3 * H});
       }
       for (const auto& [name, count] : entries) {
-        const unsigned char* raw = in.take(static_cast<std::size_t>(count) * scalar_size);
-        std::vector<Scalar> values(static_cast<std::size_t>(count));
-        for (Index i = 0; i < count; ++i) {
-          if (scalar_size == 4) {
-            float v;
-            std::memcpy(&v, raw + i * 4, 4);
-            values[i] = static_cast<Scalar>(v);
-          } else {
-            double v;
-            std::memcpy(&v, raw + i * 8, 8);
-            values[i] = static_cast<Scalar>(v);
-          }
-        }
         model.names.push_back(name);
-        model.parameters.push_back(std::move(values));
+        model.parameters.push_back(
+            read_values<Scalar>(in, static_cast<std::size_t>(count), scalar_size));
       }
     }
   const std::size_t body = in.at();
@@ -198,16 +265,32 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
   const StackSpec& spec = model.spec;
   const Index H = spec.hidden_size, D = spec.directions();
   const std::size_t per = model.bias ? 4 : 2;
-  if (model.parameters.size() != static_cast<std::size_t>(spec.num_layers * D) * per)
+  const bool quantized = model.precision != Precision::kFloat;
+  if (quantized) {
+    if (!std::is_same_v<Scalar, float>)
+      throw std::invalid_argument("save_model: a quantized model is a Model<float>");
+    if (model.quantized.size() != static_cast<std::size_t>(spec.num_layers * D) ||
+        !model.parameters.empty())
+      throw std::invalid_argument("save_model: wrong number of quantized layers for the spec");
+    for (std::size_t k = 0; k < model.quantized.size(); ++k) {
+      const QuantizedLayer& q = model.quantized[k];
+      if (!matches_spec(q, spec, static_cast<Index>(k) / D) || q.precision() != model.precision ||
+          q.has_bias() != model.bias)
+        throw std::invalid_argument("save_model: quantized layer-direction " +
+                                    std::to_string(k) + " does not match the model");
+    }
+  } else if (model.parameters.size() != static_cast<std::size_t>(spec.num_layers * D) * per) {
     throw std::invalid_argument("save_model: wrong number of parameters for the spec");
+  }
   const bool sequence_dropout = spec.input_dropout != 0.0 || spec.recurrent_dropout != 0.0;
   std::vector<unsigned char> bytes(kMagic, kMagic + sizeof(kMagic));
   auto put = [&](auto value) {
     const auto* p = reinterpret_cast<const unsigned char*>(&value);
     bytes.insert(bytes.end(), p, p + sizeof(value));
   };
-  put(kVersion);
+  put(quantized ? kQuantizedVersion : kVersion);
   put(static_cast<std::uint32_t>(sizeof(Scalar)));
+  if (quantized) put(static_cast<std::uint32_t>(model.precision));
   put(static_cast<std::uint32_t>(spec.input_size));
   put(static_cast<std::uint32_t>(H));
   put(static_cast<std::uint32_t>(spec.num_layers));
@@ -228,6 +311,15 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
     put(static_cast<std::int32_t>(f.candidate.kind));
     for (double v : {f.gate.alpha, f.gate.beta, f.candidate.alpha, f.candidate.beta, f.clip})
       put(v);
+  }
+  for (const QuantizedLayer& q : model.quantized) {
+    for (const QuantizedMatrix* m : {&q.weight_ih, &q.weight_hh}) {
+      for (float v : m->scales) put(v);
+      for (std::int8_t v : m->int8) put(v);
+      for (std::uint16_t v : m->bfloat16) put(v);
+    }
+    for (float v : q.bias_ih) put(v);
+    for (float v : q.bias_hh) put(v);
   }
   for (std::size_t k = 0; k < model.parameters.size(); ++k) {
     const Index layer = static_cast<Index>(k / per) / D;

@@ -13,8 +13,9 @@ from . import interop
 from ._core import __version__, build_info
 from .cell import GRUCell
 from .gru import GRU
+from .quantized import QuantizedGRU
 from .stream import Stream
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["GRU", "GRUCell", "Stream", "__version__", "build_info", "get_num_threads", "interop",
+__all__ = ["GRU", "GRUCell", "QuantizedGRU", "Stream", "__version__", "build_info", "get_num_threads", "interop",
            "set_num_threads"]

@@ -20,6 +20,7 @@ from .parameters import layer_parameters
 
 MAGIC = b"EIGENGRU"
 VERSION = 1
+QUANTIZED_VERSION = 2  # written and read by the core: see eigengru.QuantizedGRU
 _HEADER = struct.Struct("<8sIIIIIId")
 _FUNCTIONS = struct.Struct("<ii5d")
 _FUNCTIONS_FLAG = 32
@@ -59,6 +60,8 @@ def decode(data: bytes, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray
     if len(data) < _HEADER.size + 4 or not data.startswith(MAGIC):
         raise ValueError(f"{path}: not an eigengru model file")
     _, version, size, inputs, hidden, layers, flags, dropout = _HEADER.unpack_from(data)
+    if version == QUANTIZED_VERSION:
+        raise ValueError(f"{path}: a quantized model; read it with eigengru.QuantizedGRU.load")
     if version != VERSION:
         raise ValueError(f"{path}: model file version {version} is not supported (this "
                          f"eigengru reads version {VERSION})")

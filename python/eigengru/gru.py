@@ -25,6 +25,7 @@ from ._checks import (
     shape_text,
 )
 from .parameters import NamedParameters, layer_parameters
+from .quantized import QuantizedGRU, quantize
 from .stream import Stream
 
 _CACHES = {np.dtype(np.float32): _core.TrainingCacheFloat32,
@@ -200,24 +201,8 @@ class GRU(NamedParameters):
         With ``train=True`` dropout applies between layers and the model keeps what
         ``backward`` needs (one backward per forward).
         """
-        x = real_array(x, "x", self.dtype)
-        unbatched = input_is_unbatched(x.shape, "x", self.input_size, step=False,
-                                       batch_first=self.batch_first)
-        if unbatched:
-            x = x[:, np.newaxis, :]
-        elif self.batch_first:  # one step's (B, 1, I) is (1, B, I) already
-            x = x.reshape(1, x.shape[0], -1) if x.shape[1] == 1 else \
-                np.ascontiguousarray(x.transpose(1, 0, 2))
-        steps, batch = x.shape[:2]
-        stacked = self.num_layers * self.directions
-        if h0 is not None:
-            h0 = real_array(h0, "h0", self.dtype)
-            check_state(h0, "h0", STACK_STATE, (stacked, batch, self.hidden_size), unbatched)
-            if unbatched:
-                h0 = np.ascontiguousarray(h0[:, np.newaxis, :])
-        if lengths is not None:
-            lengths = _checked_lengths(lengths, batch, steps, unbatched)
-        if steps == 1 and not train and lengths is None:
+        x, h0, lengths, unbatched = sequence_inputs(self, x, h0, lengths)
+        if len(x) == 1 and not train and lengths is None:
             return self._one_step(x[0], h0, unbatched)
         layers = self._layer_weights()
         if train:
@@ -299,13 +284,7 @@ class GRU(NamedParameters):
         return Stream(self, batch)
 
     def _user_layout(self, sequence: np.ndarray, unbatched: bool) -> np.ndarray:
-        """(T, B, F) as the caller laid out its input."""
-        if unbatched:
-            return sequence[:, 0]
-        if self.batch_first:  # one step's (1, B, F) is (B, 1, F) already
-            return sequence.reshape(sequence.shape[1], 1, -1) if len(sequence) == 1 else \
-                np.ascontiguousarray(sequence.transpose(1, 0, 2))
-        return sequence
+        return user_layout(sequence, unbatched, self.batch_first)
 
     def _layer_weights(self) -> list[tuple[Any, ...]]:
         p = self._params
@@ -326,10 +305,12 @@ class GRU(NamedParameters):
              for k, v in self._changed_functions().items()}
 
     def _changed_functions(self) -> dict[str, Any]:
-        """The functions that differ from the standard ones, by constructor argument."""
-        names = ("gate_activation", "candidate_activation", "clip")
-        return {k: v for k, v, standard in zip(names, self.functions, nonlinearities.STANDARD)
-                if v != standard}
+        return nonlinearities.changed(self.functions)
+
+    def quantize(self, precision: str) -> QuantizedGRU:
+        """An inference-only copy of this model with its weight matrices in ``"bfloat16"`` or
+        ``"int8"`` (see ``QuantizedGRU``); later changes to this model do not reach it."""
+        return quantize(self, precision)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model (config and weights) to a file, without pickle.
@@ -409,6 +390,41 @@ def _read_npz(f, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ValueError(f"{path}: model file version {config.get('version')} is not "
                          f"supported (this eigengru reads version {_FILE_VERSION})")
     return config, arrays
+
+
+def sequence_inputs(model: Any, x: Any, h0: Any, lengths: Any
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
+    """A stack's forward arguments, checked and in the core's layout: ``(x (T, B, I), h0
+    (L*D, B, H) or None, lengths (B,) int64 or None, whether x was unbatched)``. ``model`` has a
+    GRU's shape attributes and ``dtype``."""
+    x = real_array(x, "x", model.dtype)
+    unbatched = input_is_unbatched(x.shape, "x", model.input_size, step=False,
+                                   batch_first=model.batch_first)
+    if unbatched:
+        x = x[:, np.newaxis, :]
+    elif model.batch_first:  # one step's (B, 1, I) is (1, B, I) already
+        x = x.reshape(1, x.shape[0], -1) if x.shape[1] == 1 else \
+            np.ascontiguousarray(x.transpose(1, 0, 2))
+    steps, batch = x.shape[:2]
+    stacked = model.num_layers * model.directions
+    if h0 is not None:
+        h0 = real_array(h0, "h0", model.dtype)
+        check_state(h0, "h0", STACK_STATE, (stacked, batch, model.hidden_size), unbatched)
+        if unbatched:
+            h0 = np.ascontiguousarray(h0[:, np.newaxis, :])
+    if lengths is not None:
+        lengths = _checked_lengths(lengths, batch, steps, unbatched)
+    return x, h0, lengths, unbatched
+
+
+def user_layout(sequence: np.ndarray, unbatched: bool, batch_first: bool) -> np.ndarray:
+    """(T, B, F) as the caller laid out its input."""
+    if unbatched:
+        return sequence[:, 0]
+    if batch_first:  # one step's (1, B, F) is (B, 1, F) already
+        return sequence.reshape(sequence.shape[1], 1, -1) if len(sequence) == 1 else \
+            np.ascontiguousarray(sequence.transpose(1, 0, 2))
+    return sequence
 
 
 def _checked_lengths(lengths: Any, batch: int, steps: int, unbatched: bool) -> np.ndarray:

@@ -62,6 +62,12 @@ def clip_bound(value: Any) -> float | None:
     return bound
 
 
+def changed(functions: tuple[Activation, Activation, float | None]) -> dict[str, Any]:
+    """The functions that differ from the standard ones, by constructor argument."""
+    names = ("gate_activation", "candidate_activation", "clip")
+    return {k: v for k, v, standard in zip(names, functions, STANDARD) if v != standard}
+
+
 def core_functions(gate: Activation, candidate: Activation,
                    clip: float | None) -> tuple[Any, ...] | None:
     """The core's form of normalised functions, None for the standard ones."""

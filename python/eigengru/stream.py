@@ -28,8 +28,11 @@ class Stream:
                              "cannot run step by step (its reverse direction starts at the end "
                              "of the sequence)")
         batch = positive_int(batch, "batch")
-        layers = gru._layer_weights()
-        self._core = _STREAMS[gru.dtype](gru._spec, layers, batch)
+        quantized = getattr(gru, "precision", None) is not None
+        if quantized:  # a QuantizedGRU
+            self._core = _core.StreamFloat32(gru._core, batch)
+        else:
+            self._core = _STREAMS[gru.dtype](gru._spec, gru._layer_weights(), batch)
         self.dtype, self.batch = gru.dtype, batch
         self._shape = (batch, gru.hidden_size)
         self.input_size, self.hidden_size, self.num_layers = (gru.input_size, gru.hidden_size,

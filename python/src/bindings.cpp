@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "eigengru/eigengru.hpp"
@@ -261,13 +262,18 @@ void register_scalar(py::module_& m, const char* cache_name) {
 template <typename Scalar>
 void register_stream(py::module_& m, const char* name) {
   using Stream = eigengru::Stream<Scalar>;
-  py::class_<Stream>(m, name, "A unidirectional stack run one time step per call.")
-      .def(py::init([](const eigengru::StackSpec& spec, const py::list& layers, Index batch) {
+  py::class_<Stream> stream(m, name, "A unidirectional stack run one time step per call.");
+  stream.def(py::init([](const eigengru::StackSpec& spec, const py::list& layers, Index batch) {
              const auto weights = stack_weights<Scalar>(layers, spec);
              return std::make_unique<Stream>(spec, weights.data(), batch);
            }),
-           py::arg("spec"), py::arg("layers"), py::arg("batch"))
-      .def_property_readonly("batch", &Stream::batch)
+           py::arg("spec"), py::arg("layers"), py::arg("batch"));
+  if constexpr (std::is_same_v<Scalar, float>)
+    stream.def(py::init([](const eigengru::QuantizedGRU& q, Index batch) {
+                 return std::make_unique<Stream>(q.spec(), q.layers().data(), batch);
+               }),
+               py::arg("quantized"), py::arg("batch"));
+  stream.def_property_readonly("batch", &Stream::batch)
       .def(
           "step",
           // Keeps the GIL: a step takes microseconds, and releasing it would add to each one.
@@ -375,6 +381,130 @@ void register_cell(py::module_& m, const char* name) {
           py::arg("dh"), py::arg("grads"), py::arg("accumulate"));
 }
 
+eigengru::Precision precision_of(const std::string& name) {
+  if (name == "bfloat16") return eigengru::Precision::kBfloat16;
+  if (name == "int8") return eigengru::Precision::kInt8;
+  throw py::value_error("precision: expected 'bfloat16' or 'int8', got '" + name + "'");
+}
+
+/// A quantized matrix's stored arrays: (values, scales): int8 values and float32 scales, or
+/// bfloat16 bit patterns (uint16) and None.
+py::tuple matrix_arrays(const eigengru::QuantizedMatrix& m) {
+  if (m.precision == eigengru::Precision::kBfloat16) {
+    py::array_t<std::uint16_t> values({m.rows, m.cols});
+    std::copy(m.bfloat16.begin(), m.bfloat16.end(), values.mutable_data());
+    return py::make_tuple(values, py::none());
+  }
+  py::array_t<std::int8_t> values({m.rows, m.cols});
+  std::copy(m.int8.begin(), m.int8.end(), values.mutable_data());
+  py::array_t<float> scales(m.rows);
+  std::copy(m.scales.begin(), m.scales.end(), scales.mutable_data());
+  return py::make_tuple(values, scales);
+}
+
+py::dict model_config(const eigengru::Model<float>& model) {
+  const eigengru::StackSpec& s = model.spec;
+  const eigengru::Nonlinearities& f = s.nonlinearities;
+  py::dict config;
+  config["input_size"] = s.input_size;
+  config["hidden_size"] = s.hidden_size;
+  config["num_layers"] = s.num_layers;
+  config["bias"] = model.bias;
+  config["batch_first"] = model.batch_first;
+  config["dropout"] = s.dropout;
+  config["bidirectional"] = s.bidirectional;
+  config["reset_after"] = s.reset_after;
+  config["reverse"] = s.reverse;
+  config["input_dropout"] = s.input_dropout;
+  config["recurrent_dropout"] = s.recurrent_dropout;
+  config["function_kinds"] = py::make_tuple(static_cast<int>(f.gate.kind),
+                                            static_cast<int>(f.candidate.kind));
+  config["function_values"] =
+      py::make_tuple(f.gate.alpha, f.gate.beta, f.candidate.alpha, f.candidate.beta, f.clip);
+  config["precision"] = eigengru::precision_name(model.precision);
+  return config;
+}
+
+void register_quantized(py::module_& m) {
+  using eigengru::QuantizedGRU;
+  py::class_<QuantizedGRU>(m, "QuantizedGRU", "A stack with bfloat16 or int8 weights.")
+      .def(py::init([](const eigengru::StackSpec& spec, const py::list& layers,
+                       const std::string& precision) {
+             const auto p = precision_of(precision);
+             std::vector<eigengru::QuantizedLayer> quantized;
+             for (const auto& w : stack_weights<float>(layers, spec))
+               quantized.push_back(eigengru::quantize(w, p));
+             return std::make_unique<QuantizedGRU>(spec, std::move(quantized));
+           }),
+           py::arg("spec"), py::arg("layers"), py::arg("precision"))
+      .def_property_readonly(
+          "precision", [](const QuantizedGRU& q) { return eigengru::precision_name(q.precision()); })
+      .def(
+          "forward",
+          [](const QuantizedGRU& q, const py::array& x, const py::object& h0,
+             const py::object& lengths) {
+            const eigengru::StackSpec& spec = q.spec();
+            const Index H = spec.hidden_size, LD = spec.num_layers * spec.directions();
+            if (x.ndim() != 3)
+              throw py::value_error("x: expected 3 dimensions (steps, batch, input_size)");
+            const Index T = x.shape(0), B = x.shape(1);
+            const float* xp = in<float>(x, "x", {T, B, spec.input_size});
+            const float* h0p = in_or_null<float>(h0, "h0", {LD, B, H});
+            const Index* lp = in_or_null<Index>(lengths, "lengths", {B});
+            py::array_t<float> output({T, B, spec.directions() * H}), h_n({LD, B, H});
+            float* op = output.mutable_data();
+            float* hp = h_n.mutable_data();
+            {
+              py::gil_scoped_release release;
+              q.forward(T, B, lp, xp, h0p, op, hp);
+            }
+            return py::make_tuple(output, h_n);
+          },
+          py::arg("x"), py::arg("h0"), py::arg("lengths"))
+      .def("layers",  // per layer-direction: (w_ih values, scales, w_hh values, scales, b_ih, b_hh)
+           [](const QuantizedGRU& q) {
+             py::list result;
+             for (const auto& layer : q.layers()) {
+               py::object b_ih = py::none(), b_hh = py::none();
+               if (layer.has_bias()) {
+                 b_ih = py::array_t<float>(layer.bias_ih.size(), layer.bias_ih.data());
+                 b_hh = py::array_t<float>(layer.bias_hh.size(), layer.bias_hh.data());
+               }
+               result.append(py::make_tuple(matrix_arrays(layer.weight_ih),
+                                            matrix_arrays(layer.weight_hh), b_ih, b_hh));
+             }
+             return result;
+           })
+      .def(
+          "save",
+          [](const QuantizedGRU& q, const std::string& path, bool bias, bool batch_first) {
+            eigengru::Model<float> model;
+            model.spec = q.spec();
+            model.bias = bias;
+            model.batch_first = batch_first;
+            model.precision = q.precision();
+            model.quantized = q.layers();
+            eigengru::save_model(model, path);
+          },
+          py::arg("path"), py::arg("bias"), py::arg("batch_first"))
+      .def_static(
+          "load",
+          [](const std::string& path) {
+            auto model = eigengru::load_model<float>(path);
+            if (model.precision == eigengru::Precision::kFloat)
+              throw py::value_error(path + ": a float model, not a quantized one (read it with "
+                                           "eigengru.GRU.load and call quantize)");
+            py::dict config = model_config(model);
+            auto q = std::make_unique<QuantizedGRU>(model.spec, std::move(model.quantized));
+            return py::make_tuple(config, std::move(q));
+          },
+          py::arg("path"));
+  m.def(
+      "quantized_kernel",
+      [](const std::string& precision) { return eigengru::quantized_kernel(precision_of(precision)); },
+      py::arg("precision"));
+}
+
 py::dict build_info() {
   py::dict info;
   info["version"] = EIGENGRU_VERSION;
@@ -412,6 +542,7 @@ PYBIND11_MODULE(_core, m) {
   register_stack_step<double>(m, "StackStepFloat64");
   register_cell<float>(m, "GRUCellFloat32");
   register_cell<double>(m, "GRUCellFloat64");
+  register_quantized(m);
   m.def("set_num_threads", &eigengru::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &eigengru::get_num_threads);
   m.def("build_info", &build_info);

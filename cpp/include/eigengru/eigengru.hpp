@@ -7,6 +7,7 @@
 #include "eigengru/model_file.hpp"
 #include "eigengru/nonlinearities.hpp"
 #include "eigengru/path_counts.hpp"
+#include "eigengru/quantized.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/stack.hpp"
 #include "eigengru/stack_spec.hpp"

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "eigengru/quantized.hpp"
 #include "eigengru/stack_spec.hpp"
 #include "eigengru/types.hpp"
 #include "eigengru/weights.hpp"
@@ -28,6 +29,10 @@ class Stream {
   /// weights: spec.num_layers entries (PyTorch order). Throws std::invalid_argument for a
   /// bidirectional spec (a stream cannot see the future) or weights that do not match it.
   Stream(const StackSpec& spec, const LayerWeights<Scalar>* weights, Index batch = 1);
+  /// A quantized stack (eigengru/quantized.hpp), which runs in float: Stream<float> only.
+  /// layers: spec.num_layers entries, of one precision. Throws std::invalid_argument as above,
+  /// and for Stream<double>.
+  Stream(const StackSpec& spec, const QuantizedLayer* layers, Index batch = 1);
   ~Stream();
   Stream(Stream&&) noexcept;
   Stream& operator=(Stream&&) noexcept;

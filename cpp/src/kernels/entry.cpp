@@ -5,6 +5,8 @@
 #include "gru_cell.hpp"
 #include "kernel_set.hpp"
 #include "layer.hpp"
+#include "quantized_matrix.hpp"
+#include "quantized_stack.hpp"
 #include "stack.hpp"
 #include "stack_step.hpp"
 #include "stream.hpp"
@@ -122,6 +124,17 @@ constexpr eigengru::detail::KernelSet kSet{
     [] { return sizeof(kInstructionSets) > 1 ? kInstructionSets + 2 : "scalar only"; },
     functions<float>(),
     functions<double>(),
+    {
+        [](const StackSpec& spec,
+           const QuantizedLayer* layers) -> eigengru::detail::QuantizedStackInterface* {
+          return new QuantizedStack(spec, layers);
+        },
+        [](const StackSpec& spec, const QuantizedLayer* layers,
+           Index batch) -> eigengru::detail::StreamInterface<float>* {
+          return new QuantizedStream(spec, layers, batch);
+        },
+        [](Precision precision) { return detail::QuantizedPanels::kernel(precision); },
+    },
 };
 
 }  // namespace

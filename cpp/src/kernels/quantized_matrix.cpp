@@ -1,0 +1,327 @@
+#include "quantized_matrix.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
+namespace {
+
+constexpr Index kGroupBytes = 4;                                 // one 32-bit lane
+constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;  // one 512-bit vector
+constexpr std::uint8_t kZeroByte = 128;                          // int8 operands hold q + 128
+
+Index elements_per_group(Precision p) { return p == Precision::kInt8 ? 4 : 2; }
+
+/// bfloat16 of f, rounded to nearest with ties to even; NaN stays NaN.
+std::uint16_t to_bfloat16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if (std::isnan(f)) return static_cast<std::uint16_t>((u >> 16) | 0x40);
+  u += 0x7fff + ((u >> 16) & 1);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+
+float from_bfloat16(std::uint16_t b) {
+  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/// What a product needs besides its operand: the panels and their per-row numbers.
+struct Product {
+  const std::uint8_t* panels;
+  Index panel_bytes, groups, rows;
+  const float* scales;
+  const std::int32_t* offsets;
+};
+
+// ---- portable products: the same layout read lane by lane --------------------------------------
+
+void multiply_portable_int8(const Product& w, const QuantizedRows& a, Index n, float* c, Index ldc,
+                            const float* bias) {
+  for (Index i = 0; i < n; ++i) {
+    const std::uint8_t* row = a.data.data() + i * a.stride;
+    for (Index j = 0; j < w.rows; ++j) {
+      const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
+      const auto* weights = reinterpret_cast<const std::int8_t*>(w.panels + p * w.panel_bytes) +
+                            lane * kGroupBytes;
+      std::int32_t sum = 0;
+      for (Index g = 0; g < w.groups; ++g)
+        for (Index e = 0; e < kGroupBytes; ++e)
+          sum += static_cast<std::int32_t>(row[g * kGroupBytes + e]) *
+                 weights[g * kPanelGroupBytes + e];
+      const float v = static_cast<float>(sum - w.offsets[j]) * (w.scales[j] * a.scales[i]);
+      c[i * ldc + j] = bias != nullptr ? v + bias[j] : v;
+    }
+  }
+}
+
+void multiply_portable_bfloat16(const Product& w, const QuantizedRows& a, Index n, float* c,
+                                Index ldc, const float* bias) {
+  for (Index i = 0; i < n; ++i) {
+    const auto* row = reinterpret_cast<const std::uint16_t*>(a.data.data() + i * a.stride);
+    for (Index j = 0; j < w.rows; ++j) {
+      const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
+      const auto* weights =
+          reinterpret_cast<const std::uint16_t*>(w.panels + p * w.panel_bytes) + lane * 2;
+      float sum = 0;
+      for (Index g = 0; g < w.groups; ++g)
+        for (Index e = 0; e < 2; ++e)
+          sum += from_bfloat16(row[2 * g + e]) * from_bfloat16(weights[g * 32 + e]);
+      c[i * ldc + j] = bias != nullptr ? sum + bias[j] : sum;
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+// ---- AVX-512 products: tiles of MR operand rows by NP panels, held in registers ----------------
+
+/// One tile's operands: rows [0, MR) of a (lda bytes apart), panels [0, NP) of w; `cols` of
+/// the last panel's 16 rows exist.
+struct Tile {
+  const std::uint8_t* a;
+  Index lda;
+  const float* a_scales;
+  const std::uint8_t* w;
+  Index panel_bytes, groups;
+  const float* w_scales;
+  const std::int32_t* offsets;
+  const float* bias;
+  float* c;
+  Index ldc, cols;
+};
+
+__attribute__((always_inline)) inline __mmask16 lane_mask(Index cols) {
+  return static_cast<__mmask16>((1u << cols) - 1);
+}
+
+template <int MR, int NP>
+__attribute__((target("avx512vnni"))) void int8_tile(const Tile& t) {
+  __m512i acc[MR][NP];
+  for (int m = 0; m < MR; ++m)
+    for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_si512();
+  for (Index g = 0; g < t.groups; ++g) {
+    __m512i w[NP];
+    for (int p = 0; p < NP; ++p)
+      w[p] = _mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
+    for (int m = 0; m < MR; ++m) {
+      std::int32_t four;
+      std::memcpy(&four, t.a + m * t.lda + g * kGroupBytes, sizeof four);
+      const __m512i a = _mm512_set1_epi32(four);
+      for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_dpbusd_epi32(acc[m][p], a, w[p]);
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    const __mmask16 mask = p == NP - 1 ? lane_mask(t.cols) : __mmask16(0xffff);
+    const __m512 w_scale = _mm512_loadu_ps(t.w_scales + p * kQuantizedPanelRows);
+    const __m512i offset = _mm512_loadu_si512(t.offsets + p * kQuantizedPanelRows);
+    const __m512 bias = t.bias != nullptr
+                            ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
+                            : _mm512_setzero_ps();
+    for (int m = 0; m < MR; ++m) {
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][p], offset));
+      const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(t.a_scales[m]));
+      _mm512_mask_storeu_ps(t.c + m * t.ldc + p * kQuantizedPanelRows, mask,
+                            _mm512_fmadd_ps(sum, scale, bias));
+    }
+  }
+}
+
+template <int MR, int NP>
+__attribute__((target("avx512bf16"))) void bfloat16_tile(const Tile& t) {
+  __m512 acc[MR][NP];
+  for (int m = 0; m < MR; ++m)
+    for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_ps();
+  for (Index g = 0; g < t.groups; ++g) {
+    __m512bh w[NP];
+    for (int p = 0; p < NP; ++p)
+      w[p] = (__m512bh)_mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
+    for (int m = 0; m < MR; ++m) {
+      std::int32_t pair;
+      std::memcpy(&pair, t.a + m * t.lda + g * kGroupBytes, sizeof pair);
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+      for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_dpbf16_ps(acc[m][p], a, w[p]);
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    const __mmask16 mask = p == NP - 1 ? lane_mask(t.cols) : __mmask16(0xffff);
+    const __m512 bias = t.bias != nullptr
+                            ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
+                            : _mm512_setzero_ps();
+    for (int m = 0; m < MR; ++m)
+      _mm512_mask_storeu_ps(t.c + m * t.ldc + p * kQuantizedPanelRows, mask,
+                            _mm512_add_ps(acc[m][p], bias));
+  }
+}
+
+using TileFunction = void (*)(const Tile&);
+
+// Up to 4 rows by 4 panels (16 sums in registers), and a single row by up to 8 panels, whose
+// sums need more independent chains to hide the instructions' latency.
+#define EIGENGRU_TILES_OF(tile, MR) {tile<MR, 1>, tile<MR, 2>, tile<MR, 3>, tile<MR, 4>}
+#define EIGENGRU_TILE_TABLE(tile)                                                            \
+  {EIGENGRU_TILES_OF(tile, 1), EIGENGRU_TILES_OF(tile, 2), EIGENGRU_TILES_OF(tile, 3),    \
+   EIGENGRU_TILES_OF(tile, 4)}
+#define EIGENGRU_ROW_TILES(tile) \
+  {tile<1, 1>, tile<1, 2>, tile<1, 3>, tile<1, 4>, tile<1, 5>, tile<1, 6>, tile<1, 7>, tile<1, 8>}
+constexpr int kTileRows = 4, kTilePanels = 4, kRowTilePanels = 8;
+constexpr TileFunction kInt8Tiles[kTileRows][kTilePanels] = EIGENGRU_TILE_TABLE(int8_tile);
+constexpr TileFunction kBfloat16Tiles[kTileRows][kTilePanels] = EIGENGRU_TILE_TABLE(bfloat16_tile);
+constexpr TileFunction kInt8RowTiles[kRowTilePanels] = EIGENGRU_ROW_TILES(int8_tile);
+constexpr TileFunction kBfloat16RowTiles[kRowTilePanels] = EIGENGRU_ROW_TILES(bfloat16_tile);
+#undef EIGENGRU_TILES_OF
+#undef EIGENGRU_TILE_TABLE
+#undef EIGENGRU_ROW_TILES
+
+/// Whether this CPU has the dot-product instruction of a precision.
+bool has_dot_product(Precision p) {
+  static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  static const bool bf16 = __builtin_cpu_supports("avx512bf16");
+  return p == Precision::kInt8 ? vnni : bf16;
+}
+
+void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& a, Index n,
+                    float* c, Index ldc, const float* bias) {
+  const bool int8 = precision == Precision::kInt8;
+  const Index panels = (w.rows + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
+  const Index block = n == 1 ? kRowTilePanels : kTilePanels;
+  // Operand rows in chunks that stay in cache while every panel goes past them.
+  const Index chunk = std::max<Index>(kTileRows, (Index{128} << 10) / std::max<Index>(1, a.stride) /
+                                                     kTileRows * kTileRows);
+  for (Index r0 = 0; r0 < n; r0 += chunk) {
+    const Index r1 = std::min(n, r0 + chunk);
+    for (Index p = 0; p < panels; p += block) {
+      const Index np = std::min(block, panels - p);
+      Tile t{nullptr,
+             a.stride,
+             nullptr,
+             w.panels + p * w.panel_bytes,
+             w.panel_bytes,
+             w.groups,
+             int8 ? w.scales + p * kQuantizedPanelRows : nullptr,
+             int8 ? w.offsets + p * kQuantizedPanelRows : nullptr,
+             bias != nullptr ? bias + p * kQuantizedPanelRows : nullptr,
+             nullptr,
+             ldc,
+             std::min(kQuantizedPanelRows, w.rows - (p + np - 1) * kQuantizedPanelRows)};
+      for (Index m = r0; m < r1; m += kTileRows) {
+        const Index mr = std::min<Index>(kTileRows, r1 - m);
+        t.a = a.data.data() + m * a.stride;
+        t.a_scales = int8 ? a.scales.data() + m : nullptr;
+        t.c = c + m * ldc + p * kQuantizedPanelRows;
+        const TileFunction f = n == 1 ? (int8 ? kInt8RowTiles : kBfloat16RowTiles)[np - 1]
+                                      : (int8 ? kInt8Tiles : kBfloat16Tiles)[mr - 1][np - 1];
+        f(t);
+      }
+    }
+  }
+}
+#else
+bool has_dot_product(Precision) { return false; }
+#endif
+
+}  // namespace
+
+QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index count)
+    : precision_(m.precision), rows_(count), depth_(m.cols) {
+  const Index per_group = elements_per_group(precision_);
+  groups_ = (depth_ + per_group - 1) / per_group;
+  panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
+  panels_.assign(panels_count_ * groups_ * kPanelGroupBytes, 0);
+  const Index padded_rows = panels_count_ * kQuantizedPanelRows;
+  for (Index j = 0; j < rows_; ++j) {
+    const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
+    std::uint8_t* panel = panels_.data() + p * groups_ * kPanelGroupBytes + lane * kGroupBytes;
+    for (Index k = 0; k < depth_; ++k) {
+      std::uint8_t* group = panel + (k / per_group) * kPanelGroupBytes;
+      const Index source = (first + j) * depth_ + k;
+      if (precision_ == Precision::kInt8) {
+        std::memcpy(group + k % per_group, &m.int8[source], 1);
+      } else {
+        std::memcpy(group + 2 * (k % per_group), &m.bfloat16[source], 2);
+      }
+    }
+  }
+  if (precision_ == Precision::kInt8) {
+    scales_.assign(padded_rows, 0.0f);
+    offsets_.assign(padded_rows, 0);
+    for (Index j = 0; j < rows_; ++j) {
+      scales_[j] = m.scales[first + j];
+      std::int32_t sum = 0;
+      for (Index k = 0; k < depth_; ++k) sum += m.int8[(first + j) * depth_ + k];
+      offsets_[j] = kZeroByte * sum;
+    }
+  }
+}
+
+void QuantizedPanels::reserve(QuantizedRows& rows, Index n) const {
+  rows.stride = row_bytes();
+  if (static_cast<Index>(rows.data.size()) < n * rows.stride) rows.data.resize(n * rows.stride);
+  if (precision_ == Precision::kInt8 && static_cast<Index>(rows.scales.size()) < n)
+    rows.scales.resize(n);
+}
+
+void QuantizedPanels::quantize(const float* a, Index lda, Index n,
+                               QuantizedRows& rows) const noexcept {
+  const Index K = depth_, padded = groups_ * elements_per_group(precision_);
+  for (Index i = 0; i < n; ++i) {
+    const float* x = a + i * lda;
+    std::uint8_t* dst = rows.data.data() + i * rows.stride;
+    if (precision_ == Precision::kBfloat16) {
+      auto* out = reinterpret_cast<std::uint16_t*>(dst);
+      for (Index k = 0; k < K; ++k) out[k] = to_bfloat16(x[k]);
+      std::fill(out + K, out + padded, std::uint16_t{0});
+      continue;
+    }
+    const float largest = Eigen::Map<const Eigen::ArrayXf>(x, K).abs().maxCoeff();
+    std::fill(dst + K, dst + padded, kZeroByte);
+    if (!(largest > 0.0f) || !std::isfinite(largest)) {
+      // zero (or a NaN or infinity, which the scale then carries into every sum)
+      std::fill(dst, dst + K, kZeroByte);
+      rows.scales[i] = largest == 0.0f ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float inverse = 127.0f / largest;
+    rows.scales[i] = largest / 127.0f;
+    Index k = 0;
+#if defined(__AVX512F__)
+    const __m512 scale = _mm512_set1_ps(inverse);
+    const __m512i zero = _mm512_set1_epi32(kZeroByte);
+    for (; k + 16 <= K; k += 16) {  // rounds to nearest, ties to even, as nearbyint does
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), scale));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + k),
+                       _mm512_cvtepi32_epi8(_mm512_add_epi32(q, zero)));
+    }
+#endif
+    for (; k < K; ++k)
+      dst[k] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inverse)) +
+                                         kZeroByte);
+  }
+}
+
+void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index ldc,
+                               const float* bias) const noexcept {
+  const Product w{panels_.data(), groups_ * kPanelGroupBytes, groups_, rows_, scales_.data(),
+                  offsets_.data()};
+#if defined(__AVX512F__)
+  if (has_dot_product(precision_)) return multiply_tiles(w, precision_, a, n, c, ldc, bias);
+#endif
+  if (precision_ == Precision::kInt8)
+    multiply_portable_int8(w, a, n, c, ldc, bias);
+  else
+    multiply_portable_bfloat16(w, a, n, c, ldc, bias);
+}
+
+const char* QuantizedPanels::kernel(Precision precision) {
+  if (!has_dot_product(precision)) return "portable";
+  return precision == Precision::kInt8 ? "avx512-vnni" : "avx512-bf16";
+}
+
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

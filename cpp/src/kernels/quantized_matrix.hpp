@@ -1,0 +1,67 @@
+// A quantized weight matrix packed for the CPU's dot-product instructions, its operands
+// quantized row by row, and the products of the two (see eigengru/quantized.hpp for the
+// arithmetic).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "eigengru/quantized.hpp"
+#include "matrix_types.hpp"
+
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
+
+/// Output rows per panel: the sixteen 32-bit sums of one 512-bit register.
+constexpr Index kQuantizedPanelRows = 16;
+
+/// Bytes with the alignment of a vector register.
+using AlignedBytes = std::vector<std::uint8_t, Eigen::aligned_allocator<std::uint8_t>>;
+
+/// Rows of an operand quantized for products with a QuantizedPanels of the same precision:
+/// bfloat16, or int8 stored as unsigned bytes q + 128 with one scale per row; each row padded
+/// with zeros (q = 0) to the panels' depth.
+struct QuantizedRows {
+  AlignedBytes data;
+  std::vector<float> scales;  // int8 only
+  Index stride = 0;           // bytes between rows
+};
+
+/// W (N x K) quantized, stored as panels of kQuantizedPanelRows rows: panel p holds, for each
+/// group of `group` consecutive columns k (4 int8 values or 2 bfloat16, one 32-bit lane), the
+/// group of each of its 16 rows, so that one 512-bit load gives a dot-product instruction all
+/// 16 rows' weights for that group. Rows past N and columns past K are zero.
+class QuantizedPanels {
+ public:
+  QuantizedPanels() = default;
+  /// Rows [first, first + count) of m, in order.
+  QuantizedPanels(const QuantizedMatrix& m, Index first, Index count);
+
+  Precision precision() const { return precision_; }
+  Index rows() const { return rows_; }
+  Index depth() const { return depth_; }
+  /// Bytes of an operand row: the depth padded to whole groups.
+  Index row_bytes() const { return groups_ * 4; }
+
+  /// Sizes `rows` for n operand rows (allocates once; later calls with n no larger do not).
+  void reserve(QuantizedRows& rows, Index n) const;
+  /// Quantizes n rows of a (depth() values each, lda apart) into `rows`, which reserve() sized.
+  void quantize(const float* a, Index lda, Index n, QuantizedRows& rows) const noexcept;
+  /// C (n x rows()) = A · Wᵀ (+ bias, rows() values, on every row), rows ldc apart; A is the
+  /// n rows that quantize() made. Row i of C depends on row i of A only.
+  void multiply(const QuantizedRows& a, Index n, float* c, Index ldc,
+                const float* bias) const noexcept;
+
+  /// The kernel that multiply() runs for this precision in this kernel set.
+  static const char* kernel(Precision precision);
+
+ private:
+  Precision precision_ = Precision::kInt8;
+  Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
+  AlignedBytes panels_;        // panels_count_ * groups_ * 64 bytes
+  std::vector<float> scales_;  // int8: the rows' scales, padded with zeros to whole panels
+  std::vector<std::int32_t> offsets_;  // int8: 128 * (the row's sum), since operands hold q + 128
+};
+
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
