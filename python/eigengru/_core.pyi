@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GRUCellFloat32', 'GRUCellFloat64', 'StackSpec', 'StackStepFloat32', 'StackStepFloat64', 'StreamFloat32', 'StreamFloat64', 'TrainingCacheFloat32', 'TrainingCacheFloat64', 'backward', 'build_info', 'forward', 'forward_training', 'get_num_threads', 'path_counts', 'set_num_threads']
+__all__: list[str] = ['GRUCellFloat32', 'GRUCellFloat64', 'QuantizedGRU', 'StackSpec', 'StackStepFloat32', 'StackStepFloat64', 'StreamFloat32', 'StreamFloat64', 'TrainingCacheFloat32', 'TrainingCacheFloat64', 'backward', 'build_info', 'forward', 'forward_training', 'get_num_threads', 'path_counts', 'quantized_kernel', 'set_num_threads', 'supported_isas']
 class StackSpec:
     """
     The shape of a stack of GRU layers.
@@ -63,7 +63,11 @@ class StreamFloat32:
     """
     A unidirectional stack run one time step per call.
     """
+    @typing.overload
     def __init__(self, spec: StackSpec, layers: list, batch: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @typing.overload
+    def __init__(self, quantized: QuantizedGRU, batch: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     def reset(self) -> None:
         ...
@@ -135,6 +139,24 @@ class GRUCellFloat64:
     @property
     def record_size(self) -> int:
         ...
+class QuantizedGRU:
+    """
+    A stack with bfloat16 or int8 weights.
+    """
+    @staticmethod
+    def load(path: str) -> tuple[dict, QuantizedGRU]:
+        ...
+    def __init__(self, spec: StackSpec, layers: list, precision: str) -> None:
+        ...
+    def forward(self, x: numpy.ndarray, h0: typing.Any, lengths: typing.Any) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
+        ...
+    def layers(self) -> list:
+        ...
+    def save(self, path: str, bias: bool, batch_first: bool) -> None:
+        ...
+    @property
+    def precision(self) -> str:
+        ...
 @typing.overload
 def backward(cache: TrainingCacheFloat32, grad_out: typing.Any, grad_h_n: typing.Any, grads: list, keep_cache: bool = False) -> tuple:
     ...
@@ -158,6 +180,8 @@ def forward_training(spec: StackSpec, layers: list, x: numpy.typing.NDArray[nump
 def get_num_threads() -> int:
     ...
 def path_counts() -> dict:
+    ...
+def quantized_kernel(precision: str) -> str:
     ...
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
