@@ -89,11 +89,13 @@ def weights_of(params, hidden_size):
 
 
 def forward(w: Weights, x, h0, reset_after, functions=STANDARD, input_mask=None,
-            recurrent_mask=None):
+            recurrent_mask=None, operand=None):
     """Returns out (T, B, H), h_n (B, H) and the per-step values backward needs. The masks
     (per-sequence dropout, (B, I) and (B, H)) multiply every step's input, and the state where
-    the recurrent products read it."""
+    the recurrent products read it. operand(a): what a product reads of its left factor a
+    (B, K), e.g. a quantized copy (None: a itself)."""
     fn = functions
+    q = (lambda a: a) if operand is None else operand
     x = x if input_mask is None else x * input_mask
     mask = 1.0 if recurrent_mask is None else recurrent_mask
     W_ir, W_hr, b_ir, b_hr = w.gates("r")
@@ -103,15 +105,16 @@ def forward(w: Weights, x, h0, reset_after, functions=STANDARD, input_mask=None,
     outs, saved = [], []
     for x_t in x:
         hm = h * mask
-        a_r = x_t @ W_ir.T + b_ir + hm @ W_hr.T + b_hr
-        a_z = x_t @ W_iz.T + b_iz + hm @ W_hz.T + b_hz
+        xq, hq = q(x_t), q(hm)
+        a_r = xq @ W_ir.T + b_ir + hq @ W_hr.T + b_hr
+        a_z = xq @ W_iz.T + b_iz + hq @ W_hz.T + b_hz
         r, z = fn.f(a_r), fn.f(a_z)
         if reset_after:
-            m = hm @ W_hn.T + b_hn
-            a_n = x_t @ W_in.T + b_in + r * m
+            m = hq @ W_hn.T + b_hn
+            a_n = xq @ W_in.T + b_in + r * m
         else:
             m = r * hm
-            a_n = x_t @ W_in.T + b_in + m @ W_hn.T + b_hn
+            a_n = xq @ W_in.T + b_in + q(m) @ W_hn.T + b_hn
         n = fn.g(a_n)
         saved.append((x_t, h, r, z, n, m, (a_r, a_z, a_n), hm))
         h = (1 - z) * n + z * h
@@ -233,3 +236,53 @@ def stack(params, num_layers, bidirectional, reset_after, x, h0, lengths, grad_o
                         grads[name] += gw[short]
         grad_above = d_in
     return inputs[-1], h_n, grad_above, dh0, grads
+
+
+def bfloat16(a):
+    """a rounded to bfloat16 (to nearest, ties to even), as float64."""
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def quantized_operand(precision):
+    """What a quantized product reads of its left factor, row by row, in float32 arithmetic as
+    documented: bfloat16, or int8 with scale max|a| / 127 (rounded to nearest, ties to even)."""
+    def operand(a):
+        a = np.asarray(a, np.float32)
+        if precision == "bfloat16":
+            return bfloat16(a)
+        largest = np.abs(a).max(axis=-1, keepdims=True)
+        safe = np.where(largest > 0, largest, np.float32(1))
+        q = np.rint(a * (np.float32(127) / safe))
+        return q.astype(np.float64) * (safe / np.float32(127)).astype(np.float64)
+    return operand
+
+
+def forward_stack(params, num_layers, bidirectional, reset_after, x, h0, lengths,
+                  functions=STANDARD, operand=None, reverse=False):
+    """The forward of a whole stack, one batch row at a time: out (T, B, D*H), h_n (L*D, B, H).
+    reverse: a unidirectional stack run backwards in time (ONNX's "reverse")."""
+    T, B, _ = x.shape
+    D = 2 if bidirectional else 1
+    H = params["weight_hh_l0"].shape[1]
+    zeros = np.zeros(3 * H)
+    h_n = np.zeros((num_layers * D, B, H))
+    inputs = x.astype(np.float64)
+    for layer in range(num_layers):
+        out = np.zeros((T, B, D * H))
+        for d, suffix in enumerate(("", "_reverse")[:D]):
+            k = layer * D + d
+            w = Weights(*(params.get(f"{kind}_l{layer}{suffix}", zeros).astype(np.float64)
+                          for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+            backwards = bool(d) or reverse
+            for b in range(B):
+                n = lengths[b]
+                seq = inputs[:n, b : b + 1]
+                seq = seq[::-1] if backwards else seq
+                o, h, _ = forward(w, seq, h0[k, b : b + 1].astype(np.float64), reset_after,
+                                  functions, operand=operand)
+                out[:n, b, d * H : (d + 1) * H] = (o[::-1] if backwards else o)[:, 0]
+                h_n[k, b] = h[0]
+        inputs = out
+    return inputs, h_n

@@ -1,6 +1,7 @@
 """Writes a fixture for the C++ test test_stream: models saved by eigengru.GRU.save (.egru), one
-with the standard functions and one with others, an input x (T, B, I) and the output Python
-computes for it with each, as raw little-endian float32.
+with the standard functions and one with others, a model quantized to each precision and saved
+by QuantizedGRU.save, an input x (T, B, I) and the output Python computes for it with each, as
+raw little-endian float32.
 
     python tests/cpp/make_fixture.py FOLDER
 """
@@ -24,3 +25,9 @@ for suffix, gru in models.items():
     gru.save(folder / f"model{suffix}.egru")
     out, _ = gru(x)
     out.astype("<f4").tofile(folder / f"out{suffix}.f32")
+quantized = eigengru.GRU(4, 24, num_layers=2, seed=7)
+for precision in ("bfloat16", "int8"):
+    q = quantized.quantize(precision)
+    q.save(folder / f"model_{precision}.egru")
+    out, _ = q(x)
+    out.astype("<f4").tofile(folder / f"out_{precision}.f32")

@@ -3,8 +3,11 @@
 //     a small batch), reset() starts over, a bidirectional spec is refused;
 //   - save_model/load_model round-trip; truncated, foreign, damaged and future files are refused
 //     with a message naming the problem;
+//   - quantized stacks: Stream gives QuantizedGRU::forward's outputs bit for bit, near the float
+//     model's; their files round-trip, and refuse to load as Model<double>;
 //   - given a fixture folder written by Python (tests/cpp/make_fixture.py), the models saved by
-//     eigengru.GRU.save (standard functions and others) give, in C++, the outputs Python computed.
+//     eigengru.GRU.save (standard functions and others) and QuantizedGRU.save give, in C++, the
+//     outputs Python computed.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -87,9 +90,10 @@ void write_bytes(const std::string& path, const std::vector<char>& bytes) {
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+template <typename Scalar = float>
 bool load_fails_with(const std::string& path, const std::string& message) {
   try {
-    eigengru::load_model<float>(path);
+    eigengru::load_model<Scalar>(path);
   } catch (const std::runtime_error& e) {
     const bool ok = std::string(e.what()).find(message) != std::string::npos;
     if (!ok) std::printf("  got: %s\n", e.what());
@@ -135,6 +139,73 @@ void test_model_file(const std::string& folder) {
   check(load_fails_with(folder + "/missing.egru", "cannot open"), "a missing file");
 }
 
+std::vector<eigengru::QuantizedLayer> quantized_layers(const eigengru::Model<float>& model,
+                                                       eigengru::Precision precision) {
+  std::vector<eigengru::QuantizedLayer> layers;
+  for (const auto& w : model.layers()) layers.push_back(eigengru::quantize(w, precision));
+  return layers;
+}
+
+/// A quantized stack's Stream against its forward (bit for bit: rows are independent) and the
+/// float model (within the quantization's error).
+void test_quantized_stream(eigengru::Precision precision, bool reset_after, Index B) {
+  const auto model = random_model<float>(reset_after, 11, 37);
+  const auto layers = quantized_layers(model, precision);
+  const eigengru::QuantizedGRU q(model.spec, layers);
+  const Index T = 25, I = model.spec.input_size, H = model.spec.hidden_size;
+  std::mt19937 gen(3);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(T * B * I), out(T * B * H), streamed(T * B * H), exact(T * B * H);
+  for (auto& v : x) v = normal(gen);
+  q.forward(T, B, nullptr, x.data(), nullptr, out.data(), nullptr);
+  eigengru::Stream<float> stream(model.spec, layers.data(), B);
+  for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
+  const std::string what = std::string(eigengru::precision_name(precision)) +
+                           (reset_after ? ", reset after" : ", reset before") + ", batch " +
+                           std::to_string(B);
+  check(streamed == out, "the quantized stream gives the quantized forward's outputs: " + what);
+  const auto float_layers = model.layers();
+  eigengru::stack_forward(model.spec, float_layers.data(), T, B, nullptr, x.data(), nullptr,
+                          exact.data(), nullptr);
+  const double err = max_relative_error(out, exact);
+  check(err < 5e-2 && err > 0, "the quantized forward is near the float one: " + what +
+                                   " (" + std::to_string(err) + ")");
+}
+
+void test_quantized_model_file(const std::string& folder) {
+  for (auto precision : {eigengru::Precision::kBfloat16, eigengru::Precision::kInt8}) {
+    auto model = random_model<float>(false, 12);
+    model.spec.bidirectional = true;
+    model = eigengru_test::random_model<float>(model.spec, 12, 0.5);
+    eigengru::Model<float> q;
+    q.spec = model.spec;
+    q.precision = precision;
+    q.quantized = quantized_layers(model, precision);
+    const std::string path = folder + "/quantized_" + eigengru::precision_name(precision) + ".egru";
+    eigengru::save_model(q, path);
+    const auto back = eigengru::load_model<float>(path);
+    bool same = back.precision == precision && back.quantized.size() == q.quantized.size() &&
+                back.parameters.empty() && back.spec.bidirectional;
+    for (std::size_t k = 0; same && k < q.quantized.size(); ++k) {
+      const auto &a = q.quantized[k], &b = back.quantized[k];
+      same = a.weight_ih.int8 == b.weight_ih.int8 && a.weight_ih.scales == b.weight_ih.scales &&
+             a.weight_hh.bfloat16 == b.weight_hh.bfloat16 && a.bias_hh == b.bias_hh &&
+             a.weight_hh.rows == b.weight_hh.rows && b.weight_ih.valid();
+    }
+    check(same, std::string("a ") + eigengru::precision_name(precision) +
+                    " model round-trips through its file");
+    check(load_fails_with<double>(path, "load it as Model<float>"),
+          "a quantized model is refused as Model<double>");
+    bool threw = false;
+    try {
+      (void)back.layers();
+    } catch (const std::logic_error&) {
+      threw = true;
+    }
+    check(threw, "a quantized model has no float layer views");
+  }
+}
+
 /// model<suffix>.egru, x.f32 (T, B, I) and out<suffix>.f32 (T, B, H) written by
 /// tests/cpp/make_fixture.py.
 void test_python_fixture(const std::string& folder, const std::string& suffix) {
@@ -159,6 +230,29 @@ void test_python_fixture(const std::string& folder, const std::string& suffix) {
         "streaming the Python-saved model" + suffix + " too");
 }
 
+/// model_<precision>.egru and out_<precision>.f32, saved by eigengru.QuantizedGRU.save: run by
+/// QuantizedGRU and Stream. Within 1e-4 of Python's output rather than equal, since this test
+/// runs under every kernel set while Python computed under the one it chose.
+void test_python_quantized_fixture(const std::string& folder, const std::string& precision) {
+  const auto model = eigengru::load_model<float>(folder + "/model_" + precision + ".egru");
+  check(eigengru::precision_name(model.precision) == precision,
+        "the Python-saved model is " + precision);
+  const auto raw_x = read_bytes(folder + "/x.f32");
+  const auto raw_out = read_bytes(folder + "/out_" + precision + ".f32");
+  const Index I = model.spec.input_size, H = model.spec.hidden_size;
+  const Index B = 2, T = static_cast<Index>(raw_x.size() / sizeof(float)) / (B * I);
+  std::vector<float> x(T * B * I), expected(T * B * H), out(T * B * H), streamed(T * B * H);
+  std::memcpy(x.data(), raw_x.data(), raw_x.size());
+  std::memcpy(expected.data(), raw_out.data(), raw_out.size());
+  const eigengru::QuantizedGRU q(model.spec, model.quantized);
+  q.forward(T, B, nullptr, x.data(), nullptr, out.data(), nullptr);
+  check(max_relative_error(out, expected) < 1e-4,
+        "the Python-saved " + precision + " model gives Python's output");
+  eigengru::Stream<float> stream(model.spec, model.quantized.data(), B);
+  for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
+  check(streamed == out, "streaming the Python-saved " + precision + " model gives its forward");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,8 +268,15 @@ int main(int argc, char** argv) {
   test_stream_equals_sequence<float>(true, 1e-5, 1, 48);
   test_stream_equals_sequence<double>(true, 1e-12, 1, 48);
   test_both_ways_refused();
+  for (auto precision : {eigengru::Precision::kBfloat16, eigengru::Precision::kInt8})
+    for (bool reset_after : {true, false})
+      for (Index B : {1, 4}) test_quantized_stream(precision, reset_after, B);
   test_model_file(argc > 1 ? argv[1] : ".");
-  if (argc > 2)
+  test_quantized_model_file(argc > 1 ? argv[1] : ".");
+  if (argc > 2) {
     for (const char* suffix : {"", "_functions"}) test_python_fixture(argv[2], suffix);
+    for (const char* precision : {"bfloat16", "int8"})
+      test_python_quantized_fixture(argv[2], precision);
+  }
   return eigengru_test::finish();
 }

@@ -1,5 +1,6 @@
 // Stream::step allocates nothing: every malloc in this program is counted (glibc's allocator
-// stays underneath), and 10,000 steps of a 2-layer stream, batch 1 and batch 4, add none; nor
+// stays underneath), and 10,000 steps of a 2-layer stream, batch 1 and batch 4, float and
+// quantized, add none; nor
 // do a GRUCell's forward and backward steps once its first call has sized its scratch.
 #include <cstddef>
 #include <cstdio>
@@ -71,6 +72,22 @@ int main() {
                         params[4 * l + 3].data()});
     const std::size_t at_construction = allocations;
     eigengru::Stream<float> stream(spec, layers.data(), batch);
+    // A quantized stream of the same model, each precision.
+    for (auto precision : {eigengru::Precision::kBfloat16, eigengru::Precision::kInt8}) {
+      const std::vector<eigengru::QuantizedLayer> quantized = {
+          eigengru::quantize(layers[0], precision), eigengru::quantize(layers[1], precision)};
+      eigengru::Stream<float> q(spec, quantized.data(), batch);
+      std::vector<float> qx(static_cast<std::size_t>(batch * 16), 0.5f), qout(batch * 64);
+      const std::size_t before_q = allocations;
+      for (int step = 0; step < 10000; ++step) {
+        qx[0] = static_cast<float>(step % 7) * 0.1f;
+        q.step(qx.data(), qout.data());
+      }
+      const std::size_t during_q = allocations - before_q;
+      std::printf("batch %ld, %s: %zu allocations in 10000 steps\n", static_cast<long>(batch),
+                  eigengru::precision_name(precision), during_q);
+      if (during_q != 0) ++failures;
+    }
     if (allocations == at_construction) {  // the counter must see the constructor's buffers
       std::printf("the allocation counter saw nothing: it is not working\n");
       ++failures;
