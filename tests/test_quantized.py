@@ -50,7 +50,8 @@ def test_the_stored_weights_are_numpys_quantization_of_the_float_ones():
         assert len(stored) == 4
         first = stored[0]
         if precision == "int8":
-            assert first["weight_ih"].dtype == np.int8 and first["weight_ih_scales"].dtype == np.float32
+            assert first["weight_ih"].dtype == np.int8
+            assert first["weight_ih_scales"].dtype == np.float32
             w = gru.weight_ih_l0.astype(np.float64)
             np.testing.assert_allclose(first["weight_ih_scales"], np.abs(w).max(1) / 127,
                                        rtol=1e-6)
@@ -121,8 +122,9 @@ def test_one_step_matches_the_reference_closely(precision, reset_after):
     x = rng.standard_normal((1, 6, 13)).astype(np.float32)
     h0 = rng.uniform(-1, 1, (1, 6, 40)).astype(np.float32)
     out, _ = q(x, h0)
-    want, _ = reference.forward_stack(reference_params(q, gru, precision), 1, False, reset_after,
-                                      x, h0, [1] * 6, operand=reference.quantized_operand(precision))
+    want, _ = reference.forward_stack(reference_params(q, gru, precision), 1, False,
+                                      reset_after, x, h0, [1] * 6,
+                                      operand=reference.quantized_operand(precision))
     np.testing.assert_allclose(out, want, atol=2e-5, rtol=0)
 
 
@@ -189,8 +191,8 @@ def test_the_portable_kernels_compute_what_the_dot_product_instructions_do():
         files = sorted(os.listdir(d))
         assert any("portable" in f for f in files), files
         for p in PRECISIONS:
-            fast = [f for f in files if f.startswith(f"avx512_{p}")][0]
-            slow = [f for f in files if f.startswith(f"avx2_{p}")][0]
+            fast = next(f for f in files if f.startswith(f"avx512_{p}"))
+            slow = next(f for f in files if f.startswith(f"avx2_{p}"))
             assert slow.endswith("_portable.npy")
             np.testing.assert_allclose(np.load(f"{d}/{fast}"), np.load(f"{d}/{slow}"), atol=2e-3)
 
@@ -213,7 +215,7 @@ def test_files_and_pickles_keep_the_model(precision, tmp_path):
             for name in a:
                 assert (a[name] is None and b[name] is None) or np.array_equal(a[name], b[name])
     assert repr(q).startswith("QuantizedGRU(5, 12, num_layers=2") and precision in repr(q)
-    with pytest.raises(ValueError, match="a quantized model; read it with eigengru.QuantizedGRU"):
+    with pytest.raises(ValueError, match=r"a quantized model; read it with eigengru\.QuantizedGRU"):
         eigengru.GRU.load(path)
 
 
@@ -246,7 +248,7 @@ def test_refusals_name_the_problem():
         q.backward(x)
     with pytest.raises(AttributeError, match="cannot be set"):
         q.hidden_size = 5
-    with pytest.raises(TypeError, match="GRU.quantize"):
+    with pytest.raises(TypeError, match=r"GRU\.quantize"):
         eigengru.QuantizedGRU(3, 4)
     with pytest.raises(ValueError, match="x: expected shape"):
         q(np.ones((2, 1, 4), np.float32))

@@ -159,8 +159,9 @@ Model<Scalar> load_model(const std::string& path) {
     const auto stored = in.read<std::uint32_t>();
     if (stored != 1 && stored != 2)
       in.fail("unknown precision " + std::to_string(stored) + " (expected 1 or 2)");
-    if (scalar_size != 4) in.fail("a quantized model with scalar size " +
-                                  std::to_string(scalar_size) + " (expected 4)");
+    if (scalar_size != 4)
+      in.fail("a quantized model with scalar size " + std::to_string(scalar_size) +
+              " (expected 4)");
     precision = static_cast<Precision>(stored);
     if constexpr (!std::is_same_v<Scalar, float>)
       in.fail(std::string("a ") + precision_name(precision) +
@@ -241,8 +242,8 @@ Model<Scalar> load_model(const std::string& path) {
         model.quantized.push_back(std::move(q));
         continue;
       }
-      std::vector<std::pair<std::string, Index>> entries = {
-          {"weight_ih" + suffix, 3 * H * in_size}, {"weight_hh" + suffix, 3 * H * H}};
+      std::vector<std::pair<std::string, Index>> entries = {{"weight_ih" + suffix, 3 * H * in_size},
+                                                            {"weight_hh" + suffix, 3 * H * H}};
       if (model.bias) {
         entries.push_back({"bias_ih" + suffix, 3 * H});
         entries.push_back({"bias_hh" + suffix, 3 * H});
@@ -276,8 +277,8 @@ void save_model(const Model<Scalar>& model, const std::string& path) {
       const QuantizedLayer& q = model.quantized[k];
       if (!matches_spec(q, spec, static_cast<Index>(k) / D) || q.precision() != model.precision ||
           q.has_bias() != model.bias)
-        throw std::invalid_argument("save_model: quantized layer-direction " +
-                                    std::to_string(k) + " does not match the model");
+        throw std::invalid_argument("save_model: quantized layer-direction " + std::to_string(k) +
+                                    " does not match the model");
     }
   } else if (model.parameters.size() != static_cast<std::size_t>(spec.num_layers * D) * per) {
     throw std::invalid_argument("save_model: wrong number of parameters for the spec");

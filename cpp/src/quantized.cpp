@@ -28,8 +28,7 @@ bool quantized(Precision p) { return p == Precision::kBfloat16 || p == Precision
 
 void check_precision(const char* where, Precision p) {
   if (!quantized(p))
-    throw std::invalid_argument(std::string(where) +
-                                ": precision must be bfloat16 or int8, got " +
+    throw std::invalid_argument(std::string(where) + ": precision must be bfloat16 or int8, got " +
                                 precision_name(p));
 }
 
@@ -43,8 +42,9 @@ void check_stack(const char* where, const StackSpec& spec, const QuantizedLayer*
   if (spec.num_layers < 1 || spec.input_size < 1 || spec.hidden_size < 1)
     throw std::invalid_argument(w + ": sizes and num_layers must be positive");
   if (spec.reverse && spec.bidirectional)
-    throw std::invalid_argument(w + ": reverse is for one direction; a bidirectional stack "
-                                    "already runs both ways");
+    throw std::invalid_argument(w +
+                                ": reverse is for one direction; a bidirectional stack "
+                                "already runs both ways");
   if (!spec.nonlinearities.valid())
     throw std::invalid_argument(w + ": nonlinearities are not valid (see Nonlinearities)");
   if (layers == nullptr || count != spec.num_layers * spec.directions())
@@ -125,9 +125,8 @@ bool QuantizedMatrix::valid() const {
 
 QuantizedLayer quantize(const LayerWeights<float>& w, Precision precision) {
   check_precision("quantize", precision);
-  if (w.input_size < 1 || w.hidden_size < 1 || w.weight_ih == nullptr ||
-      w.weight_hh == nullptr || (w.bias_ih == nullptr) != (w.bias_hh == nullptr) ||
-      !w.nonlinearities.valid())
+  if (w.input_size < 1 || w.hidden_size < 1 || w.weight_ih == nullptr || w.weight_hh == nullptr ||
+      (w.bias_ih == nullptr) != (w.bias_hh == nullptr) || !w.nonlinearities.valid())
     throw std::invalid_argument("quantize: the weights are incomplete or their sizes invalid");
   const Index H = w.hidden_size, G = 3 * H;
   QuantizedLayer q;
@@ -147,9 +146,9 @@ QuantizedLayer quantize(const LayerWeights<float>& w, Precision precision) {
 bool matches_spec(const QuantizedLayer& layer, const StackSpec& spec, Index l) {
   const Index H = spec.hidden_size, G = 3 * H;
   const Precision p = layer.weight_ih.precision;
-  const bool biases = (layer.bias_ih.empty() && layer.bias_hh.empty()) ||
-                      (layer.bias_ih.size() == std::size_t(G) &&
-                       layer.bias_hh.size() == std::size_t(G));
+  const bool biases =
+      (layer.bias_ih.empty() && layer.bias_hh.empty()) ||
+      (layer.bias_ih.size() == std::size_t(G) && layer.bias_hh.size() == std::size_t(G));
   return quantized(p) && layer.input_size == spec.layer_input_size(l) && layer.hidden_size == H &&
          layer.reset_after == spec.reset_after && layer.nonlinearities == spec.nonlinearities &&
          matches(layer.weight_ih, p, G, layer.input_size) && matches(layer.weight_hh, p, G, H) &&

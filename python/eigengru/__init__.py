@@ -17,5 +17,6 @@ from .quantized import QuantizedGRU
 from .stream import Stream
 from .threads import get_num_threads, set_num_threads
 
-__all__ = ["GRU", "GRUCell", "QuantizedGRU", "Stream", "__version__", "build_info", "get_num_threads", "interop",
+__all__ = ["GRU", "GRUCell", "QuantizedGRU", "Stream",
+           "__version__", "build_info", "get_num_threads", "interop",
            "set_num_threads"]

@@ -15,6 +15,7 @@ from . import __version__, build_info
 from .gru import GRU
 from .linear import Linear
 from .optim import Adam, clip_grad_norm
+from .quantized import PRECISIONS
 from .tasks import TASKS
 from .threads import get_num_threads, set_num_threads
 
@@ -140,14 +141,19 @@ def run_train(args) -> int:
     progress.close()
     wall = time.perf_counter() - start
 
-    final = _evaluate(task, gru, head)
+    fresh = task.batch(1000)
+    final = _evaluate(task, gru, head, fresh)
+    # The same sequences through the model with its weights quantized (inference only).
+    quantized = {p: _evaluate(task, gru.quantize(p), head, fresh) for p in PRECISIONS}
     gru.save(args.out / "model.npz")
+    np.savez(args.out / "head.npz", weight=head.weight, bias=head.bias)
     plotted = _plot(losses, task, args.out / "loss.png")
     sequences = args.steps * args.batch
     run = {"task": task.name, "seq_len": args.seq_len, "config": gru.config(),
            "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
            "threads": get_num_threads(), "loss_name": task.loss_name,
-           "trivial_loss": task.baseline, "final_loss": final, "wall_seconds": wall,
+           "trivial_loss": task.baseline, "final_loss": final, "quantized_loss": quantized,
+           "wall_seconds": wall,
            "steps_per_second": args.steps / wall, "sequences_per_second": sequences / wall,
            "losses": losses, "eigengru": __version__}
     (args.out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
@@ -156,9 +162,11 @@ def run_train(args) -> int:
         "learning" if final < 0.7 * task.baseline else "not solved")
     print(f"\n  final {task.loss_name} {final:.4f} on 1000 fresh sequences, trivial "
           f"{task.baseline:.4f} ({task.baseline / max(final, 1e-12):.0f}x lower): {verdict}")
+    print("  quantized: " + ", ".join(f"{p} {task.loss_name} {loss:.4f}"
+                                      for p, loss in quantized.items()))
     print(f"  {wall:.1f} s, {args.steps / wall:.0f} steps/s, {sequences / wall:,.0f} sequences/s, "
           f"{sequences * args.seq_len / wall:,.0f} time steps/s")
-    print(f"  saved {args.out / 'model.npz'}, {args.out / 'run.json'}" +
+    print(f"  saved {args.out / 'model.npz'}, {args.out / 'head.npz'}, {args.out / 'run.json'}" +
           (f", {args.out / 'loss.png'}" if plotted else " (no loss.png: matplotlib is not "
                                                         "installed; pip install matplotlib)"))
     return 0
@@ -171,8 +179,7 @@ def _train_step(task, gru, head, batch) -> float:
     return loss
 
 
-def _evaluate(task, gru, head) -> float:
-    batch = task.batch(1000)
+def _evaluate(task, gru, head, batch) -> float:
     out, h_n = gru(batch.x)
     return task.loss(head(task.readout(out, h_n)), batch.target)[0]
 

@@ -28,16 +28,19 @@ def from_torch(module_or_state_dict: Any, *, dtype: Any = None,
                batch_first: bool | None = None) -> GRU:
     """An eigengru GRU with the weights of a ``torch.nn.GRU`` or of its ``state_dict()``.
 
-    From a module, every constructor argument is taken over; from a state_dict, the sizes, layer
+    From a module (``torch.nn.GRU`` or ``eigengru.torch.GRU``), every constructor argument is
+    taken over; from a state_dict, the sizes, layer
     count, directions and biases are read off the entries, and ``batch_first`` defaults to False.
     ``dtype`` defaults to the weights' own (float64 stays float64, anything else is float32).
     """
     module = module_or_state_dict
     if hasattr(module, "state_dict") and hasattr(module, "hidden_size"):
         state = {k: _as_numpy(v) for k, v in module.state_dict().items()}
+        # eigengru.torch.GRU has reset_after; torch.nn.GRU's formulation is reset_after=True
         config = dict(num_layers=module.num_layers, bias=module.bias,
                       batch_first=module.batch_first, dropout=float(module.dropout),
-                      bidirectional=module.bidirectional)
+                      bidirectional=module.bidirectional,
+                      reset_after=bool(getattr(module, "reset_after", True)))
     elif isinstance(module, Mapping):
         state = {k: _as_numpy(v) for k, v in module.items()}
         if "weight_ih_l0" not in state or "weight_hh_l0" not in state:
@@ -46,7 +49,7 @@ def from_torch(module_or_state_dict: Any, *, dtype: Any = None,
         while f"weight_ih_l{layers}" in state:
             layers += 1
         config = dict(num_layers=layers, bias="bias_ih_l0" in state, batch_first=False,
-                      bidirectional="weight_ih_l0_reverse" in state)
+                      bidirectional="weight_ih_l0_reverse" in state, reset_after=True)
     else:
         raise TypeError("from_torch: expected a torch.nn.GRU or its state_dict, "
                         f"got {type(module).__name__}")
@@ -54,7 +57,7 @@ def from_torch(module_or_state_dict: Any, *, dtype: Any = None,
         config["batch_first"] = batch_first
     hidden_size = state["weight_hh_l0"].shape[1]
     input_size = state["weight_ih_l0"].shape[1]
-    gru = GRU(input_size, hidden_size, **config, reset_after=True,
+    gru = GRU(input_size, hidden_size, **config,
               dtype=_dtype_of(dtype, state["weight_hh_l0"]))
     gru.load_state_dict(state)
     return gru

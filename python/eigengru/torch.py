@@ -31,9 +31,10 @@ from ._torch_checks import (
     needs_grad,
     numpy_dtype,
 )
+from ._torch_quantized import QuantizedGRU, quantize
 from .parameters import layer_parameters
 
-__all__ = ["GRU", "GRUCell"]
+__all__ = ["GRU", "GRUCell", "QuantizedGRU", "quantize"]
 
 _NAME = "eigengru.torch.GRU"
 

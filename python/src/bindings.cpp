@@ -264,10 +264,10 @@ void register_stream(py::module_& m, const char* name) {
   using Stream = eigengru::Stream<Scalar>;
   py::class_<Stream> stream(m, name, "A unidirectional stack run one time step per call.");
   stream.def(py::init([](const eigengru::StackSpec& spec, const py::list& layers, Index batch) {
-             const auto weights = stack_weights<Scalar>(layers, spec);
-             return std::make_unique<Stream>(spec, weights.data(), batch);
-           }),
-           py::arg("spec"), py::arg("layers"), py::arg("batch"));
+               const auto weights = stack_weights<Scalar>(layers, spec);
+               return std::make_unique<Stream>(spec, weights.data(), batch);
+             }),
+             py::arg("spec"), py::arg("layers"), py::arg("batch"));
   if constexpr (std::is_same_v<Scalar, float>)
     stream.def(py::init([](const eigengru::QuantizedGRU& q, Index batch) {
                  return std::make_unique<Stream>(q.spec(), q.layers().data(), batch);
@@ -417,8 +417,8 @@ py::dict model_config(const eigengru::Model<float>& model) {
   config["reverse"] = s.reverse;
   config["input_dropout"] = s.input_dropout;
   config["recurrent_dropout"] = s.recurrent_dropout;
-  config["function_kinds"] = py::make_tuple(static_cast<int>(f.gate.kind),
-                                            static_cast<int>(f.candidate.kind));
+  config["function_kinds"] =
+      py::make_tuple(static_cast<int>(f.gate.kind), static_cast<int>(f.candidate.kind));
   config["function_values"] =
       py::make_tuple(f.gate.alpha, f.gate.beta, f.candidate.alpha, f.candidate.beta, f.clip);
   config["precision"] = eigengru::precision_name(model.precision);
@@ -438,7 +438,8 @@ void register_quantized(py::module_& m) {
            }),
            py::arg("spec"), py::arg("layers"), py::arg("precision"))
       .def_property_readonly(
-          "precision", [](const QuantizedGRU& q) { return eigengru::precision_name(q.precision()); })
+          "precision",
+          [](const QuantizedGRU& q) { return eigengru::precision_name(q.precision()); })
       .def(
           "forward",
           [](const QuantizedGRU& q, const py::array& x, const py::object& h0,
@@ -492,8 +493,9 @@ void register_quantized(py::module_& m) {
           [](const std::string& path) {
             auto model = eigengru::load_model<float>(path);
             if (model.precision == eigengru::Precision::kFloat)
-              throw py::value_error(path + ": a float model, not a quantized one (read it with "
-                                           "eigengru.GRU.load and call quantize)");
+              throw py::value_error(path +
+                                    ": a float model, not a quantized one (read it with "
+                                    "eigengru.GRU.load and call quantize)");
             py::dict config = model_config(model);
             auto q = std::make_unique<QuantizedGRU>(model.spec, std::move(model.quantized));
             return py::make_tuple(config, std::move(q));
@@ -501,7 +503,9 @@ void register_quantized(py::module_& m) {
           py::arg("path"));
   m.def(
       "quantized_kernel",
-      [](const std::string& precision) { return eigengru::quantized_kernel(precision_of(precision)); },
+      [](const std::string& precision) {
+        return eigengru::quantized_kernel(precision_of(precision));
+      },
       py::arg("precision"));
 }
 

@@ -168,8 +168,8 @@ void test_quantized_stream(eigengru::Precision precision, bool reset_after, Inde
   eigengru::stack_forward(model.spec, float_layers.data(), T, B, nullptr, x.data(), nullptr,
                           exact.data(), nullptr);
   const double err = max_relative_error(out, exact);
-  check(err < 5e-2 && err > 0, "the quantized forward is near the float one: " + what +
-                                   " (" + std::to_string(err) + ")");
+  check(err < 5e-2 && err > 0,
+        "the quantized forward is near the float one: " + what + " (" + std::to_string(err) + ")");
 }
 
 void test_quantized_model_file(const std::string& folder) {

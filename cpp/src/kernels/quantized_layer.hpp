@@ -53,8 +53,8 @@ void quantized_step(const QuantizedLayerWeights& w, Index n, const float* gx, fl
   for (Index i = 0; i < n; ++i) {
     if (!active(i)) continue;
     if (w.reset_after)
-      forward_reset_after<float>(H, gx + i * G, gh + i * G, w.bias_hn_or_null(), h + i * H,
-                                 nullptr, h + i * H, w.functions_or_null());
+      forward_reset_after<float>(H, gx + i * G, gh + i * G, w.bias_hn_or_null(), h + i * H, nullptr,
+                                 h + i * H, w.functions_or_null());
     else  // r, z and r * h into the record
       forward_gates_rz<float>(H, gx + i * G, gh + i * G, h + i * H, s.records.data() + i * 4 * H,
                               w.functions_or_null());

@@ -12,9 +12,9 @@
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 namespace {
 
-constexpr Index kGroupBytes = 4;                                 // one 32-bit lane
+constexpr Index kGroupBytes = 4;                                       // one 32-bit lane
 constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;  // one 512-bit vector
-constexpr std::uint8_t kZeroByte = 128;                          // int8 operands hold q + 128
+constexpr std::uint8_t kZeroByte = 128;                                // int8 operands hold q + 128
 
 Index elements_per_group(Precision p) { return p == Precision::kInt8 ? 4 : 2; }
 
@@ -50,8 +50,8 @@ void multiply_portable_int8(const Product& w, const QuantizedRows& a, Index n, f
     const std::uint8_t* row = a.data.data() + i * a.stride;
     for (Index j = 0; j < w.rows; ++j) {
       const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
-      const auto* weights = reinterpret_cast<const std::int8_t*>(w.panels + p * w.panel_bytes) +
-                            lane * kGroupBytes;
+      const auto* weights =
+          reinterpret_cast<const std::int8_t*>(w.panels + p * w.panel_bytes) + lane * kGroupBytes;
       std::int32_t sum = 0;
       for (Index g = 0; g < w.groups; ++g)
         for (Index e = 0; e < kGroupBytes; ++e)
@@ -166,8 +166,8 @@ using TileFunction = void (*)(const Tile&);
 // Up to 4 rows by 4 panels (16 sums in registers), and a single row by up to 8 panels, whose
 // sums need more independent chains to hide the instructions' latency.
 #define EIGENGRU_TILES_OF(tile, MR) {tile<MR, 1>, tile<MR, 2>, tile<MR, 3>, tile<MR, 4>}
-#define EIGENGRU_TILE_TABLE(tile)                                                            \
-  {EIGENGRU_TILES_OF(tile, 1), EIGENGRU_TILES_OF(tile, 2), EIGENGRU_TILES_OF(tile, 3),    \
+#define EIGENGRU_TILE_TABLE(tile)                                                      \
+  {EIGENGRU_TILES_OF(tile, 1), EIGENGRU_TILES_OF(tile, 2), EIGENGRU_TILES_OF(tile, 3), \
    EIGENGRU_TILES_OF(tile, 4)}
 #define EIGENGRU_ROW_TILES(tile) \
   {tile<1, 1>, tile<1, 2>, tile<1, 3>, tile<1, 4>, tile<1, 5>, tile<1, 6>, tile<1, 7>, tile<1, 8>}
@@ -193,8 +193,8 @@ void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& 
   const Index panels = (w.rows + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
   const Index block = n == 1 ? kRowTilePanels : kTilePanels;
   // Operand rows in chunks that stay in cache while every panel goes past them.
-  const Index chunk = std::max<Index>(kTileRows, (Index{128} << 10) / std::max<Index>(1, a.stride) /
-                                                     kTileRows * kTileRows);
+  const Index chunk = std::max<Index>(
+      kTileRows, (Index{128} << 10) / std::max<Index>(1, a.stride) / kTileRows * kTileRows);
   for (Index r0 = 0; r0 < n; r0 += chunk) {
     const Index r1 = std::min(n, r0 + chunk);
     for (Index p = 0; p < panels; p += block) {
@@ -301,8 +301,8 @@ void QuantizedPanels::quantize(const float* a, Index lda, Index n,
     }
 #endif
     for (; k < K; ++k)
-      dst[k] = static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inverse)) +
-                                         kZeroByte);
+      dst[k] =
+          static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inverse)) + kZeroByte);
   }
 }
 

@@ -59,8 +59,8 @@ class QuantizedPanels {
  private:
   Precision precision_ = Precision::kInt8;
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
-  AlignedBytes panels_;        // panels_count_ * groups_ * 64 bytes
-  std::vector<float> scales_;  // int8: the rows' scales, padded with zeros to whole panels
+  AlignedBytes panels_;                // panels_count_ * groups_ * 64 bytes
+  std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels
   std::vector<std::int32_t> offsets_;  // int8: 128 * (the row's sum), since operands hold q + 128
 };
 

@@ -71,8 +71,7 @@ void quantized_layer_forward(const QuantizedLayerWeights& w, Index T, Index B,
 }  // namespace
 }  // namespace detail
 
-QuantizedStack::QuantizedStack(const StackSpec& spec, const QuantizedLayer* layers)
-    : spec_(spec) {
+QuantizedStack::QuantizedStack(const StackSpec& spec, const QuantizedLayer* layers) : spec_(spec) {
   layers_.reserve(spec.num_layers * spec.directions());
   for (Index k = 0; k < spec.num_layers * spec.directions(); ++k) layers_.emplace_back(layers[k]);
 }
@@ -91,10 +90,9 @@ void QuantizedStack::forward(Index steps, Index batch, const Index* lengths, con
     for (Index d = 0; d < D; ++d) {
       const Index k = l * D + d;
       const detail::StepClock clock{lengths, steps, d == 1 || spec_.reverse};
-      detail::quantized_layer_forward(layers_[k], steps, batch, clock, input,
-                                      h0 != nullptr ? h0 + k * batch * H : nullptr, dst + d * H,
-                                      D * H, h_n != nullptr ? h_n + k * batch * H : nullptr,
-                                      threads);
+      detail::quantized_layer_forward(
+          layers_[k], steps, batch, clock, input, h0 != nullptr ? h0 + k * batch * H : nullptr,
+          dst + d * H, D * H, h_n != nullptr ? h_n + k * batch * H : nullptr, threads);
     }
     input = dst;
   }
