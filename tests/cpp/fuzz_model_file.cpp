@@ -1,11 +1,11 @@
 // A mutation fuzzer for the .egru reader: valid model files (written here with save_model, of
-// several shapes, both scalar sizes, with and without biases, one and two directions, plus any
-// given on the command line) are mutated (bit flips, random bytes, header fields set to edge
-// values, truncation, extension, repeated chunks), half of them with the checksum made valid
-// again so that the mutation reaches the parser, and each is loaded as float and as double.
-// Every load must either succeed or throw std::runtime_error with a message that starts with
-// the file's path; anything else (another exception, a crash, a sanitizer report, a hang) is a
-// failure, and the input that caused it is kept (fuzz_failure.egru).
+// several shapes, both scalar sizes, with and without biases, one and two directions, float and
+// quantized to bfloat16 and int8, plus any given on the command line) are mutated (bit flips,
+// random bytes, header fields set to edge values, truncation, extension, repeated chunks), half of
+// them with the checksum made valid again so that the mutation reaches the parser, and each is
+// loaded as float and as double. Every load must either succeed or throw std::runtime_error with a
+// message that starts with the file's path; anything else (another exception, a crash, a sanitizer
+// report, a hang) is a failure, and the input that caused it is kept (fuzz_failure.egru).
 //
 //   fuzz_model_file [--runs N] [--seed S] [model.egru ...]
 //
@@ -19,6 +19,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "check.hpp"
@@ -73,6 +74,20 @@ std::vector<Bytes> seed_files(const std::string& scratch) {
         };
         write(eigengru_test::random_model<float>(spec, seed, 0.5));
         write(eigengru_test::random_model<double>(spec, seed + 100, 0.5));
+        // quantized: version 2, with each precision's weight blocks
+        const auto precision =
+            seed % 2 == 0 ? eigengru::Precision::kInt8 : eigengru::Precision::kBfloat16;
+        auto source = eigengru_test::random_model<float>(spec, seed + 200, 0.5);
+        eigengru::Model<float> quantized;
+        quantized.spec = spec;
+        quantized.bias = bias;
+        quantized.precision = precision;
+        for (auto w : source.layers()) {
+          if (!bias) w.bias_ih = w.bias_hh = nullptr;
+          quantized.quantized.push_back(eigengru::quantize(w, precision));
+        }
+        eigengru::save_model(quantized, scratch);
+        seeds.push_back(read_file(scratch));
         ++seed;
       }
   return seeds;
@@ -104,8 +119,9 @@ Bytes mutate(Bytes bytes, std::mt19937_64& gen) {
       case 1:  // a random byte
         if (!bytes.empty()) bytes[below(bytes.size())] = static_cast<unsigned char>(gen());
         break;
-      case 2: {  // a header field (version, scalar size, sizes, flags, dropout) at an edge
-        const std::size_t at = 8 + 4 * below(7);
+      case 2: {  // a header field (version, scalar size, precision, sizes, flags, dropout) at an
+                 // edge
+        const std::size_t at = 8 + 4 * below(8);
         const std::uint32_t value = kEdges[below(std::size(kEdges))];
         if (at + 4 <= bytes.size()) std::memcpy(bytes.data() + at, &value, 4);
         break;
@@ -139,9 +155,18 @@ template <typename Scalar>
 std::string load_problem(const std::string& path, int& loaded) {
   try {
     const auto model = eigengru::load_model<Scalar>(path);
-    const auto layers = model.layers();  // views over what was read
-    if (layers.size() != static_cast<std::size_t>(model.spec.num_layers * model.spec.directions()))
+    const auto count = static_cast<std::size_t>(model.spec.num_layers * model.spec.directions());
+    if (model.precision != eigengru::Precision::kFloat) {
+      if constexpr (std::is_same_v<Scalar, float>) {
+        if (model.quantized.size() != count || !model.parameters.empty())
+          return "a loaded quantized model's layers do not match its spec";
+        const eigengru::QuantizedGRU q(model.spec, model.quantized);  // checks every layer
+      } else {
+        return "a quantized model loaded as Model<double>";
+      }
+    } else if (model.layers().size() != count) {  // views over what was read
       return "a loaded model's layers do not match its spec";
+    }
     if (!model.spec.nonlinearities.valid()) return "a loaded model's functions are not valid";
     ++loaded;
     return "";
