@@ -254,6 +254,13 @@ def main() -> None:
         text = text.rstrip("\n") + "\n\n" + jax_peer.section(jax_cells)
     if "kernel_sets" in results:
         text = text.rstrip("\n") + "\n\n" + kernel_sets.section(results["kernel_sets"]) + "\n"
+    # So is the reduced-precision one (benchmarks/reduced_precision.py --write).
+    if old_json.exists() and "reduced_precision" in json.loads(old_json.read_text()):
+        import reduced_precision
+
+        results["reduced_precision"] = json.loads(old_json.read_text())["reduced_precision"]
+        text = text.rstrip("\n") + "\n\n" + reduced_precision.markdown(
+            results["reduced_precision"])
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(text)
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")

@@ -1,14 +1,16 @@
 // Latency of one streaming step at batch 1 (eigengru::Stream::step), in ns, against the
 // sequence forward's cost per step on the same model, float32, one thread; and the bound set by
 // the step's two products alone (x W_ihᵀ and h W_hhᵀ with the packed kernel), which at batch 1
-// is the time to stream the weights from the cache they live in.
+// is the time to stream the weights from the cache they live in. With a precision, the same
+// for the model quantized to it (no products' bound then).
 //
-//   stream_latency I H [steps]     prints one JSON object
+//   stream_latency I H [steps] [float|bfloat16|int8]     prints one JSON object
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "eigengru/eigengru.hpp"
@@ -20,11 +22,15 @@ namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: stream_latency I H [steps]\n");
+    std::fprintf(stderr, "usage: stream_latency I H [steps] [float|bfloat16|int8]\n");
     return 2;
   }
   const long I = std::atol(argv[1]), H = std::atol(argv[2]);
   const long steps = argc > 3 ? std::atol(argv[3]) : 20000;
+  const std::string precision_name = argc > 4 ? argv[4] : "float";
+  const auto precision = precision_name == "int8"       ? eigengru::Precision::kInt8
+                         : precision_name == "bfloat16" ? eigengru::Precision::kBfloat16
+                                                        : eigengru::Precision::kFloat;
   eigengru::set_num_threads(1);
   eigengru::StackSpec spec;
   spec.input_size = I;
@@ -41,7 +47,11 @@ int main(int argc, char** argv) {
   std::vector<float> x(steps * I), out(steps * H);
   for (auto& v : x) v = u(gen);
 
-  eigengru::Stream<float> stream(spec, &w);
+  const bool quantized = precision != eigengru::Precision::kFloat;
+  std::vector<eigengru::QuantizedLayer> layers;
+  if (quantized) layers.push_back(eigengru::quantize(w, precision));
+  eigengru::Stream<float> stream =
+      quantized ? eigengru::Stream<float>(spec, layers.data()) : eigengru::Stream<float>(spec, &w);
   using Clock = std::chrono::steady_clock;
   std::vector<double> per_step(steps);
   for (int warm = 0; warm < 1000; ++warm) stream.step(x.data(), out.data());
@@ -58,8 +68,14 @@ int main(int argc, char** argv) {
   for (long t = 0; t < steps; ++t) stream.step(x.data() + t * I, out.data() + t * H);
   const double mean =
       std::chrono::duration<double, std::nano>(Clock::now() - loop_start).count() / steps;
-  const auto seq_start = Clock::now();
-  eigengru::stack_forward(spec, &w, steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
+  auto seq_start = Clock::now();
+  if (quantized) {
+    const eigengru::QuantizedGRU q(spec, layers);
+    seq_start = Clock::now();
+    q.forward(steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
+  } else {
+    eigengru::stack_forward(spec, &w, steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
+  }
   const double sequence =
       std::chrono::duration<double, std::nano>(Clock::now() - seq_start).count() / steps;
   kernels::PackedMatrix<float> w_ih_t, w_hh_t;
@@ -67,7 +83,7 @@ int main(int argc, char** argv) {
   w_hh_t.pack(p[1].data(), H, 3 * H, 1, H);
   std::vector<float> g(3 * H), h(H, 0.1f);
   const auto products_start = Clock::now();
-  for (long t = 0; t < steps; ++t) {
+  for (long t = 0; t < (quantized ? 0 : steps); ++t) {
     w_ih_t.multiply(x.data() + t * I, I, 1, g.data(), 3 * H, false);
     w_hh_t.multiply(h.data(), H, 1, g.data(), 3 * H, true);
     h[t % H] = g[t % (3 * H)];  // a dependency from step to step, as in the recurrence
@@ -77,8 +93,12 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"input_size\": %ld, \"hidden_size\": %ld, \"step_mean_ns\": %.1f, "
       "\"step_median_ns\": %.1f, \"step_p99_ns\": %.1f, \"sequence_per_step_ns\": %.1f, "
-      "\"products_ns\": %.1f, \"weight_bytes\": %ld}\n",
-      I, H, mean, sorted[steps / 2], sorted[steps * 99 / 100], sequence, products,
-      static_cast<long>((I + H) * 3 * H * sizeof(float)));
+      "\"products_ns\": %.1f, \"weight_bytes\": %ld, \"precision\": \"%s\"}\n",
+      I, H, mean, sorted[steps / 2], sorted[steps * 99 / 100], sequence, quantized ? 0.0 : products,
+      static_cast<long>((I + H) * 3 * H *
+                        (precision == eigengru::Precision::kInt8       ? 1
+                         : precision == eigengru::Precision::kBfloat16 ? 2
+                                                                       : 4)),
+      precision_name.c_str());
   return 0;
 }
