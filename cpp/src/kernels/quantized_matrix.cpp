@@ -19,7 +19,7 @@ constexpr std::uint8_t kZeroByte = 128;                                // int8 o
 Index elements_per_group(Precision p) { return p == Precision::kInt8 ? 4 : 2; }
 
 /// bfloat16 of f, rounded to nearest with ties to even; NaN stays NaN.
-std::uint16_t to_bfloat16(float f) {
+[[maybe_unused]] std::uint16_t to_bfloat16(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   if (std::isnan(f)) return static_cast<std::uint16_t>((u >> 16) | 0x40);
@@ -108,14 +108,15 @@ __attribute__((target("avx512vnni"))) void int8_tile(const Tile& t) {
   for (int m = 0; m < MR; ++m)
     for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_si512();
   for (Index g = 0; g < t.groups; ++g) {
-    __m512i w[NP];
-    for (int p = 0; p < NP; ++p)
-      w[p] = _mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
+    __m512i a[MR];  // each row's group, in every lane; then each panel's weights, used at once
     for (int m = 0; m < MR; ++m) {
       std::int32_t four;
       std::memcpy(&four, t.a + m * t.lda + g * kGroupBytes, sizeof four);
-      const __m512i a = _mm512_set1_epi32(four);
-      for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_dpbusd_epi32(acc[m][p], a, w[p]);
+      a[m] = _mm512_set1_epi32(four);
+    }
+    for (int p = 0; p < NP; ++p) {
+      const __m512i w = _mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
+      for (int m = 0; m < MR; ++m) acc[m][p] = _mm512_dpbusd_epi32(acc[m][p], a[m], w);
     }
   }
   for (int p = 0; p < NP; ++p) {
@@ -140,14 +141,16 @@ __attribute__((target("avx512bf16"))) void bfloat16_tile(const Tile& t) {
   for (int m = 0; m < MR; ++m)
     for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_ps();
   for (Index g = 0; g < t.groups; ++g) {
-    __m512bh w[NP];
-    for (int p = 0; p < NP; ++p)
-      w[p] = (__m512bh)_mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
+    __m512bh a[MR];
     for (int m = 0; m < MR; ++m) {
       std::int32_t pair;
       std::memcpy(&pair, t.a + m * t.lda + g * kGroupBytes, sizeof pair);
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
-      for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_dpbf16_ps(acc[m][p], a, w[p]);
+      a[m] = (__m512bh)_mm512_set1_epi32(pair);
+    }
+    for (int p = 0; p < NP; ++p) {
+      const __m512bh w =
+          (__m512bh)_mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
+      for (int m = 0; m < MR; ++m) acc[m][p] = _mm512_dpbf16_ps(acc[m][p], a[m], w);
     }
   }
   for (int p = 0; p < NP; ++p) {
@@ -163,15 +166,17 @@ __attribute__((target("avx512bf16"))) void bfloat16_tile(const Tile& t) {
 
 using TileFunction = void (*)(const Tile&);
 
-// Up to 4 rows by 4 panels (16 sums in registers), and a single row by up to 8 panels, whose
+// Up to 4 rows by 4 panels (16 sums in registers), and a single row by up to 16 panels, whose
 // sums need more independent chains to hide the instructions' latency.
 #define EIGENGRU_TILES_OF(tile, MR) {tile<MR, 1>, tile<MR, 2>, tile<MR, 3>, tile<MR, 4>}
 #define EIGENGRU_TILE_TABLE(tile)                                                      \
   {EIGENGRU_TILES_OF(tile, 1), EIGENGRU_TILES_OF(tile, 2), EIGENGRU_TILES_OF(tile, 3), \
    EIGENGRU_TILES_OF(tile, 4)}
-#define EIGENGRU_ROW_TILES(tile) \
-  {tile<1, 1>, tile<1, 2>, tile<1, 3>, tile<1, 4>, tile<1, 5>, tile<1, 6>, tile<1, 7>, tile<1, 8>}
-constexpr int kTileRows = 4, kTilePanels = 4, kRowTilePanels = 8;
+#define EIGENGRU_ROW_TILES(tile)                                                 \
+  {tile<1, 1>,  tile<1, 2>,  tile<1, 3>,  tile<1, 4>,  tile<1, 5>,  tile<1, 6>,  \
+   tile<1, 7>,  tile<1, 8>,  tile<1, 9>,  tile<1, 10>, tile<1, 11>, tile<1, 12>, \
+   tile<1, 13>, tile<1, 14>, tile<1, 15>, tile<1, 16>}
+constexpr int kTileRows = 4, kTilePanels = 4, kRowTilePanels = 16;
 constexpr TileFunction kInt8Tiles[kTileRows][kTilePanels] = EIGENGRU_TILE_TABLE(int8_tile);
 constexpr TileFunction kBfloat16Tiles[kTileRows][kTilePanels] = EIGENGRU_TILE_TABLE(bfloat16_tile);
 constexpr TileFunction kInt8RowTiles[kRowTilePanels] = EIGENGRU_ROW_TILES(int8_tile);
@@ -191,7 +196,9 @@ void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& 
                     float* c, Index ldc, const float* bias) {
   const bool int8 = precision == Precision::kInt8;
   const Index panels = (w.rows + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
-  const Index block = n == 1 ? kRowTilePanels : kTilePanels;
+  // A single row takes the panels in as few blocks as it can, of equal sizes.
+  const Index blocks = (panels + kRowTilePanels - 1) / kRowTilePanels;
+  const Index block = n == 1 ? (panels + blocks - 1) / blocks : kTilePanels;
   // Operand rows in chunks that stay in cache while every panel goes past them.
   const Index chunk = std::max<Index>(
       kTileRows, (Index{128} << 10) / std::max<Index>(1, a.stride) / kTileRows * kTileRows);
@@ -227,6 +234,93 @@ void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& 
 bool has_dot_product(Precision) { return false; }
 #endif
 
+// ---- operand rows ------------------------------------------------------------------------------
+
+/// The scale of an int8 operand row of largest magnitude `largest`, for rows that are not
+/// all zeros: NaN when the row holds a NaN or an infinity, which then carries into its sums.
+float int8_scale(float largest, bool not_a_number) {
+  if (not_a_number || !std::isfinite(largest)) return std::numeric_limits<float>::quiet_NaN();
+  return largest / 127.0f;
+}
+
+#if defined(__AVX512F__)
+__attribute__((always_inline)) inline __mmask16 tail_mask(Index k, Index K) {
+  return k + 16 <= K ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
+}
+#endif
+
+/// x (K values) as int8 operand bytes q + 128, zero-padded to `padded`; returns the scale.
+float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
+  std::fill(dst + K, dst + padded, kZeroByte);
+#if defined(__AVX512F__)
+  __m512 high = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  for (Index k = 0; k < K; k += 16) {
+    const __m512 v = _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(k, K), x + k));
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    high = _mm512_max_ps(high, v);
+  }
+  const float largest = _mm512_reduce_max_ps(high);
+  if (largest == 0.0f && nan == 0) {
+    std::fill(dst, dst + K, kZeroByte);
+    return 0.0f;
+  }
+  const float scale = int8_scale(largest, nan != 0);
+  const __m512 inverse = _mm512_set1_ps(std::isnan(scale) ? 0.0f : 127.0f / largest);
+  const __m512i zero = _mm512_set1_epi32(kZeroByte);
+  for (Index k = 0; k < K; k += 16) {  // rounds to nearest, ties to even, as nearbyint does
+    const __mmask16 mask = tail_mask(k, K);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + k), inverse);
+    // a NaN times 0 stays NaN, which converts to INT_MIN: its byte is ignored (NaN scale)
+    _mm512_mask_cvtepi32_storeu_epi8(dst + k, mask, _mm512_add_epi32(_mm512_cvtps_epi32(v), zero));
+  }
+  return scale;
+#else
+  float largest = 0.0f;
+  bool nan = false;
+  for (Index k = 0; k < K; ++k) {
+    nan = nan || std::isnan(x[k]);
+    largest = std::max(largest, std::fabs(x[k]));
+  }
+  if (largest == 0.0f && !nan) {
+    std::fill(dst, dst + K, kZeroByte);
+    return 0.0f;
+  }
+  const float scale = int8_scale(largest, nan);
+  if (std::isnan(scale)) {
+    std::fill(dst, dst + K, kZeroByte);
+    return scale;
+  }
+  const float inverse = 127.0f / largest;
+  for (Index k = 0; k < K; ++k)
+    dst[k] =
+        static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inverse)) + kZeroByte);
+  return scale;
+#endif
+}
+
+/// x (K values) as bfloat16 operand values, zero-padded to `padded`.
+void bfloat16_row(const float* x, Index K, Index padded, std::uint8_t* bytes) {
+  auto* dst = reinterpret_cast<std::uint16_t*>(bytes);
+  std::fill(dst + K, dst + padded, std::uint16_t{0});
+#if defined(__AVX512F__)
+  const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+  for (Index k = 0; k < K; k += 16) {  // to_bfloat16, 16 at a time
+    const __mmask16 mask = tail_mask(k, K);
+    const __m512 v = _mm512_maskz_loadu_ps(mask, x + k);
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    __m512i b = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(half, odd)), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    b = _mm512_mask_mov_epi32(b, nan,
+                              _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    _mm512_mask_cvtepi32_storeu_epi16(dst + k, mask, b);
+  }
+#else
+  for (Index k = 0; k < K; ++k) dst[k] = to_bfloat16(x[k]);
+#endif
+}
+
 }  // namespace
 
 QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index count)
@@ -234,11 +328,11 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
   const Index per_group = elements_per_group(precision_);
   groups_ = (depth_ + per_group - 1) / per_group;
   panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
-  panels_.assign(panels_count_ * groups_ * kPanelGroupBytes, 0);
+  panels_.assign(panels_count_ * panel_bytes(), 0);
   const Index padded_rows = panels_count_ * kQuantizedPanelRows;
   for (Index j = 0; j < rows_; ++j) {
     const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
-    std::uint8_t* panel = panels_.data() + p * groups_ * kPanelGroupBytes + lane * kGroupBytes;
+    std::uint8_t* panel = panels_.data() + p * panel_bytes() + lane * kGroupBytes;
     for (Index k = 0; k < depth_; ++k) {
       std::uint8_t* group = panel + (k / per_group) * kPanelGroupBytes;
       const Index source = (first + j) * depth_ + k;
@@ -272,44 +366,16 @@ void QuantizedPanels::quantize(const float* a, Index lda, Index n,
                                QuantizedRows& rows) const noexcept {
   const Index K = depth_, padded = groups_ * elements_per_group(precision_);
   for (Index i = 0; i < n; ++i) {
-    const float* x = a + i * lda;
-    std::uint8_t* dst = rows.data.data() + i * rows.stride;
-    if (precision_ == Precision::kBfloat16) {
-      auto* out = reinterpret_cast<std::uint16_t*>(dst);
-      for (Index k = 0; k < K; ++k) out[k] = to_bfloat16(x[k]);
-      std::fill(out + K, out + padded, std::uint16_t{0});
-      continue;
-    }
-    const float largest = Eigen::Map<const Eigen::ArrayXf>(x, K).abs().maxCoeff();
-    std::fill(dst + K, dst + padded, kZeroByte);
-    if (!(largest > 0.0f) || !std::isfinite(largest)) {
-      // zero (or a NaN or infinity, which the scale then carries into every sum)
-      std::fill(dst, dst + K, kZeroByte);
-      rows.scales[i] = largest == 0.0f ? 0.0f : std::numeric_limits<float>::quiet_NaN();
-      continue;
-    }
-    const float inverse = 127.0f / largest;
-    rows.scales[i] = largest / 127.0f;
-    Index k = 0;
-#if defined(__AVX512F__)
-    const __m512 scale = _mm512_set1_ps(inverse);
-    const __m512i zero = _mm512_set1_epi32(kZeroByte);
-    for (; k + 16 <= K; k += 16) {  // rounds to nearest, ties to even, as nearbyint does
-      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + k), scale));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + k),
-                       _mm512_cvtepi32_epi8(_mm512_add_epi32(q, zero)));
-    }
-#endif
-    for (; k < K; ++k)
-      dst[k] =
-          static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inverse)) + kZeroByte);
+    if (precision_ == Precision::kBfloat16)
+      bfloat16_row(a + i * lda, K, padded, rows.data.data() + i * rows.stride);
+    else
+      rows.scales[i] = int8_row(a + i * lda, K, padded, rows.data.data() + i * rows.stride);
   }
 }
 
 void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index ldc,
                                const float* bias) const noexcept {
-  const Product w{panels_.data(), groups_ * kPanelGroupBytes, groups_, rows_, scales_.data(),
-                  offsets_.data()};
+  const Product w{panels_.data(), panel_bytes(), groups_, rows_, scales_.data(), offsets_.data()};
 #if defined(__AVX512F__)
   if (has_dot_product(precision_)) return multiply_tiles(w, precision_, a, n, c, ldc, bias);
 #endif

@@ -31,7 +31,9 @@ struct QuantizedRows {
 /// W (N x K) quantized, stored as panels of kQuantizedPanelRows rows: panel p holds, for each
 /// group of `group` consecutive columns k (4 int8 values or 2 bfloat16, one 32-bit lane), the
 /// group of each of its 16 rows, so that one 512-bit load gives a dot-product instruction all
-/// 16 rows' weights for that group. Rows past N and columns past K are zero.
+/// 16 rows' weights for that group. Rows past N and columns past K are zero. Panels start an
+/// odd number of cache lines apart: a product reads several panels side by side, and streams a
+/// power-of-two distance apart would all fall in the same sets of the L1 cache.
 class QuantizedPanels {
  public:
   QuantizedPanels() = default;
@@ -58,8 +60,10 @@ class QuantizedPanels {
 
  private:
   Precision precision_ = Precision::kInt8;
+  Index panel_bytes() const { return (groups_ | 1) * 64; }
+
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
-  AlignedBytes panels_;                // panels_count_ * groups_ * 64 bytes
+  AlignedBytes panels_;                // panels_count_ * panel_bytes()
   std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels
   std::vector<std::int32_t> offsets_;  // int8: 128 * (the row's sum), since operands hold q + 128
 };
