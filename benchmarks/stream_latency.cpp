@@ -1,10 +1,13 @@
 // Latency of one streaming step at batch 1 (eigengru::Stream::step), in ns, against the
 // sequence forward's cost per step on the same model, float32, one thread; and the bound set by
 // the step's two products alone (x W_ihᵀ and h W_hhᵀ with the packed kernel), which at batch 1
-// is the time to stream the weights from the cache they live in. With a precision, the same
-// for the model quantized to it (no products' bound then).
+// is the time to stream the weights from the cache they live in; and the time to read the
+// weights alone, as bytes. With a precision, the same for the model quantized to it (no
+// products' bound then).
 //
 //   stream_latency I H [steps] [float|bfloat16|int8]     prints one JSON object
+#include <immintrin.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +22,22 @@
 // The products' bound uses the packed kernel itself, compiled with the first kernel set's
 // sources and flags (CMakeLists.txt).
 namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
+
+namespace {
+
+/// Reads n floats (a multiple of 64) with 512-bit loads into four sums.
+__attribute__((noinline)) float read_once(const float* p, std::size_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  for (std::size_t i = 0; i + 64 <= n; i += 64) {
+    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
+    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
+    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
+    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -90,15 +109,28 @@ int main(int argc, char** argv) {
   }
   const double products =
       std::chrono::duration<double, std::nano>(Clock::now() - products_start).count() / steps;
+  // Reading the step's weights (in this precision) once from the cache that holds them, with
+  // 512-bit loads and nothing else: no step at batch 1 can take less.
+  const long weight_bytes = (I + H) * 3 * H *
+                            (precision == eigengru::Precision::kInt8       ? 1
+                             : precision == eigengru::Precision::kBfloat16 ? 2
+                                                                           : 4);
+  std::vector<float> weights(weight_bytes / sizeof(float), 0.5f);
+  float sink = 0;
+  const auto read_start = Clock::now();
+  for (long t = 0; t < steps; ++t) {
+    sink += read_once(weights.data(), weights.size());
+    __asm__ volatile("" : : : "memory");  // one read per step: not hoisted out of the loop
+  }
+  const double read =
+      std::chrono::duration<double, std::nano>(Clock::now() - read_start).count() / steps;
+  if (sink == -1) std::printf("?");
   std::printf(
       "{\"input_size\": %ld, \"hidden_size\": %ld, \"step_mean_ns\": %.1f, "
       "\"step_median_ns\": %.1f, \"step_p99_ns\": %.1f, \"sequence_per_step_ns\": %.1f, "
-      "\"products_ns\": %.1f, \"weight_bytes\": %ld, \"precision\": \"%s\"}\n",
+      "\"products_ns\": %.1f, \"weight_bytes\": %ld, \"precision\": \"%s\", "
+      "\"weights_read_ns\": %.1f}\n",
       I, H, mean, sorted[steps / 2], sorted[steps * 99 / 100], sequence, quantized ? 0.0 : products,
-      static_cast<long>((I + H) * 3 * H *
-                        (precision == eigengru::Precision::kInt8       ? 1
-                         : precision == eigengru::Precision::kBfloat16 ? 2
-                                                                       : 4)),
-      precision_name.c_str());
+      weight_bytes, precision_name.c_str(), read);
   return 0;
 }

@@ -362,14 +362,15 @@ void QuantizedPanels::reserve(QuantizedRows& rows, Index n) const {
     rows.scales.resize(n);
 }
 
-void QuantizedPanels::quantize(const float* a, Index lda, Index n,
-                               QuantizedRows& rows) const noexcept {
+void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows& rows,
+                               Index first) const noexcept {
   const Index K = depth_, padded = groups_ * elements_per_group(precision_);
   for (Index i = 0; i < n; ++i) {
+    std::uint8_t* row = rows.data.data() + (first + i) * rows.stride;
     if (precision_ == Precision::kBfloat16)
-      bfloat16_row(a + i * lda, K, padded, rows.data.data() + i * rows.stride);
+      bfloat16_row(a + i * lda, K, padded, row);
     else
-      rows.scales[i] = int8_row(a + i * lda, K, padded, rows.data.data() + i * rows.stride);
+      rows.scales[first + i] = int8_row(a + i * lda, K, padded, row);
   }
 }
 

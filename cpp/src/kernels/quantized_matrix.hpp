@@ -48,8 +48,10 @@ class QuantizedPanels {
 
   /// Sizes `rows` for n operand rows (allocates once; later calls with n no larger do not).
   void reserve(QuantizedRows& rows, Index n) const;
-  /// Quantizes n rows of a (depth() values each, lda apart) into `rows`, which reserve() sized.
-  void quantize(const float* a, Index lda, Index n, QuantizedRows& rows) const noexcept;
+  /// Quantizes n rows of a (depth() values each, lda apart) into rows [first, first + n) of
+  /// `rows`, which reserve() sized.
+  void quantize(const float* a, Index lda, Index n, QuantizedRows& rows,
+                Index first = 0) const noexcept;
   /// C (n x rows()) = A · Wᵀ (+ bias, rows() values, on every row), rows ldc apart; A is the
   /// n rows that quantize() made. Row i of C depends on row i of A only.
   void multiply(const QuantizedRows& a, Index n, float* c, Index ldc,

@@ -24,6 +24,7 @@ void quantized_layer_forward(const QuantizedLayerWeights& w, Index T, Index B,
   // Each thread allocates its own scratch; a failed allocation is reported after the region,
   // before any output is written.
   std::atomic<bool> scratch_failed{false};
+  const bool lengths_given = clock.lengths != nullptr;
 #pragma omp parallel num_threads(row_threads(threads, B))
   {
     const FlushDenormals flush;
@@ -35,7 +36,7 @@ void quantized_layer_forward(const QuantizedLayerWeights& w, Index T, Index B,
     RowMatrix<float> gathered, gx, h;
     try {
       scratch.emplace(w, n, ahead * n);
-      gathered.resize(ahead * n, I);
+      gathered.resize(lengths_given ? ahead * n : 0, I);
       gx.resize(ahead * n, G);
       h.resize(n, H);
     } catch (...) {
@@ -50,8 +51,14 @@ void quantized_layer_forward(const QuantizedLayerWeights& w, Index T, Index B,
       for (Index s = 0; s < T; ++s) {
         if (s % ahead == 0) {
           const Index count = std::min(ahead, T - s);
-          gather_inputs(x, B, I, clock, rows.begin, n, s, count, gathered.data());
-          w.w_ih.quantize(gathered.data(), I, count * n, scratch->input);
+          if (clock.lengths == nullptr) {  // every row at one time: the thread's rows are adjacent
+            for (Index k = 0; k < count; ++k)
+              w.w_ih.quantize(x + (clock.time(0, s + k) * B + rows.begin) * I, I, n, scratch->input,
+                              k * n);
+          } else {
+            gather_inputs(x, B, I, clock, rows.begin, n, s, count, gathered.data());
+            w.w_ih.quantize(gathered.data(), I, count * n, scratch->input);
+          }
           w.w_ih.multiply(scratch->input, count * n, gx.data(), G, w.input_bias.data());
         }
         const auto active = [&](Index i) { return clock.time(rows.begin + i, s) >= 0; };
