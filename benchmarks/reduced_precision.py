@@ -157,14 +157,18 @@ def markdown(result: dict) -> str:
                          f"{e['eigengru int8']:.1e} | {e['torch bfloat16']:.1e} | "
                          f"{e['torch int8']:.1e} | {e['eigengru float32']:.1e} |")
     lines += ["", "C++ `Stream::step` at batch 1 (`benchmarks/stream_latency.cpp`, one thread), "
-              "ns per step:", "", "| I, H | float32 | bfloat16 | int8 | weights f32 / bf16 / "
-              "int8 |", "|---|---|---|---|---|"]
+              "ns per step; \"read\" is the time to read the step's weights alone, in that "
+              "precision, from the cache that holds them (512-bit loads, nothing else): no step "
+              "at batch 1 can take less.", "",
+              "| I, H | float32 | bfloat16 | int8 | read f32 / bf16 / int8 | weights f32 / bf16 / "
+              "int8 |", "|---|---|---|---|---|---|"]
     for i, h in STEP_TARGETS:
         row = {s["precision"]: s for s in steps if (s["input_size"], s["hidden_size"]) == (i, h)}
         lines.append(f"| {i}, {h} | " + " | ".join(
             f"{row[p]['step_mean_ns']:.0f}" for p in ("float", "bfloat16", "int8")) + " | " +
-            " / ".join(f"{row[p]['weight_bytes'] / 1024:.0f} KB"
-                       for p in ("float", "bfloat16", "int8")) + " |")
+            " / ".join(f"{row[p]['weights_read_ns']:.0f}" for p in ("float", "bfloat16", "int8"))
+            + " | " + " / ".join(f"{row[p]['weight_bytes'] / 1024:.0f} KB"
+                                 for p in ("float", "bfloat16", "int8")) + " |")
     if peaks:
         lines += ["", "Peak multiply-add rates of one core (`benchmarks/dot_product_peak.cpp`, "
                   "registers only): " + ", ".join(
@@ -199,10 +203,12 @@ def markdown(result: dict) -> str:
                          f"{status(e['eigengru int8'] <= e['torch int8'])} |")
     for (i, h), targets in STEP_TARGETS.items():
         for precision, target in targets.items():
-            got = next(s["step_mean_ns"] for s in steps if s["precision"] == precision and
+            row = next(s for s in steps if s["precision"] == precision and
                        (s["input_size"], s["hidden_size"]) == (i, h))
+            got, read = row["step_mean_ns"], row["weights_read_ns"]
+            note = f" (reading the weights alone takes {read:.0f} ns)" if got > target else ""
             lines.append(f"| Stream step <= {target} ns | {precision}, ({i}, {h}) | "
-                         f"{got:.0f} ns | {status(got <= target)} |")
+                         f"{got:.0f} ns{note} | {status(got <= target)} |")
     lines.append(END)
     return "\n".join(lines) + "\n"
 

@@ -29,7 +29,8 @@ class QuantizedGRU:
     products summed in float32. int8: each weight row scaled to [-127, 127] by its largest
     magnitude, and each operand row likewise when the product runs (dynamic quantization);
     products summed exactly in int32. On CPUs with AVX512-BF16 and AVX512-VNNI the products run
-    on their dot-product instructions, elsewhere on portable code (``kernel``).
+    on their dot-product instructions; elsewhere the float kernel multiplies the values the
+    quantized weights and operands stand for, at the float model's speed (``kernel``).
 
     Quantized models have no backward: ``forward(..., train=True)`` and ``backward`` raise.
     """

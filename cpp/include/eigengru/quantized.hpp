@@ -8,6 +8,8 @@
 //             operand row a (an input, a state) by s_a = max|a| / 127 when the product runs;
 //             products summed exactly in int32 (AVX512-VNNI's vpdpbusd where the CPU has it),
 //             then the sum times s_w * s_a.
+// CPUs without these instructions (and the avx2 and baseline kernel sets) compute the same
+// quantized values' products with the float kernel instead, in float32 sums.
 // Quantized models are for inference: there is no backward.
 #pragma once
 
@@ -106,8 +108,9 @@ class QuantizedGRU {
 };
 
 /// Which product kernel a precision runs on in the kernel set in use: "avx512-bf16" or
-/// "avx512-vnni" (the CPU's dot-product instructions), or "portable" (the same numbers for
-/// int8; for bfloat16 the same products summed in another order), slower.
+/// "avx512-vnni" (the CPU's dot-product instructions), or "portable" (the float kernel on the
+/// values the quantized weights and operands stand for: int8's numbers to float32 rounding, at
+/// about the float model's speed).
 std::string quantized_kernel(Precision precision);
 
 }  // namespace eigengru

@@ -42,44 +42,6 @@ struct Product {
   const std::int32_t* offsets;
 };
 
-// ---- portable products: the same layout read lane by lane --------------------------------------
-
-void multiply_portable_int8(const Product& w, const QuantizedRows& a, Index n, float* c, Index ldc,
-                            const float* bias) {
-  for (Index i = 0; i < n; ++i) {
-    const std::uint8_t* row = a.data.data() + i * a.stride;
-    for (Index j = 0; j < w.rows; ++j) {
-      const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
-      const auto* weights =
-          reinterpret_cast<const std::int8_t*>(w.panels + p * w.panel_bytes) + lane * kGroupBytes;
-      std::int32_t sum = 0;
-      for (Index g = 0; g < w.groups; ++g)
-        for (Index e = 0; e < kGroupBytes; ++e)
-          sum += static_cast<std::int32_t>(row[g * kGroupBytes + e]) *
-                 weights[g * kPanelGroupBytes + e];
-      const float v = static_cast<float>(sum - w.offsets[j]) * (w.scales[j] * a.scales[i]);
-      c[i * ldc + j] = bias != nullptr ? v + bias[j] : v;
-    }
-  }
-}
-
-void multiply_portable_bfloat16(const Product& w, const QuantizedRows& a, Index n, float* c,
-                                Index ldc, const float* bias) {
-  for (Index i = 0; i < n; ++i) {
-    const auto* row = reinterpret_cast<const std::uint16_t*>(a.data.data() + i * a.stride);
-    for (Index j = 0; j < w.rows; ++j) {
-      const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
-      const auto* weights =
-          reinterpret_cast<const std::uint16_t*>(w.panels + p * w.panel_bytes) + lane * 2;
-      float sum = 0;
-      for (Index g = 0; g < w.groups; ++g)
-        for (Index e = 0; e < 2; ++e)
-          sum += from_bfloat16(row[2 * g + e]) * from_bfloat16(weights[g * 32 + e]);
-      c[i * ldc + j] = bias != nullptr ? sum + bias[j] : sum;
-    }
-  }
-}
-
 #if defined(__AVX512F__)
 // ---- AVX-512 products: tiles of MR operand rows by NP panels, held in registers ----------------
 
@@ -321,10 +283,42 @@ void bfloat16_row(const float* x, Index K, Index padded, std::uint8_t* bytes) {
 #endif
 }
 
+/// The values an operand row x (K values) stands for once quantized, as floats: the operand
+/// of the products of CPUs without the dot-product instructions.
+void value_row(Precision precision, const float* x, Index K, float* dst) {
+  if (precision == Precision::kBfloat16) {
+    for (Index k = 0; k < K; ++k) dst[k] = from_bfloat16(to_bfloat16(x[k]));
+    return;
+  }
+  float largest = 0.0f;
+  bool nan = false;
+  for (Index k = 0; k < K; ++k) {
+    nan = nan || std::isnan(x[k]);
+    largest = std::max(largest, std::fabs(x[k]));
+  }
+  const float scale = largest == 0.0f && !nan ? 0.0f : int8_scale(largest, nan);
+  if (scale == 0.0f || std::isnan(scale)) {
+    std::fill(dst, dst + K, scale);
+    return;
+  }
+  const float inverse = 127.0f / largest;
+  for (Index k = 0; k < K; ++k) dst[k] = std::nearbyint(x[k] * inverse) * scale;
+}
+
 }  // namespace
 
 QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index count)
-    : precision_(m.precision), rows_(count), depth_(m.cols) {
+    : precision_(m.precision),
+      dot_product_(has_dot_product(m.precision)),
+      rows_(count),
+      depth_(m.cols) {
+  if (!dot_product_) {  // the values the weights stand for, for the float product
+    RowMatrix<float> values(rows_, depth_);
+    for (Index j = 0; j < rows_; ++j)
+      for (Index k = 0; k < depth_; ++k) values(j, k) = m.value(first + j, k);
+    dequantized_.pack(values.data(), depth_, rows_, 1, depth_);  // B(k, j) = W(j, k)
+    return;
+  }
   const Index per_group = elements_per_group(precision_);
   groups_ = (depth_ + per_group - 1) / per_group;
   panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
@@ -356,6 +350,10 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
 }
 
 void QuantizedPanels::reserve(QuantizedRows& rows, Index n) const {
+  if (!dot_product_) {
+    if (static_cast<Index>(rows.values.size()) < n * depth_) rows.values.resize(n * depth_);
+    return;
+  }
   rows.stride = row_bytes();
   if (static_cast<Index>(rows.data.size()) < n * rows.stride) rows.data.resize(n * rows.stride);
   if (precision_ == Precision::kInt8 && static_cast<Index>(rows.scales.size()) < n)
@@ -365,6 +363,11 @@ void QuantizedPanels::reserve(QuantizedRows& rows, Index n) const {
 void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows& rows,
                                Index first) const noexcept {
   const Index K = depth_, padded = groups_ * elements_per_group(precision_);
+  if (!dot_product_) {
+    for (Index i = 0; i < n; ++i)
+      value_row(precision_, a + i * lda, K, rows.values.data() + (first + i) * K);
+    return;
+  }
   for (Index i = 0; i < n; ++i) {
     std::uint8_t* row = rows.data.data() + (first + i) * rows.stride;
     if (precision_ == Precision::kBfloat16)
@@ -376,14 +379,12 @@ void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows
 
 void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index ldc,
                                const float* bias) const noexcept {
-  const Product w{panels_.data(), panel_bytes(), groups_, rows_, scales_.data(), offsets_.data()};
+  // project(): each row of C one chain over the depth, the same bits alone or among others
+  if (!dot_product_) return dequantized_.project(a.values.data(), depth_, n, c, ldc, bias);
 #if defined(__AVX512F__)
-  if (has_dot_product(precision_)) return multiply_tiles(w, precision_, a, n, c, ldc, bias);
+  multiply_tiles({panels_.data(), panel_bytes(), groups_, rows_, scales_.data(), offsets_.data()},
+                 precision_, a, n, c, ldc, bias);
 #endif
-  if (precision_ == Precision::kInt8)
-    multiply_portable_int8(w, a, n, c, ldc, bias);
-  else
-    multiply_portable_bfloat16(w, a, n, c, ldc, bias);
 }
 
 const char* QuantizedPanels::kernel(Precision precision) {

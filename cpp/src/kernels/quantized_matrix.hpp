@@ -10,6 +10,7 @@
 
 #include "eigengru/quantized.hpp"
 #include "matrix_types.hpp"
+#include "packed_matrix.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
@@ -26,6 +27,9 @@ struct QuantizedRows {
   AlignedBytes data;
   std::vector<float> scales;  // int8 only
   Index stride = 0;           // bytes between rows
+  /// Without the dot-product instructions: the values the quantized rows stand for, as floats,
+  /// depth() apart (and nothing else above).
+  std::vector<float> values;
 };
 
 /// W (N x K) quantized, stored as panels of kQuantizedPanelRows rows: panel p holds, for each
@@ -62,12 +66,16 @@ class QuantizedPanels {
 
  private:
   Precision precision_ = Precision::kInt8;
+  /// Whether the CPU has the precision's dot-product instruction; without it, products are the
+  /// float kernel's on the values the weights and operands stand for (dequantized_).
+  bool dot_product_ = false;
   Index panel_bytes() const { return (groups_ | 1) * 64; }
 
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
   AlignedBytes panels_;                // panels_count_ * panel_bytes()
   std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels
   std::vector<std::int32_t> offsets_;  // int8: 128 * (the row's sum), since operands hold q + 128
+  PackedMatrix<float> dequantized_;    // Wᵀ of the values, without the dot-product instruction
 };
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
