@@ -162,8 +162,9 @@ def run_train(args) -> int:
         "learning" if final < 0.7 * task.baseline else "not solved")
     print(f"\n  final {task.loss_name} {final:.4f} on 1000 fresh sequences, trivial "
           f"{task.baseline:.4f} ({task.baseline / max(final, 1e-12):.0f}x lower): {verdict}")
-    print("  quantized: " + ", ".join(f"{p} {task.loss_name} {loss:.4f}"
-                                      for p, loss in quantized.items()))
+    print("  quantized: " + ", ".join(
+        f"{p} {task.loss_name} {loss:.3g} ({loss / max(final, 1e-12):.2f}x float32's)"
+        for p, loss in quantized.items()))
     print(f"  {wall:.1f} s, {args.steps / wall:.0f} steps/s, {sequences / wall:,.0f} sequences/s, "
           f"{sequences * args.seq_len / wall:,.0f} time steps/s")
     print(f"  saved {args.out / 'model.npz'}, {args.out / 'head.npz'}, {args.out / 'run.json'}" +
