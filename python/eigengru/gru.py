@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, egru_file, nonlinearities
+from ._atomic import replace_atomically
 from ._checks import (
     STACK_STATE,
     check_shape,
@@ -323,22 +323,17 @@ class GRU(NamedParameters):
         an interrupted save never leaves a truncated file where the old one was.
         """
         path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, temporary = tempfile.mkstemp(prefix=".eigengru-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
+
+        def write(temporary: str) -> None:
+            with open(temporary, "wb") as f:
                 if path.endswith(".egru"):
                     f.write(egru_file.encode(self.config(), self.state_dict()))
                 else:
                     config = {"format": _FILE_FORMAT, "version": _FILE_VERSION} | self.config()
                     np.savez(f, **({_CONFIG_KEY: np.array(json.dumps(config))} |
                                    self.state_dict()))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+
+        replace_atomically(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GRU:

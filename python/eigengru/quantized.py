@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, nonlinearities
+from ._atomic import replace_atomically
 from .stream import Stream
 
 #: The precisions ``GRU.quantize`` takes.
@@ -142,18 +143,9 @@ class QuantizedGRU:
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to a ``.egru`` file (format version 2, which ``eigengru::load_model``
         reads in C++), under a temporary name renamed into place."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, temporary = tempfile.mkstemp(prefix=".eigengru-", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
-            self._core.save(temporary, self.bias, self.batch_first)
-            with open(temporary, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        replace_atomically(os.fspath(path),
+                           lambda temporary: self._core.save(temporary, self.bias,
+                                                             self.batch_first))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> QuantizedGRU:

@@ -206,27 +206,46 @@ void test_quantized_model_file(const std::string& folder) {
   }
 }
 
+/// A fixture's input x.f32 (T, B, I) and the output Python computed (T, B, H), B = 2.
+struct FixtureRun {
+  Index T, B = 2, I, H;
+  std::vector<float> x, expected, out, streamed;
+
+  FixtureRun(const std::string& folder, const std::string& out_file,
+             const eigengru::StackSpec& spec)
+      : I(spec.input_size), H(spec.hidden_size) {
+    const auto raw_x = read_bytes(folder + "/x.f32");
+    const auto raw_out = read_bytes(folder + "/" + out_file);
+    T = static_cast<Index>(raw_x.size() / sizeof(float)) / (B * I);
+    x.resize(T * B * I);
+    expected.resize(T * B * H);
+    out.resize(T * B * H);
+    streamed.resize(T * B * H);
+    std::memcpy(x.data(), raw_x.data(), raw_x.size());
+    std::memcpy(expected.data(), raw_out.data(), raw_out.size());
+  }
+
+  /// Runs `stream` over x into `streamed`.
+  void step_through(eigengru::Stream<float>& stream) {
+    for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
+  }
+};
+
 /// model<suffix>.egru, x.f32 (T, B, I) and out<suffix>.f32 (T, B, H) written by
 /// tests/cpp/make_fixture.py.
 void test_python_fixture(const std::string& folder, const std::string& suffix) {
   const auto model = eigengru::load_model<float>(folder + "/model" + suffix + ".egru");
   check(model.spec.nonlinearities.standard() == suffix.empty(),
         "the Python-saved model" + suffix + " has its functions");
-  const auto raw_x = read_bytes(folder + "/x.f32");
-  const auto raw_out = read_bytes(folder + "/out" + suffix + ".f32");
-  const Index I = model.spec.input_size, H = model.spec.hidden_size;
-  const Index B = 2, T = static_cast<Index>(raw_x.size() / sizeof(float)) / (B * I);
-  std::vector<float> x(T * B * I), expected(T * B * H), out(T * B * H), streamed(T * B * H);
-  std::memcpy(x.data(), raw_x.data(), raw_x.size());
-  std::memcpy(expected.data(), raw_out.data(), raw_out.size());
+  FixtureRun run(folder, "out" + suffix + ".f32", model.spec);
   const auto layers = model.layers();
-  eigengru::stack_forward(model.spec, layers.data(), T, B, nullptr, x.data(), nullptr, out.data(),
-                          nullptr);
-  check(max_relative_error(out, expected) < 1e-5,
+  eigengru::stack_forward(model.spec, layers.data(), run.T, run.B, nullptr, run.x.data(), nullptr,
+                          run.out.data(), nullptr);
+  check(max_relative_error(run.out, run.expected) < 1e-5,
         "the Python-saved model" + suffix + " gives Python's output");
-  eigengru::Stream<float> stream(model.spec, layers.data(), B);
-  for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
-  check(max_relative_error(streamed, expected) < 1e-5,
+  eigengru::Stream<float> stream(model.spec, layers.data(), run.B);
+  run.step_through(stream);
+  check(max_relative_error(run.streamed, run.expected) < 1e-5,
         "streaming the Python-saved model" + suffix + " too");
 }
 
@@ -237,20 +256,15 @@ void test_python_quantized_fixture(const std::string& folder, const std::string&
   const auto model = eigengru::load_model<float>(folder + "/model_" + precision + ".egru");
   check(eigengru::precision_name(model.precision) == precision,
         "the Python-saved model is " + precision);
-  const auto raw_x = read_bytes(folder + "/x.f32");
-  const auto raw_out = read_bytes(folder + "/out_" + precision + ".f32");
-  const Index I = model.spec.input_size, H = model.spec.hidden_size;
-  const Index B = 2, T = static_cast<Index>(raw_x.size() / sizeof(float)) / (B * I);
-  std::vector<float> x(T * B * I), expected(T * B * H), out(T * B * H), streamed(T * B * H);
-  std::memcpy(x.data(), raw_x.data(), raw_x.size());
-  std::memcpy(expected.data(), raw_out.data(), raw_out.size());
+  FixtureRun run(folder, "out_" + precision + ".f32", model.spec);
   const eigengru::QuantizedGRU q(model.spec, model.quantized);
-  q.forward(T, B, nullptr, x.data(), nullptr, out.data(), nullptr);
-  check(max_relative_error(out, expected) < 1e-4,
+  q.forward(run.T, run.B, nullptr, run.x.data(), nullptr, run.out.data(), nullptr);
+  check(max_relative_error(run.out, run.expected) < 1e-4,
         "the Python-saved " + precision + " model gives Python's output");
-  eigengru::Stream<float> stream(model.spec, model.quantized.data(), B);
-  for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
-  check(streamed == out, "streaming the Python-saved " + precision + " model gives its forward");
+  eigengru::Stream<float> stream(model.spec, model.quantized.data(), run.B);
+  run.step_through(stream);
+  check(run.streamed == run.out,
+        "streaming the Python-saved " + precision + " model gives its forward");
 }
 
 }  // namespace
