@@ -264,6 +264,10 @@ def test_refusals_name_the_problem():
         q(x, lengths=[3])
     with pytest.raises(ValueError, match="bidirectional GRU cannot run step by step"):
         eigengru.GRU(3, 4, bidirectional=True).quantize("bfloat16").stream()
+    wide = eigengru.GRU(70000, 4, seed=0)
+    with pytest.raises(ValueError, match="int8 takes at most 65535 columns"):
+        wide.quantize("int8")
+    assert wide.quantize("bfloat16").input_size == 70000
     gru.weight_hh_l0[0, 0] = np.nan
     with pytest.raises(ValueError, match="weight_hh_l0 has values that are not finite"):
         gru.quantize("bfloat16")

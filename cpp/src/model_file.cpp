@@ -89,7 +89,9 @@ QuantizedMatrix read_matrix(Reader& in, Precision precision, Index rows, Index c
     std::memcpy(m.int8.data(), values, count);
   }
   if (!m.valid())
-    in.fail(name + ": an int8 value of -128 or a scale that is negative or not finite");
+    in.fail(name +
+            ": an int8 value of -128, a scale that is negative or not finite, or more "
+            "int8 columns than the int32 sums allow");
   return m;
 }
 

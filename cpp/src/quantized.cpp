@@ -76,6 +76,11 @@ QuantizedMatrix QuantizedMatrix::quantize(const float* w, Index rows, Index cols
   check_precision("QuantizedMatrix::quantize", precision);
   if (rows < 0 || cols < 0 || (rows * cols > 0 && w == nullptr))
     throw std::invalid_argument("QuantizedMatrix::quantize: bad sizes or null weights");
+  if (precision == Precision::kInt8 && cols > kMaxInt8Columns)
+    throw std::invalid_argument("QuantizedMatrix::quantize: int8 takes at most " +
+                                std::to_string(kMaxInt8Columns) + " columns (input_size and " +
+                                "hidden_size), got " + std::to_string(cols) +
+                                ": the int32 sums would overflow; use bfloat16");
   for (Index k = 0; k < rows * cols; ++k)
     if (!std::isfinite(w[k]))
       throw std::invalid_argument("QuantizedMatrix::quantize: weight " + std::to_string(k) +
@@ -117,7 +122,8 @@ bool QuantizedMatrix::valid() const {
   if (precision == Precision::kBfloat16)
     return bfloat16.size() == size && int8.empty() && scales.empty();
   if (precision != Precision::kInt8) return false;
-  return int8.size() == size && bfloat16.empty() && scales.size() == std::size_t(rows) &&
+  return cols <= kMaxInt8Columns && int8.size() == size && bfloat16.empty() &&
+         scales.size() == std::size_t(rows) &&
          std::all_of(int8.begin(), int8.end(), [](std::int8_t q) { return q >= -127; }) &&
          std::all_of(scales.begin(), scales.end(),
                      [](float s) { return std::isfinite(s) && s >= 0; });

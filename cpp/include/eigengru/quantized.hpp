@@ -39,15 +39,21 @@ struct QuantizedMatrix {
   std::vector<std::int8_t> int8;        ///< rows * cols values in [-127, 127] (int8 only)
   std::vector<float> scales;            ///< one per row: value = scale * int8 (int8 only)
 
+  /// The most columns an int8 matrix may have: its products' int32 sums of up to 255 * 127 per
+  /// column must not overflow.
+  static constexpr Index kMaxInt8Columns = 65535;
+
   /// Quantizes w (rows, cols), row-major; precision kBfloat16 or kInt8. Throws
-  /// std::invalid_argument for another precision or a non-finite weight.
+  /// std::invalid_argument for another precision, a non-finite weight, or int8 with more than
+  /// kMaxInt8Columns columns.
   static QuantizedMatrix quantize(const float* w, Index rows, Index cols, Precision precision);
 
   /// The value that entry (r, c) stands for.
   float value(Index r, Index c) const;
 
-  /// Whether the arrays have the sizes the shape and precision imply, and every scale is
-  /// finite and non-negative.
+  /// Whether the arrays have the sizes the shape and precision imply, every int8 value is in
+  /// [-127, 127] and every scale finite and non-negative, and an int8 matrix has at most
+  /// kMaxInt8Columns columns.
   bool valid() const;
 };
 
