@@ -34,12 +34,15 @@ float from_bfloat16(std::uint16_t b) {
   return f;
 }
 
-/// What a product needs besides its operand: the panels and their per-row numbers.
+/// What a product needs besides its operand: the panels, their per-row numbers, and how the
+/// product is blocked (worked out once: divisions cost a batch-1 step dearly).
 struct Product {
   const std::uint8_t* panels;
   Index panel_bytes, groups, rows;
   const float* scales;
   const std::int32_t* offsets;
+  Index row_block;  // panels per tile for a single operand row
+  Index row_chunk;  // operand rows that stay in cache while every panel goes past them
 };
 
 #if defined(__AVX512F__)
@@ -158,12 +161,7 @@ void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& 
                     float* c, Index ldc, const float* bias) {
   const bool int8 = precision == Precision::kInt8;
   const Index panels = (w.rows + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
-  // A single row takes the panels in as few blocks as it can, of equal sizes.
-  const Index blocks = (panels + kRowTilePanels - 1) / kRowTilePanels;
-  const Index block = n == 1 ? (panels + blocks - 1) / blocks : kTilePanels;
-  // Operand rows in chunks that stay in cache while every panel goes past them.
-  const Index chunk = std::max<Index>(
-      kTileRows, (Index{128} << 10) / std::max<Index>(1, a.stride) / kTileRows * kTileRows);
+  const Index block = n == 1 ? w.row_block : kTilePanels, chunk = w.row_chunk;
   for (Index r0 = 0; r0 < n; r0 += chunk) {
     const Index r1 = std::min(n, r0 + chunk);
     for (Index p = 0; p < panels; p += block) {
@@ -322,6 +320,14 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
   const Index per_group = elements_per_group(precision_);
   groups_ = (depth_ + per_group - 1) / per_group;
   panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
+#if defined(__AVX512F__)
+  // A single row takes the panels in as few tiles as it can, of equal sizes; several rows go
+  // in chunks of about 128 KB.
+  const Index blocks = std::max<Index>(1, (panels_count_ + kRowTilePanels - 1) / kRowTilePanels);
+  row_block_ = (panels_count_ + blocks - 1) / blocks;
+  row_chunk_ = std::max<Index>(
+      kTileRows, (Index{128} << 10) / std::max<Index>(1, row_bytes()) / kTileRows * kTileRows);
+#endif
   panels_.assign(panels_count_ * panel_bytes(), 0);
   const Index padded_rows = panels_count_ * kQuantizedPanelRows;
   for (Index j = 0; j < rows_; ++j) {
@@ -382,7 +388,8 @@ void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index 
   // project(): each row of C one chain over the depth, the same bits alone or among others
   if (!dot_product_) return dequantized_.project(a.values.data(), depth_, n, c, ldc, bias);
 #if defined(__AVX512F__)
-  multiply_tiles({panels_.data(), panel_bytes(), groups_, rows_, scales_.data(), offsets_.data()},
+  multiply_tiles({panels_.data(), panel_bytes(), groups_, rows_, scales_.data(), offsets_.data(),
+                  row_block_, row_chunk_},
                  precision_, a, n, c, ldc, bias);
 #endif
 }

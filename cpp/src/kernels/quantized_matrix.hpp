@@ -72,7 +72,8 @@ class QuantizedPanels {
   Index panel_bytes() const { return (groups_ | 1) * 64; }
 
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
-  AlignedBytes panels_;                // panels_count_ * panel_bytes()
+  Index row_block_ = 1, row_chunk_ = 1;  // the product's blocking (quantized_matrix.cpp)
+  AlignedBytes panels_;                  // panels_count_ * panel_bytes()
   std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels
   std::vector<std::int32_t> offsets_;  // int8: 128 * (the row's sum), since operands hold q + 128
   PackedMatrix<float> dequantized_;    // Wᵀ of the values, without the dot-product instruction
