@@ -154,6 +154,21 @@ def test_stream_gives_the_forward_bit_for_bit_at_any_thread_count(precision, thr
     assert_same(alone[:, 0], results[0][:, 1], q)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_bidirectional_batch_of_one_runs_its_directions_side_by_side(precision, threads):
+    """Fewer rows than threads: the two directions run at once, with the same numbers."""
+    gru = eigengru.GRU(5, 20, num_layers=2, bidirectional=True, seed=6)
+    q = gru.quantize(precision)
+    x = np.random.default_rng(4).standard_normal((12, 1, 5)).astype(np.float32)
+    eigengru.set_num_threads(1)
+    alone = q(x)
+    eigengru.set_num_threads(2)
+    before = _core.path_counts()["directions_side_by_side"]
+    side_by_side = q(x)
+    assert _core.path_counts()["directions_side_by_side"] == before + 2  # once per layer
+    assert np.array_equal(alone[0], side_by_side[0]) and np.array_equal(alone[1], side_by_side[1])
+
+
 def test_unbatched_and_single_step_inputs():
     gru = eigengru.GRU(5, 8, seed=1)
     q = gru.quantize("int8")

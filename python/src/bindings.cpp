@@ -559,6 +559,7 @@ PYBIND11_MODULE(_core, m) {
     counts["backward_partials"] = eigengru::path_count(eigengru::Path::kBackwardPartials);
     counts["backward_products_after"] =
         eigengru::path_count(eigengru::Path::kBackwardProductsAfter);
+    counts["directions_side_by_side"] = eigengru::path_count(eigengru::Path::kDirectionsSideBySide);
     return counts;
   });
   m.attr("__version__") = EIGENGRU_VERSION;

@@ -13,6 +13,7 @@ enum class Path : int {
   kBackwardProductsInLoop,  ///< backward's dx and weight gradients made in its time loop
   kBackwardPartials,        ///< ... into per-thread partial weight gradients (several threads)
   kBackwardProductsAfter,   ///< ... in one pass after the loop (lengths, large weights, thin rows)
+  kDirectionsSideBySide,    ///< a layer's two directions run at once (fewer rows than threads)
   kCount
 };
 

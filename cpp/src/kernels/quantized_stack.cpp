@@ -94,13 +94,14 @@ void QuantizedStack::forward(Index steps, Index batch, const Index* lengths, con
       between[l % 2].resize(steps * batch, D * H);
       dst = between[l % 2].data();
     }
-    for (Index d = 0; d < D; ++d) {
+    // With fewer rows than threads, the two directions run side by side, as the float stack's do.
+    detail::for_each_direction(D, batch, threads, [&](Index d, int direction_threads) {
       const Index k = l * D + d;
       const detail::StepClock clock{lengths, steps, d == 1 || spec_.reverse};
       detail::quantized_layer_forward(
           layers_[k], steps, batch, clock, input, h0 != nullptr ? h0 + k * batch * H : nullptr,
-          dst + d * H, D * H, h_n != nullptr ? h_n + k * batch * H : nullptr, threads);
-    }
+          dst + d * H, D * H, h_n != nullptr ? h_n + k * batch * H : nullptr, direction_threads);
+    });
     input = dst;
   }
 }

@@ -1,10 +1,8 @@
 #include "stack.hpp"
 
-#include <exception>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "forward_weights.hpp"
@@ -13,34 +11,6 @@
 namespace eigengru::EIGENGRU_KERNEL_SET {
 namespace detail {
 namespace {
-
-/// Runs job(d, direction_threads(...)) for the directions d of a layer: side by side when
-/// directions_side_by_side, otherwise one after the other with all threads. The caller reads
-/// the thread count once and passes it to every decision of a call, since another thread may
-/// change it meanwhile.
-template <typename Job>
-void for_each_direction(Index directions, Index batch, int threads, Job job) {
-  if (!directions_side_by_side(directions, batch, threads)) {
-    for (Index d = 0; d < directions; ++d) job(d, threads);
-    return;
-  }
-  std::exception_ptr failure;
-  std::thread reverse([&] {
-    try {
-      job(1, direction_threads(directions, batch, threads, 1));
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  try {
-    job(0, direction_threads(directions, batch, threads, 0));
-  } catch (...) {
-    reverse.join();
-    throw;
-  }
-  reverse.join();
-  if (failure) std::rethrow_exception(failure);
-}
 
 /// The dropout mask of one layer's input: each entry 0 with probability p, else 1 / (1 - p).
 /// mt19937_64 and the 53-bit conversion are fully specified, so masks are the same everywhere.

@@ -5,7 +5,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <exception>
+#include <thread>
 
+#include "eigengru/path_counts.hpp"
 #include "eigengru/sequence.hpp"
 #include "eigengru/threads.hpp"
 #include "matrix_types.hpp"
@@ -60,6 +63,35 @@ inline bool directions_side_by_side(Index directions, Index batch, int threads) 
 inline int direction_threads(Index directions, Index batch, int threads, Index d) {
   if (!directions_side_by_side(directions, batch, threads)) return threads;
   return d == 0 ? threads - threads / 2 : threads / 2;
+}
+
+/// Runs job(d, direction_threads(...)) for the directions d of a layer: side by side when
+/// directions_side_by_side, otherwise one after the other with all threads. The caller reads
+/// the thread count once and passes it to every decision of a call, since another thread may
+/// change it meanwhile.
+template <typename Job>
+void for_each_direction(Index directions, Index batch, int threads, Job job) {
+  if (!directions_side_by_side(directions, batch, threads)) {
+    for (Index d = 0; d < directions; ++d) job(d, threads);
+    return;
+  }
+  eigengru::detail::count_path(Path::kDirectionsSideBySide);
+  std::exception_ptr failure;
+  std::thread reverse([&] {
+    try {
+      job(1, direction_threads(directions, batch, threads, 1));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  try {
+    job(0, direction_threads(directions, batch, threads, 0));
+  } catch (...) {
+    reverse.join();
+    throw;
+  }
+  reverse.join();
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
