@@ -67,23 +67,42 @@ __attribute__((always_inline)) inline __mmask16 lane_mask(Index cols) {
   return static_cast<__mmask16>((1u << cols) - 1);
 }
 
+// The dot products in inline assembly with the sum tied to its register (the weights from a
+// register or, used once, straight from memory): from the intrinsics, GCC copied every sum to
+// another register and back at each step of the depth loop, and spilled some.
+__attribute__((always_inline)) inline __m512i add_dot_int8(__m512i sum, __m512i a, __m512i w) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
+  return sum;
+}
+
+__attribute__((always_inline)) inline __m512 add_dot_bfloat16(__m512 sum, __m512 a, __m512 w) {
+  __asm__("vdpbf16ps %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
+  return sum;
+}
+
 template <int MR, int NP>
 __attribute__((target("avx512vnni"))) void int8_tile(const Tile& t) {
   __m512i acc[MR][NP];
+#pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_si512();
   for (Index g = 0; g < t.groups; ++g) {
     __m512i a[MR];  // each row's group, in every lane; then each panel's weights, used at once
+#pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       std::int32_t four;
       std::memcpy(&four, t.a + m * t.lda + g * kGroupBytes, sizeof four);
       a[m] = _mm512_set1_epi32(four);
     }
+#pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) {
       const __m512i w = _mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
-      for (int m = 0; m < MR; ++m) acc[m][p] = _mm512_dpbusd_epi32(acc[m][p], a[m], w);
+#pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) acc[m][p] = add_dot_int8(acc[m][p], a[m], w);
     }
   }
+#pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
     const __mmask16 mask = p == NP - 1 ? lane_mask(t.cols) : __mmask16(0xffff);
     const __m512 w_scale = _mm512_loadu_ps(t.w_scales + p * kQuantizedPanelRows);
@@ -91,6 +110,7 @@ __attribute__((target("avx512vnni"))) void int8_tile(const Tile& t) {
     const __m512 bias = t.bias != nullptr
                             ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
                             : _mm512_setzero_ps();
+#pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][p], offset));
       const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(t.a_scales[m]));
@@ -103,26 +123,33 @@ __attribute__((target("avx512vnni"))) void int8_tile(const Tile& t) {
 template <int MR, int NP>
 __attribute__((target("avx512bf16"))) void bfloat16_tile(const Tile& t) {
   __m512 acc[MR][NP];
+#pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_ps();
   for (Index g = 0; g < t.groups; ++g) {
-    __m512bh a[MR];
+    __m512 a[MR];
+#pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       std::int32_t pair;
       std::memcpy(&pair, t.a + m * t.lda + g * kGroupBytes, sizeof pair);
-      a[m] = (__m512bh)_mm512_set1_epi32(pair);
+      a[m] = _mm512_castsi512_ps(_mm512_set1_epi32(pair));
     }
+#pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) {
-      const __m512bh w =
-          (__m512bh)_mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
-      for (int m = 0; m < MR; ++m) acc[m][p] = _mm512_dpbf16_ps(acc[m][p], a[m], w);
+      const __m512 w = _mm512_load_ps(
+          reinterpret_cast<const float*>(t.w + p * t.panel_bytes + g * kPanelGroupBytes));
+#pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) acc[m][p] = add_dot_bfloat16(acc[m][p], a[m], w);
     }
   }
+#pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
     const __mmask16 mask = p == NP - 1 ? lane_mask(t.cols) : __mmask16(0xffff);
     const __m512 bias = t.bias != nullptr
                             ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
                             : _mm512_setzero_ps();
+#pragma GCC unroll 16
     for (int m = 0; m < MR; ++m)
       _mm512_mask_storeu_ps(t.c + m * t.ldc + p * kQuantizedPanelRows, mask,
                             _mm512_add_ps(acc[m][p], bias));
