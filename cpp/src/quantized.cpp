@@ -4,25 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
+#include "bfloat16.hpp"
 #include "eigengru/stream.hpp"
 #include "eigengru/threads.hpp"
 #include "kernel_set.hpp"
 
 namespace eigengru {
 namespace {
-
-/// bfloat16 of f, rounded to nearest with ties to even (f finite).
-std::uint16_t to_bfloat16(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  u += 0x7fff + ((u >> 16) & 1);
-  return static_cast<std::uint16_t>(u >> 16);
-}
 
 bool quantized(Precision p) { return p == Precision::kBfloat16 || p == Precision::kInt8; }
 
@@ -91,7 +83,7 @@ QuantizedMatrix QuantizedMatrix::quantize(const float* w, Index rows, Index cols
   m.cols = cols;
   if (precision == Precision::kBfloat16) {
     m.bfloat16.resize(rows * cols);
-    std::transform(w, w + rows * cols, m.bfloat16.begin(), to_bfloat16);
+    std::transform(w, w + rows * cols, m.bfloat16.begin(), detail::to_bfloat16);
     return m;
   }
   m.int8.resize(rows * cols);
@@ -110,10 +102,7 @@ QuantizedMatrix QuantizedMatrix::quantize(const float* w, Index rows, Index cols
 
 float QuantizedMatrix::value(Index r, Index c) const {
   if (precision == Precision::kInt8) return scales[r] * int8[r * cols + c];
-  const std::uint32_t u = static_cast<std::uint32_t>(bfloat16[r * cols + c]) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
+  return detail::from_bfloat16(bfloat16[r * cols + c]);
 }
 
 bool QuantizedMatrix::valid() const {
@@ -177,12 +166,6 @@ void QuantizedGRU::forward(Index steps, Index batch, const Index* lengths, const
     throw std::invalid_argument("QuantizedGRU::forward: steps and batch must not be negative");
   if (steps * batch > 0 && (x == nullptr || out == nullptr))
     throw std::invalid_argument("QuantizedGRU::forward: x and out must not be null");
-  if (lengths != nullptr)
-    for (Index b = 0; b < batch; ++b)
-      if (lengths[b] < 1 || lengths[b] > steps)
-        throw std::invalid_argument("QuantizedGRU::forward: lengths[" + std::to_string(b) +
-                                    "] = " + std::to_string(lengths[b]) + " is outside [1, " +
-                                    std::to_string(steps) + "]");
   packed_->forward(steps, batch, lengths, x, h0, out, h_n, get_num_threads());
 }
 

@@ -1,5 +1,7 @@
 #include "quantized_matrix.hpp"
 
+#include "bfloat16.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,22 +19,6 @@ constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;  // one 51
 constexpr std::uint8_t kZeroByte = 128;                                // int8 operands hold q + 128
 
 Index elements_per_group(Precision p) { return p == Precision::kInt8 ? 4 : 2; }
-
-/// bfloat16 of f, rounded to nearest with ties to even; NaN stays NaN.
-[[maybe_unused]] std::uint16_t to_bfloat16(float f) {
-  std::uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  if (std::isnan(f)) return static_cast<std::uint16_t>((u >> 16) | 0x40);
-  u += 0x7fff + ((u >> 16) & 1);
-  return static_cast<std::uint16_t>(u >> 16);
-}
-
-float from_bfloat16(std::uint16_t b) {
-  const std::uint32_t u = static_cast<std::uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
 
 /// What a product needs besides its operand: the panels, their per-row numbers, and how the
 /// product is blocked (worked out once: divisions cost a batch-1 step dearly).
@@ -69,92 +55,70 @@ __attribute__((always_inline)) inline __mmask16 lane_mask(Index cols) {
 
 // The dot products in inline assembly with the sum tied to its register (the weights from a
 // register or, used once, straight from memory): from the intrinsics, GCC copied every sum to
-// another register and back at each step of the depth loop, and spilled some.
-__attribute__((always_inline)) inline __m512i add_dot_int8(__m512i sum, __m512i a, __m512i w) {
-  __asm__("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
+// another register and back at each step of the depth loop, and spilled some. The assembler,
+// not the compiler, needs the instructions, so the tiles take no target attributes.
+template <bool kInt8>
+__attribute__((always_inline)) inline __m512i add_dot(__m512i sum, __m512i a, __m512i w) {
+  if constexpr (kInt8)
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
+  else
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
   return sum;
 }
 
-__attribute__((always_inline)) inline __m512 add_dot_bfloat16(__m512 sum, __m512 a, __m512 w) {
-  __asm__("vdpbf16ps %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
-  return sum;
-}
-
-template <int MR, int NP>
-__attribute__((target("avx512vnni"))) void int8_tile(const Tile& t) {
+/// C for MR rows by NP panels: int8 sums (int32) made (sum - offset) * s_w * s_a + bias,
+/// bfloat16 sums (float) + bias.
+template <bool kInt8, int MR, int NP>
+void tile(const Tile& t) {
   __m512i acc[MR][NP];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_si512();
+    for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_si512();  // 0 or 0.0f
   for (Index g = 0; g < t.groups; ++g) {
     __m512i a[MR];  // each row's group, in every lane; then each panel's weights, used at once
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
-      std::int32_t four;
-      std::memcpy(&four, t.a + m * t.lda + g * kGroupBytes, sizeof four);
-      a[m] = _mm512_set1_epi32(four);
+      std::int32_t group;
+      std::memcpy(&group, t.a + m * t.lda + g * kGroupBytes, sizeof group);
+      a[m] = _mm512_set1_epi32(group);
     }
 #pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) {
       const __m512i w = _mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
 #pragma GCC unroll 16
-      for (int m = 0; m < MR; ++m) acc[m][p] = add_dot_int8(acc[m][p], a[m], w);
+      for (int m = 0; m < MR; ++m) acc[m][p] = add_dot<kInt8>(acc[m][p], a[m], w);
     }
   }
 #pragma GCC unroll 16
   for (int p = 0; p < NP; ++p) {
     const __mmask16 mask = p == NP - 1 ? lane_mask(t.cols) : __mmask16(0xffff);
-    const __m512 w_scale = _mm512_loadu_ps(t.w_scales + p * kQuantizedPanelRows);
-    const __m512i offset = _mm512_loadu_si512(t.offsets + p * kQuantizedPanelRows);
     const __m512 bias = t.bias != nullptr
                             ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
                             : _mm512_setzero_ps();
+    float* c = t.c + p * kQuantizedPanelRows;
+    if constexpr (kInt8) {
+      const __m512 w_scale = _mm512_loadu_ps(t.w_scales + p * kQuantizedPanelRows);
+      const __m512i offset = _mm512_loadu_si512(t.offsets + p * kQuantizedPanelRows);
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) {
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][p], offset));
-      const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(t.a_scales[m]));
-      _mm512_mask_storeu_ps(t.c + m * t.ldc + p * kQuantizedPanelRows, mask,
-                            _mm512_fmadd_ps(sum, scale, bias));
+      for (int m = 0; m < MR; ++m) {
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][p], offset));
+        const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(t.a_scales[m]));
+        _mm512_mask_storeu_ps(c + m * t.ldc, mask, _mm512_fmadd_ps(sum, scale, bias));
+      }
+    } else {
+#pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m)
+        _mm512_mask_storeu_ps(c + m * t.ldc, mask,
+                              _mm512_add_ps(_mm512_castsi512_ps(acc[m][p]), bias));
     }
   }
 }
 
 template <int MR, int NP>
-__attribute__((target("avx512bf16"))) void bfloat16_tile(const Tile& t) {
-  __m512 acc[MR][NP];
-#pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_ps();
-  for (Index g = 0; g < t.groups; ++g) {
-    __m512 a[MR];
-#pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) {
-      std::int32_t pair;
-      std::memcpy(&pair, t.a + m * t.lda + g * kGroupBytes, sizeof pair);
-      a[m] = _mm512_castsi512_ps(_mm512_set1_epi32(pair));
-    }
-#pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) {
-      const __m512 w = _mm512_load_ps(
-          reinterpret_cast<const float*>(t.w + p * t.panel_bytes + g * kPanelGroupBytes));
-#pragma GCC unroll 16
-      for (int m = 0; m < MR; ++m) acc[m][p] = add_dot_bfloat16(acc[m][p], a[m], w);
-    }
-  }
-#pragma GCC unroll 16
-  for (int p = 0; p < NP; ++p) {
-    const __mmask16 mask = p == NP - 1 ? lane_mask(t.cols) : __mmask16(0xffff);
-    const __m512 bias = t.bias != nullptr
-                            ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
-                            : _mm512_setzero_ps();
-#pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m)
-      _mm512_mask_storeu_ps(t.c + m * t.ldc + p * kQuantizedPanelRows, mask,
-                            _mm512_add_ps(acc[m][p], bias));
-  }
-}
+constexpr void (*int8_tile)(const Tile&) = tile<true, MR, NP>;
+template <int MR, int NP>
+constexpr void (*bfloat16_tile)(const Tile&) = tile<false, MR, NP>;
 
 using TileFunction = void (*)(const Tile&);
 
@@ -231,15 +195,15 @@ float int8_scale(float largest, bool not_a_number) {
 }
 
 #if defined(__AVX512F__)
+// The operand rows of the dot-product kernels, which only AVX-512 CPUs run.
+
 __attribute__((always_inline)) inline __mmask16 tail_mask(Index k, Index K) {
   return k + 16 <= K ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
 }
-#endif
 
 /// x (K values) as int8 operand bytes q + 128, zero-padded to `padded`; returns the scale.
 float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
   std::fill(dst + K, dst + padded, kZeroByte);
-#if defined(__AVX512F__)
   __m512 high = _mm512_setzero_ps();
   __mmask16 nan = 0;
   for (Index k = 0; k < K; k += 16) {
@@ -262,37 +226,14 @@ float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
     _mm512_mask_cvtepi32_storeu_epi8(dst + k, mask, _mm512_add_epi32(_mm512_cvtps_epi32(v), zero));
   }
   return scale;
-#else
-  float largest = 0.0f;
-  bool nan = false;
-  for (Index k = 0; k < K; ++k) {
-    nan = nan || std::isnan(x[k]);
-    largest = std::max(largest, std::fabs(x[k]));
-  }
-  if (largest == 0.0f && !nan) {
-    std::fill(dst, dst + K, kZeroByte);
-    return 0.0f;
-  }
-  const float scale = int8_scale(largest, nan);
-  if (std::isnan(scale)) {
-    std::fill(dst, dst + K, kZeroByte);
-    return scale;
-  }
-  const float inverse = 127.0f / largest;
-  for (Index k = 0; k < K; ++k)
-    dst[k] =
-        static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(x[k] * inverse)) + kZeroByte);
-  return scale;
-#endif
 }
 
-/// x (K values) as bfloat16 operand values, zero-padded to `padded`.
+/// x (K values) as bfloat16 operand values, zero-padded to `padded`: to_bfloat16, 16 at a time.
 void bfloat16_row(const float* x, Index K, Index padded, std::uint8_t* bytes) {
   auto* dst = reinterpret_cast<std::uint16_t*>(bytes);
   std::fill(dst + K, dst + padded, std::uint16_t{0});
-#if defined(__AVX512F__)
   const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
-  for (Index k = 0; k < K; k += 16) {  // to_bfloat16, 16 at a time
+  for (Index k = 0; k < K; k += 16) {
     const __mmask16 mask = tail_mask(k, K);
     const __m512 v = _mm512_maskz_loadu_ps(mask, x + k);
     const __m512i u = _mm512_castps_si512(v);
@@ -303,16 +244,15 @@ void bfloat16_row(const float* x, Index K, Index padded, std::uint8_t* bytes) {
                               _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
     _mm512_mask_cvtepi32_storeu_epi16(dst + k, mask, b);
   }
-#else
-  for (Index k = 0; k < K; ++k) dst[k] = to_bfloat16(x[k]);
-#endif
 }
+#endif
 
 /// The values an operand row x (K values) stands for once quantized, as floats: the operand
 /// of the products of CPUs without the dot-product instructions.
 void value_row(Precision precision, const float* x, Index K, float* dst) {
   if (precision == Precision::kBfloat16) {
-    for (Index k = 0; k < K; ++k) dst[k] = from_bfloat16(to_bfloat16(x[k]));
+    for (Index k = 0; k < K; ++k)
+      dst[k] = eigengru::detail::from_bfloat16(eigengru::detail::to_bfloat16(x[k]));
     return;
   }
   float largest = 0.0f;
@@ -395,12 +335,14 @@ void QuantizedPanels::reserve(QuantizedRows& rows, Index n) const {
 
 void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows& rows,
                                Index first) const noexcept {
-  const Index K = depth_, padded = groups_ * elements_per_group(precision_);
+  const Index K = depth_;
   if (!dot_product_) {
     for (Index i = 0; i < n; ++i)
       value_row(precision_, a + i * lda, K, rows.values.data() + (first + i) * K);
     return;
   }
+#if defined(__AVX512F__)
+  const Index padded = groups_ * elements_per_group(precision_);
   for (Index i = 0; i < n; ++i) {
     std::uint8_t* row = rows.data.data() + (first + i) * rows.stride;
     if (precision_ == Precision::kBfloat16)
@@ -408,6 +350,7 @@ void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows
     else
       rows.scales[first + i] = int8_row(a + i * lda, K, padded, row);
   }
+#endif
 }
 
 void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index ldc,
