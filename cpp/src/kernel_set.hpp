@@ -109,7 +109,7 @@ struct KernelFunctions {
   GRUCellInterface<Scalar>* (*new_gru_cell)(const LayerWeights<Scalar>&);
 };
 
-/// See eigengru::QuantizedGRU: a quantized stack, packed.
+/// See eigengru::QuantizedGRU: a quantized stack, packed; forward() checks the lengths.
 class QuantizedStackInterface {
  public:
   virtual ~QuantizedStackInterface() = default;

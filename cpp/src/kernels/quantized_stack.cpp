@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "denormals.hpp"
+#include "forward_weights.hpp"
 #include "step_clock.hpp"
 #include "work_split.hpp"
 
@@ -85,6 +86,7 @@ QuantizedStack::QuantizedStack(const StackSpec& spec, const QuantizedLayer* laye
 
 void QuantizedStack::forward(Index steps, Index batch, const Index* lengths, const float* x,
                              const float* h0, float* out, float* h_n, int threads) const {
+  detail::check_lengths("QuantizedGRU::forward", lengths, batch, steps);
   const Index L = spec_.num_layers, D = spec_.directions(), H = spec_.hidden_size;
   RowMatrix<float> between[2];
   const float* input = x;
