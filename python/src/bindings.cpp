@@ -142,11 +142,12 @@ eigengru::StackSpec stack_spec(Index input_size, Index hidden_size, Index num_la
   return spec;
 }
 
-template <typename Scalar>
-py::tuple forward(const eigengru::StackSpec& spec, const py::list& layers, const py::array& x,
-                  const py::object& h0, const py::object& lengths, std::uint64_t dropout_seed,
-                  eigengru::StackCache<Scalar>* cache) {
-  const auto weights = stack_weights<Scalar>(layers, spec);
+/// A stack's forward over a sequence: x (T, B, I), h0 (L*D, B, H) or None and lengths (B,) or
+/// None checked against the spec, (out, h_n) made, then run(T, B, lengths, x, h0, out, h_n)
+/// without the GIL (pure C++ on memory the caller keeps alive).
+template <typename Scalar, typename Run>
+py::tuple sequence_forward(const eigengru::StackSpec& spec, const py::array& x,
+                           const py::object& h0, const py::object& lengths, Run run) {
   const Index H = spec.hidden_size, LD = spec.num_layers * spec.directions();
   if (x.ndim() != 3) throw py::value_error("x: expected 3 dimensions (steps, batch, input_size)");
   const Index T = x.shape(0), B = x.shape(1);
@@ -157,14 +158,27 @@ py::tuple forward(const eigengru::StackSpec& spec, const py::list& layers, const
   Scalar* op = output.mutable_data();
   Scalar* hp = h_n.mutable_data();
   {
-    py::gil_scoped_release release;  // pure C++ on memory the caller keeps alive
-    if (cache != nullptr)
-      eigengru::stack_forward_training(spec, weights.data(), T, B, lp, xp, h0p, op, hp,
-                                       dropout_seed, *cache);
-    else
-      eigengru::stack_forward(spec, weights.data(), T, B, lp, xp, h0p, op, hp);
+    py::gil_scoped_release release;
+    run(T, B, lp, xp, h0p, op, hp);
   }
   return py::make_tuple(output, h_n);
+}
+
+template <typename Scalar>
+py::tuple forward(const eigengru::StackSpec& spec, const py::list& layers, const py::array& x,
+                  const py::object& h0, const py::object& lengths, std::uint64_t dropout_seed,
+                  eigengru::StackCache<Scalar>* cache) {
+  const auto weights = stack_weights<Scalar>(layers, spec);
+  return sequence_forward<Scalar>(
+      spec, x, h0, lengths,
+      [&](Index T, Index B, const Index* lp, const Scalar* xp, const Scalar* h0p, Scalar* op,
+          Scalar* hp) {
+        if (cache != nullptr)
+          eigengru::stack_forward_training(spec, weights.data(), T, B, lp, xp, h0p, op, hp,
+                                           dropout_seed, *cache);
+        else
+          eigengru::stack_forward(spec, weights.data(), T, B, lp, xp, h0p, op, hp);
+      });
 }
 
 template <typename Scalar>
@@ -444,22 +458,10 @@ void register_quantized(py::module_& m) {
           "forward",
           [](const QuantizedGRU& q, const py::array& x, const py::object& h0,
              const py::object& lengths) {
-            const eigengru::StackSpec& spec = q.spec();
-            const Index H = spec.hidden_size, LD = spec.num_layers * spec.directions();
-            if (x.ndim() != 3)
-              throw py::value_error("x: expected 3 dimensions (steps, batch, input_size)");
-            const Index T = x.shape(0), B = x.shape(1);
-            const float* xp = in<float>(x, "x", {T, B, spec.input_size});
-            const float* h0p = in_or_null<float>(h0, "h0", {LD, B, H});
-            const Index* lp = in_or_null<Index>(lengths, "lengths", {B});
-            py::array_t<float> output({T, B, spec.directions() * H}), h_n({LD, B, H});
-            float* op = output.mutable_data();
-            float* hp = h_n.mutable_data();
-            {
-              py::gil_scoped_release release;
-              q.forward(T, B, lp, xp, h0p, op, hp);
-            }
-            return py::make_tuple(output, h_n);
+            return sequence_forward<float>(
+                q.spec(), x, h0, lengths,
+                [&](Index T, Index B, const Index* lp, const float* xp, const float* h0p, float* op,
+                    float* hp) { q.forward(T, B, lp, xp, h0p, op, hp); });
           },
           py::arg("x"), py::arg("h0"), py::arg("lengths"))
       .def("layers",  // per layer-direction: (w_ih values, scales, w_hh values, scales, b_ih, b_hh)
