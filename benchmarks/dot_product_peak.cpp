@@ -14,68 +14,61 @@
 namespace {
 
 constexpr long kIterations = 50000000;
+constexpr int kChains = 12;
 
-#define EIGENGRU_TWELVE(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+enum class Instruction { kFloat, kBfloat16, kInt8 };
 
-__attribute__((noinline)) float fma_chains(float seed) {
-#define EIGENGRU_DECLARE(i) __m512 a##i = _mm512_set1_ps(seed * i);
-  EIGENGRU_TWELVE(EIGENGRU_DECLARE)
-  const __m512 b = _mm512_set1_ps(seed);
-  for (long n = 0; n < kIterations; ++n) {
-#define EIGENGRU_STEP(i) a##i = _mm512_fmadd_ps(a##i, b, b);
-    EIGENGRU_TWELVE(EIGENGRU_STEP)
-#undef EIGENGRU_STEP
-  }
-#define EIGENGRU_SUM(i) +_mm512_reduce_add_ps(a##i)
-  return 0 EIGENGRU_TWELVE(EIGENGRU_SUM);
+/// sum += a · a with the instruction, in inline assembly: the assembler, not the compiler,
+/// needs to know it, and the sum stays in its register.
+template <Instruction kInstruction>
+__attribute__((always_inline)) inline __m512i multiply_add(__m512i sum, __m512i a) {
+  if constexpr (kInstruction == Instruction::kFloat)
+    __asm__("vfmadd231ps %1, %1, %0" : "+v"(sum) : "v"(a));
+  else if constexpr (kInstruction == Instruction::kBfloat16)
+    __asm__("vdpbf16ps %1, %1, %0" : "+v"(sum) : "v"(a));
+  else
+    __asm__("vpdpbusd %1, %1, %0" : "+v"(sum) : "v"(a));
+  return sum;
 }
 
-__attribute__((noinline, target("avx512bf16"))) float bfloat16_chains(float seed) {
-  EIGENGRU_TWELVE(EIGENGRU_DECLARE)
-  const __m512bh b = (__m512bh)_mm512_set1_epi32(static_cast<int>(seed));
-  for (long n = 0; n < kIterations; ++n) {
-#define EIGENGRU_STEP(i) a##i = _mm512_dpbf16_ps(a##i, b, b);
-    EIGENGRU_TWELVE(EIGENGRU_STEP)
-#undef EIGENGRU_STEP
-  }
-  return 0 EIGENGRU_TWELVE(EIGENGRU_SUM);
-#undef EIGENGRU_DECLARE
-#undef EIGENGRU_SUM
+/// kIterations steps of kChains independent chains; returns a value made of their sums.
+template <Instruction kInstruction>
+__attribute__((noinline)) int chains(__m512i a) {
+  __m512i sums[kChains];
+#pragma GCC unroll 12
+  for (int i = 0; i < kChains; ++i) sums[i] = _mm512_setzero_si512();
+  for (long n = 0; n < kIterations; ++n)
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) sums[i] = multiply_add<kInstruction>(sums[i], a);
+  __m512i all = sums[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < kChains; ++i) all = _mm512_xor_si512(all, sums[i]);
+  return _mm512_reduce_add_epi32(all);
 }
 
-__attribute__((noinline, target("avx512vnni"))) int int8_chains(int seed) {
-#define EIGENGRU_DECLARE(i) __m512i a##i = _mm512_set1_epi32(seed * i);
-  EIGENGRU_TWELVE(EIGENGRU_DECLARE)
-  const __m512i b = _mm512_set1_epi32(seed);
-  for (long n = 0; n < kIterations; ++n) {
-#define EIGENGRU_STEP(i) a##i = _mm512_dpbusd_epi32(a##i, b, b);
-    EIGENGRU_TWELVE(EIGENGRU_STEP)
-#undef EIGENGRU_STEP
-  }
-#define EIGENGRU_SUM(i) +_mm512_reduce_add_epi32(a##i)
-  return 0 EIGENGRU_TWELVE(EIGENGRU_SUM);
-}
-
-/// Multiply-adds per ns of `chains` (each iteration: 12 instructions of `width` each).
-template <typename Chains>
-double rate(Chains chains, int width) {
+/// Multiply-adds per ns of one instruction of `width` multiply-adds; a: small normal floats
+/// (no denormals on the float path), or small integers.
+template <Instruction kInstruction>
+double rate(int width, __m512i a) {
   const auto start = std::chrono::steady_clock::now();
-  volatile auto sink = chains();
+  volatile int sink = chains<kInstruction>(a);
   (void)sink;
   const double ns =
       std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
-  return 12.0 * kIterations * width / ns;
+  return double(kChains) * kIterations * width / ns;
 }
 
 }  // namespace
 
 int main() {
-  const double fma = rate([] { return fma_chains(1e-9f); }, 16);
+  const double fma = rate<Instruction::kFloat>(16, _mm512_castps_si512(_mm512_set1_ps(1e-9f)));
   char bf16[32] = "null", int8[32] = "null";
   if (__builtin_cpu_supports("avx512bf16"))
-    std::snprintf(bf16, sizeof bf16, "%.2f", rate([] { return bfloat16_chains(1.0f); }, 32));
+    std::snprintf(bf16, sizeof bf16, "%.2f",
+                  rate<Instruction::kBfloat16>(32, _mm512_set1_epi32(0x3f803f80)));  // 1.0, 1.0
   if (__builtin_cpu_supports("avx512vnni"))
-    std::snprintf(int8, sizeof int8, "%.2f", rate([] { return int8_chains(1); }, 64));
+    std::snprintf(int8, sizeof int8, "%.2f",
+                  rate<Instruction::kInt8>(64, _mm512_set1_epi32(0x01010101)));
   std::printf("{\"float\": %.2f, \"bfloat16\": %s, \"int8\": %s}\n", fma, bf16, int8);
   return 0;
 }
