@@ -9,6 +9,7 @@
 #include "eigengru/path_counts.hpp"
 #include "layer.hpp"
 #include "layer_passes.hpp"
+#include "micro_kernel.hpp"
 #include "packed_matrix.hpp"
 #include "step_clock.hpp"
 #include "transposed_product.hpp"
@@ -99,7 +100,7 @@ class BackwardPass {
         dgh_(B_, 3 * H_),
         dq_(reset_after_ ? 0 : B_, H_),
         dh_product_(recurrent_mask != nullptr ? B_ : 0, H_),
-        bias_sums_(RowMatrix<Scalar>::Zero(has_bias_ ? loop_threads_ : 1, 4 * H_)) {
+        bias_sums_(RowMatrix<Scalar>::Zero(has_bias_ ? 2 * loop_threads_ : 2, 4 * H_)) {
     const Index G = 3 * H_;
     if (grad_h_n != nullptr) dh_ = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B_, H_);
     products_ = {gates,
@@ -152,9 +153,10 @@ class BackwardPass {
     const Index share_rows = std::max<Index>(128, G * (I_ + H_) / 2048);
     const Index share_steps = std::max<Index>(1, share_rows / n);
     Index share_end = T_;  // steps [s, share_end) are made and not yet multiplied
+    BiasSums sums{bias_sums_.data() + 2 * me * 4 * H_, 0};
     for (Index s = T_ - 1; s >= 0; --s) {
       step(s, b0, n);
-      if (has_bias_) add_to_sums(s, b0, n, bias_sums_.data() + me * 4 * H_);
+      if (has_bias_) add_to_sums(s, b0, n, sums);
       if (!in_loop_ || (share_end - s < share_steps && s > 0)) continue;
       const Index t_first = std::min(clock_.time(b0, s), clock_.time(b0, share_end - 1));
       const Index t_count = share_end - s;
@@ -165,6 +167,7 @@ class BackwardPass {
           products_.run(t * B_ + b0, n, my_dw_ih, my_dw_hh, 1);
       share_end = s;
     }
+    if (has_bias_) fold(sums);
   }
 
   /// Step s of rows [b0, b0 + n): their gate gradients (over the records) and dh_{t-1}.
@@ -216,14 +219,32 @@ class BackwardPass {
                                            ConstArrayMap<Scalar>(recurrent_mask_ + (b0 + i) * H, H);
   }
 
+  /// A thread's running column sums of the gate gradients: rows are added to a block sum,
+  /// which goes into the total every kDepthBlock rows, as the products sum long depths.
+  struct BiasSums {
+    Scalar* block;  // 4H values, then the total's 4H
+    Index rows;     // in the block sum
+  };
+
+  /// Adds the block sum to the total and starts a new block.
+  void fold(BiasSums& sums) const {
+    const Index R = 4 * H_;
+    ArrayMap<Scalar> block(sums.block, R);
+    ArrayMap<Scalar>(sums.block + R, R) += block;
+    block.setZero();
+    sums.rows = 0;
+  }
+
   /// sums += the gate gradients [da_r, da_z, da_n, m'] of the step's rows that are in time,
   /// while they are in cache: the biases' gradients are their column sums.
-  void add_to_sums(Index s, Index b0, Index n, Scalar* sums) const {
+  void add_to_sums(Index s, Index b0, Index n, BiasSums& sums) const {
     const Index R = 4 * H_;
-    ArrayMap<Scalar> total(sums, R);
+    ArrayMap<Scalar> block(sums.block, R);
     for (Index i = 0; i < n; ++i) {
       const Index t = clock_.time(b0 + i, s);
-      if (t >= 0) total += ConstArrayMap<Scalar>(gates_ + (t * B_ + b0 + i) * R, R);
+      if (t < 0) continue;
+      block += ConstArrayMap<Scalar>(gates_ + (t * B_ + b0 + i) * R, R);
+      if (++sums.rows == kDepthBlock) fold(sums);
     }
   }
 
@@ -246,7 +267,8 @@ class BackwardPass {
   void add_bias_gradients() const {
     if (!has_bias_) return;
     const Index H = H_, G = 3 * H;
-    const Vector<Scalar> sums = bias_sums_.colwise().sum().transpose();
+    Vector<Scalar> sums = Vector<Scalar>::Zero(4 * H);
+    for (int t = 0; t < loop_threads_; ++t) sums += bias_sums_.row(2 * t + 1).transpose();
     if (grads_.bias_ih != nullptr) Eigen::Map<Vector<Scalar>>(grads_.bias_ih, G) += sums.head(G);
     if (grads_.bias_hh != nullptr) {
       Eigen::Map<Vector<Scalar>> db(grads_.bias_hh, G);
@@ -273,7 +295,7 @@ class BackwardPass {
   RowMatrix<Scalar> dgh_;         // the left factor of the product with W_hh
   RowMatrix<Scalar> dq_;          // dL/d(r * h), reset before the product
   RowMatrix<Scalar> dh_product_;  // dL/d(h * mask), with recurrent dropout
-  RowMatrix<Scalar> bias_sums_;   // a row of column sums per thread
+  RowMatrix<Scalar> bias_sums_;   // per thread: a block sum and a total (BiasSums)
   RowMatrix<Scalar> partial_ih_, partial_hh_;
 };
 

@@ -1,5 +1,6 @@
 // The one multiply-add kernel under every product of the library: a block of up to kRowBlock
-// rows of C times one panel of B (kPanelWidth columns), accumulated over a depth of k.
+// rows of C times one panel of B (kPanelWidth columns), accumulated over a depth of k in
+// blocks of kDepthBlock.
 //
 //   C(i, j) (+)= sum_k A(i, k) B(k, j) [+ bias(j)]    i < rows, j < ncols <= kPanelWidth
 //   A(i, k) = a[i * lda + k * a_step]                   (row-major A: a_step = 1; Aᵀ: lda = 1)
@@ -14,6 +15,7 @@
 // unaligned loads.
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
 #include "matrix_types.hpp"
@@ -105,6 +107,25 @@ __attribute__((always_inline)) inline void store_row(const Output<Scalar>& out, 
 #define EIGENGRU_UNROLL
 #endif
 
+/// The depth summed in one chain before the chain's sum goes to C: the rounding error of a
+/// chain of n additions grows with n, so long dot products (an input or hidden size in the
+/// hundreds, the backward's sums over every step) are summed in blocks of this many terms, the
+/// blocks' sums then added in order. A block costs one more load, add and store per accumulator
+/// beside its multiply-adds. The fused batch-1 step (row_step.hpp) sums in the same blocks.
+constexpr Index kDepthBlock = 64;
+
+/// Calls block(k0, k1, first, last) for the depth blocks [k0, k1) of [0, depth), ascending, or
+/// descending when `descending`; at least once, for an empty depth too.
+template <typename Block>
+__attribute__((always_inline)) inline void for_each_depth_block(Index depth, bool descending,
+                                                                Block block) {
+  const Index count = std::max<Index>(1, (depth + kDepthBlock - 1) / kDepthBlock);
+  for (Index q = 0; q < count; ++q) {
+    const Index b = descending ? count - 1 - q : q;
+    block(b * kDepthBlock, std::min(depth, (b + 1) * kDepthBlock), q == 0, q == count - 1);
+  }
+}
+
 // The accumulators are split KU ways over k so that even one row keeps enough independent
 // multiply-add chains in flight to hide their latency; the KU partial sums are added in a fixed
 // order, so results do not depend on anything but the inputs.
@@ -113,49 +134,54 @@ void micro_kernel(const Scalar* a, Index lda, Index a_step, const Scalar* b, Ind
                   const Output<Scalar>& out) {
   const Index step = kUnitStep ? 1 : a_step;
   constexpr Index L = kLanes<Scalar>;
-  Vec<Scalar> acc[KU][MR][2];
-  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) EIGENGRU_UNROLL for (int i = 0; i < MR; ++i)
-      acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
+  for_each_depth_block(
+      depth, false, [&](Index k0, Index k1, bool first, bool last) __attribute__((always_inline)) {
+        Vec<Scalar> acc[KU][MR][2];
+        EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) EIGENGRU_UNROLL for (int i = 0; i < MR; ++i)
+            acc[u][i][0] = acc[u][i][1] = Vec<Scalar>{};
+        Index k = k0;
+        for (; k + KU <= k1; k += KU) {
+          EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) {
+            const Vec<Scalar> b0 = load_vector(b + (k + u) * ldb);
+            const Vec<Scalar> b1 = load_vector(b + (k + u) * ldb + L);
+            EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
+              const Scalar ai = a[i * lda + (k + u) * step];
+              acc[u][i][0] += ai * b0;
+              acc[u][i][1] += ai * b1;
+            }
+          }
+        }
+        for (; k < k1; ++k) {
+          const Vec<Scalar> b0 = load_vector(b + k * ldb);
+          const Vec<Scalar> b1 = load_vector(b + k * ldb + L);
+          EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
+            const Scalar ai = a[i * lda + k * step];
+            acc[0][i][0] += ai * b0;
+            acc[0][i][1] += ai * b1;
+          }
+        }
+        EIGENGRU_UNROLL for (int u = 1; u < KU; ++u) EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
+          acc[0][i][0] += acc[u][i][0];
+          acc[0][i][1] += acc[u][i][1];
+        }
 
-  Index k = 0;
-  for (; k + KU <= depth; k += KU) {
-    EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) {
-      const Vec<Scalar> b0 = load_vector(b + (k + u) * ldb);
-      const Vec<Scalar> b1 = load_vector(b + (k + u) * ldb + L);
-      EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
-        const Scalar ai = a[i * lda + (k + u) * step];
-        acc[u][i][0] += ai * b0;
-        acc[u][i][1] += ai * b1;
-      }
-    }
-  }
-  for (; k < depth; ++k) {
-    const Vec<Scalar> b0 = load_vector(b + k * ldb);
-    const Vec<Scalar> b1 = load_vector(b + k * ldb + L);
-    EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
-      const Scalar ai = a[i * lda + k * step];
-      acc[0][i][0] += ai * b0;
-      acc[0][i][1] += ai * b1;
-    }
-  }
-  EIGENGRU_UNROLL for (int u = 1; u < KU; ++u) EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
-    acc[0][i][0] += acc[u][i][0];
-    acc[0][i][1] += acc[u][i][1];
-  }
-
-  Vec<Scalar> bias0{}, bias1{};
-  if (out.bias != nullptr) {
-    bias0 = load_vector(out.bias);
-    bias1 = load_vector(out.bias + L);
-  }
-  EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
-    Vec<Scalar> v0 = acc[0][i][0], v1 = acc[0][i][1];
-    if (out.bias != nullptr) {
-      v0 += bias0;
-      v1 += bias1;
-    }
-    store_row(out, out.c + i * out.ldc, v0, v1);
-  }
+        Vec<Scalar> bias0{}, bias1{};
+        const bool with_bias = last && out.bias != nullptr;
+        if (with_bias) {
+          bias0 = load_vector(out.bias);
+          bias1 = load_vector(out.bias + L);
+        }
+        Output<Scalar> block_out = out;
+        block_out.accumulate = out.accumulate || !first;
+        EIGENGRU_UNROLL for (int i = 0; i < MR; ++i) {
+          Vec<Scalar> v0 = acc[0][i][0], v1 = acc[0][i][1];
+          if (with_bias) {
+            v0 += bias0;
+            v1 += bias1;
+          }
+          store_row(block_out, out.c + i * out.ldc, v0, v1);
+        }
+      });
 }
 
 /// Where a single-row product over P consecutive panels writes: row c (panel p's columns at
@@ -184,41 +210,46 @@ __attribute__((always_inline)) inline void row_kernel(const Scalar* a, Index a_s
                                                       const RowOutput<Scalar>& out) {
   const Index step = kUnitStep ? 1 : a_step;
   constexpr Index L = kLanes<Scalar>, W = kPanelWidth<Scalar>;
-  Vec<Scalar> acc[KU][P][2];
-  EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) EIGENGRU_UNROLL for (int p = 0; p < P; ++p)
-      acc[u][p][0] = acc[u][p][1] = Vec<Scalar>{};
-  auto row = [&](int u, Index k) __attribute__((always_inline)) {
-    const Scalar ak = a[k * step];
-    EIGENGRU_UNROLL for (int p = 0; p < P; ++p) {
-      acc[u][p][0] += ak * load_vector(b + p * panel_stride + k * ldb);
-      acc[u][p][1] += ak * load_vector(b + p * panel_stride + k * ldb + L);
-    }
-  };
-  const Index blocked = depth / KU * KU;  // rows [blocked, depth) go one at a time
-  if (!descending) {
-    for (Index k = 0; k < blocked; k += KU)
-      EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) row(u, k + u);
-    for (Index k = blocked; k < depth; ++k) row(0, k);
-  } else {
-    for (Index k = depth - 1; k >= blocked; --k) row(0, k);
-    for (Index k = blocked - KU; k >= 0; k -= KU)
-      EIGENGRU_UNROLL for (int u = KU - 1; u >= 0; --u) row(u, k + u);
-  }
-  EIGENGRU_UNROLL for (int p = 0; p < P; ++p) {
-    Vec<Scalar> v0 = acc[0][p][0], v1 = acc[0][p][1];
-    EIGENGRU_UNROLL for (int u = 1; u < KU; ++u) {
-      v0 += acc[u][p][0];
-      v1 += acc[u][p][1];
-    }
-    const bool last = p == P - 1;
-    if (out.bias != nullptr) {
-      const Scalar* bias = last ? out.last_bias : out.bias + p * W;
-      v0 += load_vector(bias);
-      v1 += load_vector(bias + L);
-    }
-    const Output<Scalar> panel{out.c + p * W, 0, last ? out.last_ncols : W, out.accumulate};
-    store_row(panel, panel.c, v0, v1);
-  }
+  for_each_depth_block(
+      depth, descending,
+      [&](Index k0, Index k1, bool first, bool last) __attribute__((always_inline)) {
+        Vec<Scalar> acc[KU][P][2];
+        EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) EIGENGRU_UNROLL for (int p = 0; p < P; ++p)
+            acc[u][p][0] = acc[u][p][1] = Vec<Scalar>{};
+        auto row = [&](int u, Index k) __attribute__((always_inline)) {
+          const Scalar ak = a[k * step];
+          EIGENGRU_UNROLL for (int p = 0; p < P; ++p) {
+            acc[u][p][0] += ak * load_vector(b + p * panel_stride + k * ldb);
+            acc[u][p][1] += ak * load_vector(b + p * panel_stride + k * ldb + L);
+          }
+        };
+        const Index blocked = k0 + (k1 - k0) / KU * KU;  // rows [blocked, k1) go one at a time
+        if (!descending) {
+          for (Index k = k0; k < blocked; k += KU)
+            EIGENGRU_UNROLL for (int u = 0; u < KU; ++u) row(u, k + u);
+          for (Index k = blocked; k < k1; ++k) row(0, k);
+        } else {
+          for (Index k = k1 - 1; k >= blocked; --k) row(0, k);
+          for (Index k = blocked - KU; k >= k0; k -= KU)
+            EIGENGRU_UNROLL for (int u = KU - 1; u >= 0; --u) row(u, k + u);
+        }
+        EIGENGRU_UNROLL for (int p = 0; p < P; ++p) {
+          Vec<Scalar> v0 = acc[0][p][0], v1 = acc[0][p][1];
+          EIGENGRU_UNROLL for (int u = 1; u < KU; ++u) {
+            v0 += acc[u][p][0];
+            v1 += acc[u][p][1];
+          }
+          const bool last_panel = p == P - 1;
+          if (last && out.bias != nullptr) {
+            const Scalar* bias = last_panel ? out.last_bias : out.bias + p * W;
+            v0 += load_vector(bias);
+            v1 += load_vector(bias + L);
+          }
+          const Output<Scalar> panel{out.c + p * W, 0, last_panel ? out.last_ncols : W,
+                                     out.accumulate || !first};
+          store_row(panel, panel.c, v0, v1);
+        }
+      });
 }
 
 /// micro_kernel for MR rows, its chains split KU ways when the rows alone are too few to hide

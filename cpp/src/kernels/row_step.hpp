@@ -11,9 +11,9 @@
 //
 // The gates are cell.hpp's ResetAfterChunk, the batched gate pass's own arithmetic, and the
 // sums are added over k in the order PackedMatrix::multiply adds a single row's when it takes
-// 3 or more panels at once: then the fused step gives the unfused one's results bit for bit
-// (tests/cpp/test_row_step.cpp). With fewer panels (16 float or 8 double units) it rounds
-// differently, within float tolerance.
+// 3 or more panels at once (one chain per depth block): then the fused step gives the unfused one's
+// results bit for bit (tests/cpp/test_row_step.cpp). With fewer panels (16 float or 8 double units)
+// it rounds differently, within float tolerance.
 #pragma once
 
 #include "cell.hpp"
@@ -38,19 +38,25 @@ __attribute__((always_inline)) inline void row_step_group(Index H, const Scalar*
                                                           const Scalar* h_prev, Scalar* rec,
                                                           Scalar* h_next, bool descending) {
   constexpr Index L = kLanes<Scalar>;
-  Vec<Scalar> acc[3][Q];
-  EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
-      acc[g][q] = Vec<Scalar>{};
+  Vec<Scalar> acc[3][Q], block[3][Q];
   const Scalar* b = w + u0;  // gate g's vector q of row k at b + k * ldw + g * H + q * L
   auto row = [&](Index k) __attribute__((always_inline)) {
     const Scalar hk = h_prev[k];
     EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
-        acc[g][q] += hk * load_vector(b + k * ldw + g * H + q * L);
+        block[g][q] += hk * load_vector(b + k * ldw + g * H + q * L);
   };
-  if (!descending)
-    for (Index k = 0; k < H; ++k) row(k);
-  else
-    for (Index k = H - 1; k >= 0; --k) row(k);
+  // The depth in the kernels' blocks, their sums added as the kernels add them to C.
+  for_each_depth_block(
+      H, descending, [&](Index k0, Index k1, bool first, bool) __attribute__((always_inline)) {
+        EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+            block[g][q] = Vec<Scalar>{};
+        if (!descending)
+          for (Index k = k0; k < k1; ++k) row(k);
+        else
+          for (Index k = k1 - 1; k >= k0; --k) row(k);
+        EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+            acc[g][q] = first ? block[g][q] : acc[g][q] + block[g][q];
+      });
 
   auto chunk = [](const Vec<Scalar>& v) __attribute__((always_inline)) {
     Chunk<Scalar> c;
