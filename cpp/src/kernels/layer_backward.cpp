@@ -100,7 +100,9 @@ class BackwardPass {
         dgh_(B_, 3 * H_),
         dq_(reset_after_ ? 0 : B_, H_),
         dh_product_(recurrent_mask != nullptr ? B_ : 0, H_),
-        bias_sums_(RowMatrix<Scalar>::Zero(has_bias_ ? 2 * loop_threads_ : 2, 4 * H_)) {
+        bias_levels_(sum_levels(T_ * B_)),
+        bias_sums_(
+            RowMatrix<Scalar>::Zero(has_bias_ ? loop_threads_ * (1 + bias_levels_) : 1, 4 * H_)) {
     const Index G = 3 * H_;
     if (grad_h_n != nullptr) dh_ = Eigen::Map<const RowMatrix<Scalar>>(grad_h_n, B_, H_);
     products_ = {gates,
@@ -153,7 +155,7 @@ class BackwardPass {
     const Index share_rows = std::max<Index>(128, G * (I_ + H_) / 2048);
     const Index share_steps = std::max<Index>(1, share_rows / n);
     Index share_end = T_;  // steps [s, share_end) are made and not yet multiplied
-    BiasSums sums{bias_sums_.data() + 2 * me * 4 * H_, 0};
+    BiasSums sums{has_bias_ ? bias_sums_.data() + me * (1 + bias_levels_) * 4 * H_ : nullptr, 0, 0};
     for (Index s = T_ - 1; s >= 0; --s) {
       step(s, b0, n);
       if (has_bias_) add_to_sums(s, b0, n, sums);
@@ -167,7 +169,7 @@ class BackwardPass {
           products_.run(t * B_ + b0, n, my_dw_ih, my_dw_hh, 1);
       share_end = s;
     }
-    if (has_bias_) fold(sums);
+    if (has_bias_) finish_sums(sums);
   }
 
   /// Step s of rows [b0, b0 + n): their gate gradients (over the records) and dh_{t-1}.
@@ -219,32 +221,57 @@ class BackwardPass {
                                            ConstArrayMap<Scalar>(recurrent_mask_ + (b0 + i) * H, H);
   }
 
-  /// A thread's running column sums of the gate gradients: rows are added to a block sum,
-  /// which goes into the total every kDepthBlock rows, as the products sum long depths.
+  /// A thread's running column sums of the gate gradients, summed pairwise as long sums must
+  /// be for their rounding errors to stay small: rows go into a block sum, kDepthBlock of
+  /// them at a time (as the products sum long depths), and blocks into a binary counter of
+  /// partial sums, level k holding the sum of 2^k blocks while bit k of `blocks` is set.
   struct BiasSums {
-    Scalar* block;  // 4H values, then the total's 4H
-    Index rows;     // in the block sum
+    Scalar* rows;    // 4H values each: the block sum, then bias_levels_ levels
+    Index in_block;  // rows in the block sum
+    Index blocks;    // blocks ended
   };
 
-  /// Adds the block sum to the total and starts a new block.
-  void fold(BiasSums& sums) const {
+  /// The levels a thread's sums need for at most `rows` rows.
+  static Index sum_levels(Index rows) {
+    Index levels = 1;
+    for (Index blocks = rows / kDepthBlock + 1; blocks > 0; blocks >>= 1) ++levels;
+    return levels;
+  }
+
+  /// Moves the block sum into the levels, carrying as a binary counter does, and starts a
+  /// new block.
+  void end_block(BiasSums& sums) const {
     const Index R = 4 * H_;
-    ArrayMap<Scalar> block(sums.block, R);
-    ArrayMap<Scalar>(sums.block + R, R) += block;
-    block.setZero();
-    sums.rows = 0;
+    ArrayMap<Scalar> carry(sums.rows, R);
+    Index k = 0;
+    for (; (sums.blocks >> k) & 1; ++k)
+      carry = ArrayMap<Scalar>(sums.rows + (1 + k) * R, R) + carry;
+    ArrayMap<Scalar>(sums.rows + (1 + k) * R, R) = carry;
+    carry.setZero();
+    ++sums.blocks;
+    sums.in_block = 0;
+  }
+
+  /// Ends the last block and leaves the thread's total in the block sum: the levels added
+  /// from the largest, the earliest rows' sum, down.
+  void finish_sums(BiasSums& sums) const {
+    const Index R = 4 * H_;
+    if (sums.in_block > 0) end_block(sums);
+    ArrayMap<Scalar> total(sums.rows, R);
+    for (Index k = bias_levels_ - 1; k >= 0; --k)
+      if ((sums.blocks >> k) & 1) total += ArrayMap<Scalar>(sums.rows + (1 + k) * R, R);
   }
 
   /// sums += the gate gradients [da_r, da_z, da_n, m'] of the step's rows that are in time,
   /// while they are in cache: the biases' gradients are their column sums.
   void add_to_sums(Index s, Index b0, Index n, BiasSums& sums) const {
     const Index R = 4 * H_;
-    ArrayMap<Scalar> block(sums.block, R);
+    ArrayMap<Scalar> block(sums.rows, R);
     for (Index i = 0; i < n; ++i) {
       const Index t = clock_.time(b0 + i, s);
       if (t < 0) continue;
       block += ConstArrayMap<Scalar>(gates_ + (t * B_ + b0 + i) * R, R);
-      if (++sums.rows == kDepthBlock) fold(sums);
+      if (++sums.in_block == kDepthBlock) end_block(sums);
     }
   }
 
@@ -268,7 +295,8 @@ class BackwardPass {
     if (!has_bias_) return;
     const Index H = H_, G = 3 * H;
     Vector<Scalar> sums = Vector<Scalar>::Zero(4 * H);
-    for (int t = 0; t < loop_threads_; ++t) sums += bias_sums_.row(2 * t + 1).transpose();
+    for (int t = 0; t < loop_threads_; ++t)
+      sums += bias_sums_.row(t * (1 + bias_levels_)).transpose();
     if (grads_.bias_ih != nullptr) Eigen::Map<Vector<Scalar>>(grads_.bias_ih, G) += sums.head(G);
     if (grads_.bias_hh != nullptr) {
       Eigen::Map<Vector<Scalar>> db(grads_.bias_hh, G);
@@ -295,7 +323,8 @@ class BackwardPass {
   RowMatrix<Scalar> dgh_;         // the left factor of the product with W_hh
   RowMatrix<Scalar> dq_;          // dL/d(r * h), reset before the product
   RowMatrix<Scalar> dh_product_;  // dL/d(h * mask), with recurrent dropout
-  RowMatrix<Scalar> bias_sums_;   // per thread: a block sum and a total (BiasSums)
+  const Index bias_levels_;       // per thread (BiasSums)
+  RowMatrix<Scalar> bias_sums_;   // per thread: a block sum, then its levels (BiasSums)
   RowMatrix<Scalar> partial_ih_, partial_hh_;
 };
 
