@@ -61,7 +61,7 @@ def path_count(path: str) -> int:
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("batch, hidden, bidirectional, with_lengths", [
-    (1, 64, False, False), (1, 100, False, True), (1, 96, True, False), (1, 70, True, True)])
+    (1, 128, False, False), (1, 200, False, True), (1, 144, True, False), (1, 140, True, True)])
 def test_batch_smaller_than_threads_splits_units(rng, threads, reset_after, dtype, batch, hidden,
                                                  bidirectional, with_lengths):
     """Inference with fewer rows than threads (batch 1: on any machine with 2 or more cores)
@@ -95,6 +95,27 @@ def test_batch_smaller_than_threads_splits_units(rng, threads, reset_after, dtyp
     one_out, one_h_n = gru(x, h0, lengths=lengths)
     assert_close(out, one_out, dtype, "out vs one thread")
     assert_close(h_n, one_h_n, dtype, "h_n vs one thread")
+
+
+@pytest.mark.parametrize("hidden, split", [(64, False), (127, False), (128, True), (192, True)])
+def test_units_are_split_only_with_64_or_more_a_thread(rng, threads, hidden, split):
+    """At batch 1 and 2 threads, a layer of fewer than 128 units runs on one thread, so that
+    more threads are never slower than one (a split costs an exchange between the cores at
+    every step); the choice depends on the shape and thread count alone, so the unsplit call
+    gives the one-thread result bit for bit, every time."""
+    gru = eigengru.GRU(9, hidden, seed=4)
+    x = rng.standard_normal((17, 1, 9)).astype(np.float32)
+    eigengru.set_num_threads(1)
+    one, one_h_n = gru(x)
+    eigengru.set_num_threads(2)
+    before = path_count("forward_by_units")
+    for _ in range(2):
+        out, h_n = gru(x)
+        if not split:
+            np.testing.assert_array_equal(out, one)
+            np.testing.assert_array_equal(h_n, one_h_n)
+    assert path_count("forward_by_units") == before + (2 if split else 0)
+    assert_close(out, one, np.float32, "out vs one thread")
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

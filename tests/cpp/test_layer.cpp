@@ -183,11 +183,14 @@ void test_units_split(bool reset_after) {
   const std::string variant = reset_after ? "reset_after" : "reset_before";
   const int before = eigengru::get_num_threads();
   eigengru::set_num_threads(3);
-  const Problem p(reset_after ? 3 : 4, 9, 1, 5, 100);  // batch 1: split on any machine
+  const Problem p(reset_after ? 3 : 4, 9, 1, 5, 200);  // batch 1, 200 units: split on any machine
   std::vector<double> out(p.T * p.B * p.H), h_n(p.B * p.H), out_t(out.size()), h_n_t(h_n.size());
   const eigengru::Index lengths[] = {6};
   eigengru::Sequence seq{p.T, p.B, lengths, true};
+  const auto split_before = eigengru::path_count(eigengru::Path::kForwardByUnits);
   eigengru::forward(p.weights(reset_after), seq, p.x.data(), p.h0.data(), out.data(), h_n.data());
+  check(eigengru::path_count(eigengru::Path::kForwardByUnits) == split_before + 1,
+        variant + ": the forward split the units");
   eigengru::TrainingCache<double> cache;
   eigengru::forward_training(p.weights(reset_after), seq, p.x.data(), p.h0.data(), out_t.data(),
                              h_n_t.data(), cache);

@@ -43,13 +43,20 @@ inline int row_threads(int threads, Index rows) {
   return static_cast<int>(std::clamp<Index>(rows, 1, threads));
 }
 
+/// Units a thread takes at least when a forward is split by hidden units: the threads exchange
+/// their states at every step, and on some hosts a core's share of a step of fewer units takes
+/// less time than that exchange, which made two threads slower than one.
+constexpr Index kMinUnitsPerThread = 64;
+
 /// Threads for an inference forward split by hidden units rather than rows: when the batch has
-/// fewer rows than there are threads, at least 32 units a thread, and no more threads than
-/// processors, since they wait for each other every step (else 1: split by rows).
+/// fewer rows than there are threads, kMinUnitsPerThread units a thread at least, and no more
+/// threads than processors, since they wait for each other every step (else 1: split by rows).
+/// A function of the shape, the thread setting and the processor count alone, so that results
+/// are repeatable.
 inline int unit_threads(int threads, const Sequence& seq, Index hidden_size) {
   const Index wanted = std::min<Index>(threads, omp_get_num_procs());
   if (seq.batch >= wanted || seq.steps == 0 || seq.batch == 0) return 1;
-  return static_cast<int>(std::clamp<Index>(hidden_size / 32, 1, wanted));
+  return static_cast<int>(std::clamp<Index>(hidden_size / kMinUnitsPerThread, 1, wanted));
 }
 
 /// Whether the two directions of a layer run side by side on split thread counts: when the
