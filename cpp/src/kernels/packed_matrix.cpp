@@ -105,6 +105,11 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   // past the last whole tile go one by one.
   const bool transposed = kHasShuffle && row_stride == 1 && col_stride != 1;
   const Index tiled_rows = transposed ? rows / kLanes<Scalar> * kLanes<Scalar> : 0;
+  // Extra threads only for a large copy: waking one costs more than copying a small layer's
+  // weights, and a batch-1 training call packs its backward's weights while it uses one thread.
+  constexpr Index kElementsPerThread = Index{1} << 16;
+  threads = static_cast<int>(
+      std::clamp<Index>(rows * cols / kElementsPerThread, 1, std::min<Index>(threads, panels)));
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (Index p = 0; p < panels; ++p) {
     const Index j0 = p * detail::kPanelWidth<Scalar>;
