@@ -213,20 +213,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: dict) -> None:
-    md_path, json_path = ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS.json"
-    text = md_path.read_text() if md_path.exists() else "# Benchmarks\n"
-    section = markdown(result)
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    md_path.write_text(text)
-    data = json.loads(json_path.read_text()) if json_path.exists() else {}
-    data["reduced_precision"] = result
-    json_path.write_text(json.dumps(data, indent=1) + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2")
@@ -250,7 +236,7 @@ def main() -> None:
               "peaks": peak_rates(build)}
     print(markdown(result))
     if args.write:
-        write(result)
+        suite.write_section(BEGIN, END, markdown(result), "reduced_precision", result)
 
 
 if __name__ == "__main__":

@@ -254,16 +254,33 @@ def main() -> None:
         text = text.rstrip("\n") + "\n\n" + jax_peer.section(jax_cells)
     if "kernel_sets" in results:
         text = text.rstrip("\n") + "\n\n" + kernel_sets.section(results["kernel_sets"]) + "\n"
-    # So is the reduced-precision one (benchmarks/reduced_precision.py --write).
-    if old_json.exists() and "reduced_precision" in json.loads(old_json.read_text()):
-        import reduced_precision
+    # So are the reduced-precision and float32-accuracy ones (their scripts' --write).
+    import float32_accuracy
+    import reduced_precision
 
-        results["reduced_precision"] = json.loads(old_json.read_text())["reduced_precision"]
-        text = text.rstrip("\n") + "\n\n" + reduced_precision.markdown(
-            results["reduced_precision"])
+    for key, module in (("reduced_precision", reduced_precision),
+                        ("float32_accuracy", float32_accuracy)):
+        if old_json.exists() and key in json.loads(old_json.read_text()):
+            results[key] = json.loads(old_json.read_text())[key]
+            text = text.rstrip("\n") + "\n\n" + module.markdown(results[key])
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(text)
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
+
+
+def write_section(begin: str, end: str, section: str, key: str, result: dict) -> None:
+    """Puts a section of its own (a script's --write) into BENCHMARKS.md, replacing the one
+    between its markers, and its numbers into BENCHMARKS.json under key."""
+    md_path, json_path = ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS.json"
+    text = md_path.read_text() if md_path.exists() else "# Benchmarks\n"
+    if begin in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    md_path.write_text(text)
+    data = json.loads(json_path.read_text()) if json_path.exists() else {}
+    data[key] = result
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 # The targets: how many times faster than each peer, per shape (training vs torch,
