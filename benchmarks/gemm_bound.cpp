@@ -18,6 +18,7 @@
 
 #include "eigengru/threads.hpp"
 #include "packed_matrix.hpp"
+#include "work_split.hpp"
 
 namespace {
 
@@ -141,11 +142,14 @@ int main(int argc, char** argv) {
       packed.multiply(h.data(), H, slice, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
   });
   // With fewer rows than threads, the library's inference splits the hidden units instead
-  // (parts of 16-unit multiples, at least 32 units each; layer_forward_units.cpp): a step then
-  // takes the largest part's product, every row against the weights of that part's units.
+  // (parts of 16-unit multiples, at least kMinUnitsPerThread units each, or one part;
+  // layer_forward_units.cpp): a step then takes the largest part's product, every row against
+  // the weights of that part's units.
   double packed_units_steps = packed_steps;
-  const Eigen::Index parts = std::clamp<Eigen::Index>(H / 32, 1, threads);
-  if (B < threads && parts > 1) {
+  const Eigen::Index parts =
+      B < threads ? std::clamp<Eigen::Index>(H / kernels::detail::kMinUnitsPerThread, 1, threads)
+                  : 1;
+  if (parts > 1) {
     const Eigen::Index units = H - H * (parts - 1) / parts / 16 * 16;  // the last part's
     kernels::PackedMatrix<float> part;
     part.pack(w_hh.data(), H, 3 * units, 1, H);
@@ -154,10 +158,13 @@ int main(int argc, char** argv) {
         part.multiply(h.data(), H, B, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
     });
   }
+  // The projection runs on the threads that have rows, or parts.
+  const int projection_threads =
+      static_cast<int>(B < threads ? std::max<Eigen::Index>(B, parts) : threads);
   kernels::PackedMatrix<float> packed_ih;
   packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
   const double packed_projection = median_seconds(repeats, [&] {
-    packed_ih.multiply_parallel(x.data(), I, T * B, gx.data(), 3 * H, false, threads);
+    packed_ih.multiply_parallel(x.data(), I, T * B, gx.data(), 3 * H, false, projection_threads);
   });
   const double peak = multiply_add_peak_gflops(threads);
   std::printf(

@@ -381,12 +381,12 @@ def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) 
     round_trips = ", ".join(f"{k[0]} {v['core_round_trip_ns']:.0f} ns" for k, v in bounds.items()
                             if v.get("core_round_trip_ns"))
     round_trip_note = f"""
-Inference with fewer rows than threads (the stream shape) passes cache lines between the
-threads at every step, so with several threads it runs only as fast as the cores can exchange
+Inference with fewer rows than threads splits a layer's hidden units over them when each gets
+64 or more (not the stream shape's 64 units, which run on one thread at any setting); the
+threads then pass cache lines to each other at every step, at the speed the cores exchange
 them: two threads passed a cache line there and back in {round_trips} (measured before each
 shape's cells; the host moves this VM's cores, and the round trip measured 100-190 ns on some
-minutes and about 400 ns on others, when the stream shape took 0.31-0.36 and 0.7-0.8 ms at 2
-threads).
+minutes and about 400-500 ns on others).
 """ if round_trips else ""
     peaks = ", ".join(f"{peak_gflops(bounds, n):.0f} GFLOP/s at {n} thread{'s' * (n > 1)}"
                       for n in sorted({k[1] for k in bounds}))
