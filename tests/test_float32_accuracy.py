@@ -13,16 +13,9 @@ import numpy as np
 import pytest
 
 import eigengru
+from eigengru.bench import SHAPES  # the benchmark suite's (T, B, I, H)
 
 torch = pytest.importorskip("torch")
-
-SHAPES = {  # (T, B, I, H), as in the benchmark suite
-    "stream": (1000, 1, 16, 64),
-    "small": (100, 16, 32, 64),
-    "medium": (100, 64, 128, 256),
-    "wide": (50, 256, 64, 128),
-    "large": (50, 64, 512, 1024),
-}
 
 
 def model(module, dtype):
