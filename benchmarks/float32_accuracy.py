@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import eigengru
-from eigengru import bench
+from eigengru import bench, interop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as suite  # beside this script: the machine's description and the section writer
@@ -27,20 +27,13 @@ import run as suite  # beside this script: the machine's description and the sec
 BEGIN, END = "<!-- float32 accuracy: begin -->", "<!-- float32 accuracy: end -->"
 
 
-def model(module, dtype):
-    gru = eigengru.GRU(module.input_size, module.hidden_size, dtype=dtype)
-    for name, p in module.named_parameters():
-        setattr(gru, name, p.detach().numpy().astype(dtype))
-    return gru
-
-
 def forward_errors(dims, draw: int) -> dict:
     T, B, I, H = dims
     torch.manual_seed(draw)
     module = torch.nn.GRU(I, H)
     x = torch.randn(T, B, I)
-    exact = model(module, np.float64)(x.numpy().astype(np.float64))
-    ours = model(module, np.float32)(x.numpy())
+    exact = interop.from_torch(module, dtype=np.float64)(x.numpy().astype(np.float64))
+    ours = interop.from_torch(module, dtype=np.float32)(x.numpy())
     with torch.inference_mode():
         theirs = [t.numpy() for t in module(x)]
 
@@ -58,7 +51,7 @@ def gradient_errors(dims, draw: int) -> dict:
     x, grad_out = torch.randn(T, B, I), torch.randn(T, B, H)
 
     def ours(dtype):
-        gru = model(module, dtype)
+        gru = interop.from_torch(module, dtype=dtype)
         gru.forward(x.numpy().astype(dtype), train=True)
         dx, _ = gru.backward(grad_out.numpy().astype(dtype))
         return {"dx": dx, **{name: g.copy() for name, g in gru.grads.items()}}

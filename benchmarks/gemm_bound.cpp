@@ -142,13 +142,10 @@ int main(int argc, char** argv) {
       packed.multiply(h.data(), H, slice, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
   });
   // With fewer rows than threads, the library's inference splits the hidden units instead
-  // (parts of 16-unit multiples, at least kMinUnitsPerThread units each, or one part;
-  // layer_forward_units.cpp): a step then takes the largest part's product, every row against
-  // the weights of that part's units.
+  // (unit_threads parts of 16-unit multiples; layer_forward_units.cpp): a step then takes the
+  // largest part's product, every row against the weights of that part's units.
   double packed_units_steps = packed_steps;
-  const Eigen::Index parts =
-      B < threads ? std::clamp<Eigen::Index>(H / kernels::detail::kMinUnitsPerThread, 1, threads)
-                  : 1;
+  const int parts = kernels::detail::unit_threads(threads, eigengru::Sequence{T, B}, H);
   if (parts > 1) {
     const Eigen::Index units = H - H * (parts - 1) / parts / 16 * 16;  // the last part's
     kernels::PackedMatrix<float> part;
@@ -158,9 +155,8 @@ int main(int argc, char** argv) {
         part.multiply(h.data(), H, B, gh.data(), 3 * H, false, 1, nullptr, t % 2 == 1);
     });
   }
-  // The projection runs on the threads that have rows, or parts.
-  const int projection_threads =
-      static_cast<int>(B < threads ? std::max<Eigen::Index>(B, parts) : threads);
+  // The projection runs on the parts, or on the threads that have rows.
+  const int projection_threads = parts > 1 ? parts : kernels::detail::row_threads(threads, B);
   kernels::PackedMatrix<float> packed_ih;
   packed_ih.pack(w_ih.data(), I, 3 * H, 1, I);
   const double packed_projection = median_seconds(repeats, [&] {

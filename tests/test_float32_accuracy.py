@@ -12,17 +12,10 @@ would exceed."""
 import numpy as np
 import pytest
 
-import eigengru
+from eigengru import interop
 from eigengru.bench import SHAPES  # the benchmark suite's (T, B, I, H)
 
 torch = pytest.importorskip("torch")
-
-
-def model(module, dtype):
-    gru = eigengru.GRU(module.input_size, module.hidden_size, dtype=dtype)
-    for name, p in module.named_parameters():
-        setattr(gru, name, p.detach().numpy().astype(dtype))
-    return gru
 
 
 def errors(shape):
@@ -32,8 +25,8 @@ def errors(shape):
     torch.manual_seed(sum(SHAPES[shape]))
     module = torch.nn.GRU(I, H)
     x = torch.randn(T, B, I)
-    exact = model(module, np.float64)(x.numpy().astype(np.float64))
-    ours = model(module, np.float32)(x.numpy())
+    exact = interop.from_torch(module, dtype=np.float64)(x.numpy().astype(np.float64))
+    ours = interop.from_torch(module, dtype=np.float32)(x.numpy())
     with torch.inference_mode():
         theirs = [t.numpy() for t in module(x)]
 
