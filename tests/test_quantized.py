@@ -155,6 +155,33 @@ def test_stream_gives_the_forward_bit_for_bit_at_any_thread_count(precision, thr
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_single_row_takes_the_fused_step_with_a_batch_rows_values(precision):
+    """One row through layers of whole 16-unit panels, reset after the product: where the
+    kernels have the dot-product instruction, each step is fused with its gates, in the forward
+    and in the stream. It gives what the same row gives in a batch (the tiled products), bit
+    for bit, and the reference's numbers."""
+    rng = np.random.default_rng(7)
+    gru = eigengru.GRU(12, 48, num_layers=2, seed=9)
+    q = gru.quantize(precision)
+    x = rng.standard_normal((30, 3, 12)).astype(np.float32)
+    h0 = rng.uniform(-0.8, 0.8, (2, 3, 12 * 4)).astype(np.float32)
+    batch = q(x, h0)[0]
+    before = _core.path_counts()["quantized_row_step"]
+    alone = q(x[:, 1:2], h0[:, 1:2])[0][:, 0]
+    stream = q.stream()
+    stream.state = h0[:, 1:2]
+    streamed = np.stack([stream.step(x_t) for x_t in x[:, 1:2]])[:, 0]
+    fused = q.kernel != "portable"
+    assert _core.path_counts()["quantized_row_step"] - before == (4 if fused else 0)
+    assert_same(alone, batch[:, 1], q)
+    assert_same(streamed, alone, q)
+    want, _ = reference.forward_stack(reference_params(q, gru, precision), 2, False, True,
+                                      x[:, 1:2], h0[:, 1:2], [30],
+                                      operand=reference.quantized_operand(precision))
+    np.testing.assert_allclose(alone, want[:, 0], atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_a_bidirectional_batch_of_one_runs_its_directions_side_by_side(precision, threads):
     """Fewer rows than threads: the two directions run at once, with the same numbers."""
     gru = eigengru.GRU(5, 20, num_layers=2, bidirectional=True, seed=6)

@@ -562,6 +562,7 @@ PYBIND11_MODULE(_core, m) {
     counts["backward_products_after"] =
         eigengru::path_count(eigengru::Path::kBackwardProductsAfter);
     counts["directions_side_by_side"] = eigengru::path_count(eigengru::Path::kDirectionsSideBySide);
+    counts["quantized_row_step"] = eigengru::path_count(eigengru::Path::kQuantizedRowStep);
     return counts;
   });
   m.attr("__version__") = EIGENGRU_VERSION;

@@ -148,8 +148,11 @@ std::vector<eigengru::QuantizedLayer> quantized_layers(const eigengru::Model<flo
 
 /// A quantized stack's Stream against its forward (bit for bit: rows are independent) and the
 /// float model (within the quantization's error).
-void test_quantized_stream(eigengru::Precision precision, bool reset_after, Index B) {
-  const auto model = random_model<float>(reset_after, 11, 37);
+/// With 48 units (whole panels), one row and the reset after the product, both run the fused
+/// quantized step wherever the kernel set and the CPU have the dot-product instruction.
+void test_quantized_stream(eigengru::Precision precision, bool reset_after, Index B,
+                           Index hidden_size = 37) {
+  const auto model = random_model<float>(reset_after, 11, hidden_size);
   const auto layers = quantized_layers(model, precision);
   const eigengru::QuantizedGRU q(model.spec, layers);
   const Index T = 25, I = model.spec.input_size, H = model.spec.hidden_size;
@@ -157,12 +160,23 @@ void test_quantized_stream(eigengru::Precision precision, bool reset_after, Inde
   std::normal_distribution<float> normal;
   std::vector<float> x(T * B * I), out(T * B * H), streamed(T * B * H), exact(T * B * H);
   for (auto& v : x) v = normal(gen);
+  const auto fused_before = eigengru::path_count(eigengru::Path::kQuantizedRowStep);
   q.forward(T, B, nullptr, x.data(), nullptr, out.data(), nullptr);
   eigengru::Stream<float> stream(model.spec, layers.data(), B);
   for (Index t = 0; t < T; ++t) stream.step(x.data() + t * B * I, streamed.data() + t * B * H);
   const std::string what = std::string(eigengru::precision_name(precision)) +
                            (reset_after ? ", reset after" : ", reset before") + ", batch " +
-                           std::to_string(B);
+                           std::to_string(B) + ", " + std::to_string(H) + " units";
+  const bool instruction = precision == eigengru::Precision::kInt8
+                               ? __builtin_cpu_supports("avx512vnni")
+                               : __builtin_cpu_supports("avx512bf16");
+  const bool fused = reset_after && B == 1 && H % 16 == 0 && instruction &&
+                     (eigengru::isa() == "avx512" || eigengru::isa() == "native");
+  // Per layer: once in the forward and once when the stream is made.
+  const auto fused_calls = eigengru::path_count(eigengru::Path::kQuantizedRowStep) - fused_before;
+  check(fused_calls == (fused ? 2u * model.spec.num_layers : 0u),
+        "the fused quantized step runs exactly where it fits: " + what + " (" +
+            std::to_string(fused_calls) + " calls)");
   check(streamed == out, "the quantized stream gives the quantized forward's outputs: " + what);
   const auto float_layers = model.layers();
   eigengru::stack_forward(model.spec, float_layers.data(), T, B, nullptr, x.data(), nullptr,
@@ -284,7 +298,8 @@ int main(int argc, char** argv) {
   test_both_ways_refused();
   for (auto precision : {eigengru::Precision::kBfloat16, eigengru::Precision::kInt8})
     for (bool reset_after : {true, false})
-      for (Index B : {1, 4}) test_quantized_stream(precision, reset_after, B);
+      for (Index B : {1, 4})
+        for (Index H : {37, 48}) test_quantized_stream(precision, reset_after, B, H);
   test_model_file(argc > 1 ? argv[1] : ".");
   test_quantized_model_file(argc > 1 ? argv[1] : ".");
   if (argc > 2) {

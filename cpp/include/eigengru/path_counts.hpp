@@ -14,6 +14,9 @@ enum class Path : int {
   kBackwardPartials,        ///< ... into per-thread partial weight gradients (several threads)
   kBackwardProductsAfter,   ///< ... in one pass after the loop (lengths, large weights, thin rows)
   kDirectionsSideBySide,    ///< a layer's two directions run at once (fewer rows than threads)
+  /// a quantized layer's single-row steps fused with their gates: per thread that runs one row
+  /// through a layer-direction's sequence, and per layer of a batch-1 Stream when it is made
+  kQuantizedRowStep,
   kCount
 };
 

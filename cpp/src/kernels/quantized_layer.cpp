@@ -11,6 +11,7 @@ QuantizedLayerWeights::QuantizedLayerWeights(const QuantizedLayer& layer)
   const Index H = hidden_size, G = 3 * H;
   if (!layer.nonlinearities.standard()) functions.emplace(layer.nonlinearities);
   if (!reset_after) w_hn = QuantizedPanels(layer.weight_hh, 2 * H, H);
+  row_step = fits_quantized_row_step(*this);
   input_bias.assign(G, 0.0f);
   if (!layer.has_bias()) return;
   const Index folded = reset_after ? 2 * H : G;

@@ -9,6 +9,7 @@
 #include "eigengru/quantized.hpp"
 #include "matrix_types.hpp"
 #include "quantized_matrix.hpp"
+#include "quantized_row_step.hpp"
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
@@ -24,6 +25,8 @@ struct QuantizedLayerWeights {
   std::vector<float> input_bias;
   std::vector<float> bias_hn;  ///< reset_after with biases: b_hn; else empty
   std::optional<GateFunctions<float>> functions;
+  /// Whether a single row's step takes the fused quantized_row_step (quantized_row_step.hpp).
+  bool row_step = false;
 
   explicit QuantizedLayerWeights(const QuantizedLayer& layer);
 
@@ -49,6 +52,10 @@ void quantized_step(const QuantizedLayerWeights& w, Index n, const float* gx, fl
   const Index H = w.hidden_size, G = 3 * H;
   float* gh = s.gh.data();
   w.w_hh.quantize(h, H, n, s.state);
+  if (n == 1 && w.row_step) {
+    if (active(0)) quantized_row_step(w, nullptr, gx, s.state, h);
+    return;
+  }
   w.w_hh.multiply(s.state, n, gh, G, nullptr);
   for (Index i = 0; i < n; ++i) {
     if (!active(i)) continue;

@@ -1,6 +1,7 @@
 #include "quantized_matrix.hpp"
 
 #include "bfloat16.hpp"
+#include "quantized_dot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -14,9 +15,7 @@
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 namespace {
 
-constexpr Index kGroupBytes = 4;                                       // one 32-bit lane
-constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;  // one 512-bit vector
-constexpr std::uint8_t kZeroByte = 128;                                // int8 operands hold q + 128
+constexpr std::uint8_t kZeroByte = 128;  // int8 operands hold q + 128
 
 Index elements_per_group(Precision p) { return p == Precision::kInt8 ? 4 : 2; }
 
@@ -53,19 +52,6 @@ __attribute__((always_inline)) inline __mmask16 lane_mask(Index cols) {
   return static_cast<__mmask16>((1u << cols) - 1);
 }
 
-// The dot products in inline assembly with the sum tied to its register (the weights from a
-// register or, used once, straight from memory): from the intrinsics, GCC copied every sum to
-// another register and back at each step of the depth loop, and spilled some. The assembler,
-// not the compiler, needs the instructions, so the tiles take no target attributes.
-template <bool kInt8>
-__attribute__((always_inline)) inline __m512i add_dot(__m512i sum, __m512i a, __m512i w) {
-  if constexpr (kInt8)
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
-  else
-    __asm__("vdpbf16ps %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
-  return sum;
-}
-
 /// C for MR rows by NP panels: int8 sums (int32) made (sum - offset) * s_w * s_a + bias,
 /// bfloat16 sums (float) + bias.
 template <bool kInt8, int MR, int NP>
@@ -78,11 +64,7 @@ void tile(const Tile& t) {
   for (Index g = 0; g < t.groups; ++g) {
     __m512i a[MR];  // each row's group, in every lane; then each panel's weights, used at once
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) {
-      std::int32_t group;
-      std::memcpy(&group, t.a + m * t.lda + g * kGroupBytes, sizeof group);
-      a[m] = _mm512_set1_epi32(group);
-    }
+    for (int m = 0; m < MR; ++m) a[m] = broadcast_group(t.a + m * t.lda, g);
 #pragma GCC unroll 16
     for (int p = 0; p < NP; ++p) {
       const __m512i w = _mm512_load_si512(t.w + p * t.panel_bytes + g * kPanelGroupBytes);
@@ -97,21 +79,13 @@ void tile(const Tile& t) {
                             ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
                             : _mm512_setzero_ps();
     float* c = t.c + p * kQuantizedPanelRows;
-    if constexpr (kInt8) {
-      const __m512 w_scale = _mm512_loadu_ps(t.w_scales + p * kQuantizedPanelRows);
-      const __m512i offset = _mm512_loadu_si512(t.offsets + p * kQuantizedPanelRows);
+    const float* w_scales = kInt8 ? t.w_scales + p * kQuantizedPanelRows : nullptr;
+    const std::int32_t* offsets = kInt8 ? t.offsets + p * kQuantizedPanelRows : nullptr;
 #pragma GCC unroll 16
-      for (int m = 0; m < MR; ++m) {
-        const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][p], offset));
-        const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(t.a_scales[m]));
-        _mm512_mask_storeu_ps(c + m * t.ldc, mask, _mm512_fmadd_ps(sum, scale, bias));
-      }
-    } else {
-#pragma GCC unroll 16
-      for (int m = 0; m < MR; ++m)
-        _mm512_mask_storeu_ps(c + m * t.ldc, mask,
-                              _mm512_add_ps(_mm512_castsi512_ps(acc[m][p]), bias));
-    }
+    for (int m = 0; m < MR; ++m)
+      _mm512_mask_storeu_ps(
+          c + m * t.ldc, mask,
+          panel_sums<kInt8>(acc[m][p], w_scales, offsets, kInt8 ? t.a_scales[m] : 0.0f, bias));
   }
 }
 

@@ -16,6 +16,10 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 /// Output rows per panel: the sixteen 32-bit sums of one 512-bit register.
 constexpr Index kQuantizedPanelRows = 16;
+/// Bytes of one 32-bit lane of a panel: a group of 4 int8 values or 2 bfloat16.
+constexpr Index kGroupBytes = 4;
+/// Bytes of one group of a panel's 16 rows: one 512-bit vector.
+constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;
 
 /// Bytes with the alignment of a vector register.
 using AlignedBytes = std::vector<std::uint8_t, Eigen::aligned_allocator<std::uint8_t>>;
@@ -64,12 +68,21 @@ class QuantizedPanels {
   /// The kernel that multiply() runs for this precision in this kernel set.
   static const char* kernel(Precision precision);
 
+  // The panels themselves, for kernels that fuse other work with a product (dot_product() only).
+  /// Whether the CPU has the precision's dot-product instruction; without it, products are the
+  /// float kernel's on the values the weights and operands stand for, and there are no panels.
+  bool dot_product() const { return dot_product_; }
+  Index groups() const { return groups_; }
+  Index panel_bytes() const { return (groups_ | 1) * 64; }
+  /// Panel p: groups() groups of kPanelGroupBytes, rows 16p to 16p + 15.
+  const std::uint8_t* panel(Index p) const { return panels_.data() + p * panel_bytes(); }
+  /// int8: panel p's 16 rows' scales and offsets.
+  const float* scales(Index p) const { return scales_.data() + p * kQuantizedPanelRows; }
+  const std::int32_t* offsets(Index p) const { return offsets_.data() + p * kQuantizedPanelRows; }
+
  private:
   Precision precision_ = Precision::kInt8;
-  /// Whether the CPU has the precision's dot-product instruction; without it, products are the
-  /// float kernel's on the values the weights and operands stand for (dequantized_).
   bool dot_product_ = false;
-  Index panel_bytes() const { return (groups_ | 1) * 64; }
 
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
   Index row_block_ = 1, row_chunk_ = 1;  // the product's blocking (quantized_matrix.cpp)

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "denormals.hpp"
+#include "eigengru/path_counts.hpp"
 #include "forward_weights.hpp"
 #include "step_clock.hpp"
 #include "work_split.hpp"
@@ -45,6 +46,7 @@ void quantized_layer_forward(const QuantizedLayerWeights& w, Index T, Index B,
     }
 #pragma omp barrier
     if (n > 0 && !scratch_failed) {
+      if (n == 1 && w.row_step) eigengru::detail::count_path(Path::kQuantizedRowStep);
       if (h0 != nullptr)
         h = Eigen::Map<const RowMatrix<float>>(h0 + rows.begin * H, n, H);
       else
@@ -113,7 +115,10 @@ QuantizedStream::QuantizedStream(const StackSpec& spec, const QuantizedLayer* la
   const Index H = spec.hidden_size;
   layers_.reserve(spec.num_layers);
   for (Index l = 0; l < spec.num_layers; ++l) layers_.emplace_back(layers[l]);
-  for (const auto& w : layers_) scratch_.emplace_back(w, batch, batch);
+  for (const auto& w : layers_) {
+    scratch_.emplace_back(w, batch, batch);
+    if (batch == 1 && w.row_step) eigengru::detail::count_path(Path::kQuantizedRowStep);
+  }
   state_ = Vector<float>::Zero(spec.num_layers * batch * H);
   gx_ = RowMatrix<float>::Zero(batch, 3 * H);
 }
@@ -127,8 +132,13 @@ void QuantizedStream::step(const float* x, float* out) noexcept {
     auto& s = scratch_[l];
     float* h = state_.data() + static_cast<Index>(l) * B * H;
     w.w_ih.quantize(input, w.input_size, B, s.input);
-    w.w_ih.multiply(s.input, B, gx_.data(), 3 * H, w.input_bias.data());
-    detail::quantized_step(w, B, gx_.data(), h, s, [](Index) { return true; });
+    if (B == 1 && w.row_step) {  // the input's product too in the fused step
+      w.w_hh.quantize(h, H, 1, s.state);
+      detail::quantized_row_step(w, &s.input, nullptr, s.state, h);
+    } else {
+      w.w_ih.multiply(s.input, B, gx_.data(), 3 * H, w.input_bias.data());
+      detail::quantized_step(w, B, gx_.data(), h, s, [](Index) { return true; });
+    }
     input = h;
   }
   std::copy_n(state_.data() + (spec_.num_layers - 1) * B * H, B * H, out);

@@ -1,0 +1,54 @@
+// The dot-product instructions of the quantized products and the one arithmetic that turns a
+// panel's sums into floats: shared by the tiled products (quantized_matrix.cpp) and the fused
+// batch-1 step (quantized_row_step.cpp), which must give the same values bit for bit. AVX-512
+// only: the CPUs with these instructions all have it.
+#pragma once
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "quantized_matrix.hpp"
+
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
+
+// The dot products in inline assembly with the sum tied to its register (the weights from a
+// register or, used once, straight from memory): from the intrinsics, GCC copied every sum to
+// another register and back at each step of the depth loop, and spilled some. The assembler,
+// not the compiler, needs the instructions, so the callers take no target attributes.
+template <bool kInt8>
+__attribute__((always_inline)) inline __m512i add_dot(__m512i sum, __m512i a, __m512i w) {
+  if constexpr (kInt8)
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
+  else
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(sum) : "v"(a), "vm"(w));
+  return sum;
+}
+
+/// Group g of an operand row (4 bytes), in every lane.
+__attribute__((always_inline)) inline __m512i broadcast_group(const std::uint8_t* row, Index g) {
+  std::int32_t group;
+  std::memcpy(&group, row + g * kGroupBytes, sizeof group);
+  return _mm512_set1_epi32(group);
+}
+
+/// A panel's 16 sums as floats: int8 sums (int32) as (sum - offset) * (w_scale * a_scale) +
+/// bias, bfloat16 sums (float) + bias. w_scales and offsets: the panel's 16 rows' (int8 only).
+template <bool kInt8>
+__attribute__((always_inline)) inline __m512 panel_sums(__m512i sum, const float* w_scales,
+                                                        const std::int32_t* offsets, float a_scale,
+                                                        __m512 bias) {
+  if constexpr (kInt8) {
+    const __m512 w_scale = _mm512_loadu_ps(w_scales);
+    const __m512i offset = _mm512_loadu_si512(offsets);
+    const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(a_scale));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, offset)), scale, bias);
+  } else {
+    return _mm512_add_ps(_mm512_castsi512_ps(sum), bias);
+  }
+}
+
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
+#endif
