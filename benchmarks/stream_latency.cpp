@@ -3,7 +3,8 @@
 // the step's two products alone (x W_ihᵀ and h W_hhᵀ with the packed kernel), which at batch 1
 // is the time to stream the weights from the cache they live in; and the time to read the
 // weights alone, as bytes. With a precision, the same for the model quantized to it (no
-// products' bound then).
+// products' bound then). Every figure but the median and p99 of single steps is the median of
+// 15 rounds' means, which a busy host moves less than one run's mean.
 //
 //   stream_latency I H [steps] [float|bfloat16|int8]     prints one JSON object
 #include <immintrin.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -35,6 +37,25 @@ __attribute__((noinline)) float read_once(const float* p, std::size_t n) {
     s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+/// ns per step of run(t0, t1), which runs steps [t0, t1): the steps go in kRounds rounds, and
+/// the median round counts, so that a burst of another process's work on the core moves the
+/// figure less than it moves a single run's mean.
+template <typename Run>
+double per_step_median_of_rounds(long steps, Run run) {
+  constexpr long kRounds = 15;
+  std::vector<double> rounds;
+  for (long r = 0; r < kRounds; ++r) {
+    const long t0 = steps * r / kRounds, t1 = steps * (r + 1) / kRounds;
+    const auto start = std::chrono::steady_clock::now();
+    run(t0, t1);
+    rounds.push_back(
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() /
+        static_cast<double>(t1 - t0));
+  }
+  std::sort(rounds.begin(), rounds.end());
+  return rounds[kRounds / 2];
 }
 
 }  // namespace
@@ -83,32 +104,29 @@ int main(int argc, char** argv) {
   std::vector<double> sorted = per_step;
   std::sort(sorted.begin(), sorted.end());
   // The total over a run also counts the clock reads; time a plain loop for the mean.
-  const auto loop_start = Clock::now();
-  for (long t = 0; t < steps; ++t) stream.step(x.data() + t * I, out.data() + t * H);
-  const double mean =
-      std::chrono::duration<double, std::nano>(Clock::now() - loop_start).count() / steps;
-  auto seq_start = Clock::now();
-  if (quantized) {
-    const eigengru::QuantizedGRU q(spec, layers);
-    seq_start = Clock::now();
-    q.forward(steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
-  } else {
-    eigengru::stack_forward(spec, &w, steps, 1, nullptr, x.data(), nullptr, out.data(), nullptr);
-  }
-  const double sequence =
-      std::chrono::duration<double, std::nano>(Clock::now() - seq_start).count() / steps;
+  const double mean = per_step_median_of_rounds(steps, [&](long t0, long t1) {
+    for (long t = t0; t < t1; ++t) stream.step(x.data() + t * I, out.data() + t * H);
+  });
+  const std::optional<eigengru::QuantizedGRU> q =
+      quantized ? std::optional<eigengru::QuantizedGRU>(std::in_place, spec, layers) : std::nullopt;
+  const double sequence = per_step_median_of_rounds(steps, [&](long t0, long t1) {
+    if (q)
+      q->forward(t1 - t0, 1, nullptr, x.data() + t0 * I, nullptr, out.data() + t0 * H, nullptr);
+    else
+      eigengru::stack_forward(spec, &w, t1 - t0, 1, nullptr, x.data() + t0 * I, nullptr,
+                              out.data() + t0 * H, nullptr);
+  });
   kernels::PackedMatrix<float> w_ih_t, w_hh_t;
   w_ih_t.pack(p[0].data(), I, 3 * H, 1, I);
   w_hh_t.pack(p[1].data(), H, 3 * H, 1, H);
   std::vector<float> g(3 * H), h(H, 0.1f);
-  const auto products_start = Clock::now();
-  for (long t = 0; t < (quantized ? 0 : steps); ++t) {
-    w_ih_t.multiply(x.data() + t * I, I, 1, g.data(), 3 * H, false);
-    w_hh_t.multiply(h.data(), H, 1, g.data(), 3 * H, true);
-    h[t % H] = g[t % (3 * H)];  // a dependency from step to step, as in the recurrence
-  }
-  const double products =
-      std::chrono::duration<double, std::nano>(Clock::now() - products_start).count() / steps;
+  const double products = quantized ? 0.0 : per_step_median_of_rounds(steps, [&](long t0, long t1) {
+    for (long t = t0; t < t1; ++t) {
+      w_ih_t.multiply(x.data() + t * I, I, 1, g.data(), 3 * H, false);
+      w_hh_t.multiply(h.data(), H, 1, g.data(), 3 * H, true);
+      h[t % H] = g[t % (3 * H)];  // a dependency from step to step, as in the recurrence
+    }
+  });
   // Reading the step's weights (in this precision) once from the cache that holds them, with
   // 512-bit loads and nothing else: no step at batch 1 can take less.
   const long weight_bytes = (I + H) * 3 * H *
@@ -117,13 +135,12 @@ int main(int argc, char** argv) {
                                                                            : 4);
   std::vector<float> weights(weight_bytes / sizeof(float), 0.5f);
   float sink = 0;
-  const auto read_start = Clock::now();
-  for (long t = 0; t < steps; ++t) {
-    sink += read_once(weights.data(), weights.size());
-    __asm__ volatile("" : : : "memory");  // one read per step: not hoisted out of the loop
-  }
-  const double read =
-      std::chrono::duration<double, std::nano>(Clock::now() - read_start).count() / steps;
+  const double read = per_step_median_of_rounds(steps, [&](long t0, long t1) {
+    for (long t = t0; t < t1; ++t) {
+      sink += read_once(weights.data(), weights.size());
+      __asm__ volatile("" : : : "memory");  // one read per step: not hoisted out of the loop
+    }
+  });
   if (sink == -1) std::printf("?");
   std::printf(
       "{\"input_size\": %ld, \"hidden_size\": %ld, \"step_mean_ns\": %.1f, "
