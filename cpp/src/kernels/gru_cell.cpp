@@ -28,9 +28,9 @@ const LayerWeights<Scalar>& checked(const LayerWeights<Scalar>& w) {
 /// backward's own allocation-free product.
 template <typename Scalar>
 void add_outer(Scalar* out, Index rows, Index cols, const Scalar* a, Index lda, const Scalar* b,
-               Index ldb, Index batch, bool accumulate) {
+               Index ldb, Index batch, bool accumulate, Scalar* scratch) {
   if (!accumulate) std::fill_n(out, rows * cols, Scalar(0));
-  detail::add_transposed_product(a, lda, rows, b, ldb, cols, batch, out, cols, 1);
+  detail::add_transposed_product(a, lda, rows, b, ldb, cols, batch, out, cols, 1, scratch);
 }
 
 /// out (n) = or += the column sums of a (B x n): a bias gradient.
@@ -59,6 +59,7 @@ GRUCell<Scalar>::GRUCell(const LayerWeights<Scalar>& w)
     w_hh_.pack(w.weight_hh, 2 * H, H, H, 1);
     w_hn_.pack(w.weight_hh + 2 * H * H, H, H, H, 1);
   }
+  product_scratch_.resize(detail::transposed_product_scratch<Scalar>(std::max(I, H), 1));
   reserve(1);
 }
 
@@ -117,13 +118,15 @@ void GRUCell<Scalar>::backward(Index batch, const Scalar* x, const Scalar* h, Sc
   // [da_r, da_z, da_n] (reset before: da_n multiplied m = r * h, kept in the record).
   const ConstMatrixMap<Scalar> da(record, B, G, Eigen::OuterStride<>(R));
   const ConstMatrixMap<Scalar> dgh_rows(dgh, B, G, Eigen::OuterStride<>(G));
-  if (g.weight_ih != nullptr) add_outer(g.weight_ih, G, I, record, R, x, I, B, accumulate);
+  Scalar* scratch = product_scratch_.data();
+  if (g.weight_ih != nullptr) add_outer(g.weight_ih, G, I, record, R, x, I, B, accumulate, scratch);
   if (g.weight_hh != nullptr) {
     if (reset_after_) {
-      add_outer(g.weight_hh, G, H, dgh, G, h, H, B, accumulate);
+      add_outer(g.weight_hh, G, H, dgh, G, h, H, B, accumulate, scratch);
     } else {
-      add_outer(g.weight_hh, 2 * H, H, dgh, G, h, H, B, accumulate);
-      add_outer(g.weight_hh + 2 * H * H, H, H, dgh + 2 * H, G, record + 3 * H, R, B, accumulate);
+      add_outer(g.weight_hh, 2 * H, H, dgh, G, h, H, B, accumulate, scratch);
+      add_outer(g.weight_hh + 2 * H * H, H, H, dgh + 2 * H, G, record + 3 * H, R, B, accumulate,
+                scratch);
     }
   }
   if (has_bias_ && g.bias_ih != nullptr) add_column_sums(g.bias_ih, G, da, accumulate);

@@ -55,6 +55,7 @@ class GRUCell final : public eigengru::detail::GRUCellInterface<Scalar> {
   PackedMatrix<Scalar> w_hh_;  ///< W_hh (3H, H); reset before: its r and z rows (2H, H)
   PackedMatrix<Scalar> w_hn_;  ///< reset before: W_hn (H, H), for dq = da_n W_hn; else empty
   RowMatrix<Scalar> gx_, gh_, records_, dq_;  // scratch, one row per batch row
+  Vector<Scalar> product_scratch_;            // for the weight gradients' products
 };
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET

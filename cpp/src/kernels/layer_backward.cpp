@@ -38,21 +38,24 @@ struct GradientProducts {
   Scalar* grad_x;
   bool accumulate_grad_x;
 
-  void run(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int threads) const {
+  /// scratch: transposed_product_scratch(max(I, H), threads) elements.
+  void run(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int threads,
+           Scalar* scratch) const {
     const Index G = 3 * H, R = 4 * H;
     const Scalar* d = gates + first * R;
     if (w_ih != nullptr)
       w_ih->multiply_parallel(d, R, count, grad_x + first * I, I, accumulate_grad_x, threads);
     if (dw_ih != nullptr)
-      add_transposed_product(d, R, G, inputs + first * I, I, I, count, dw_ih, I, threads);
+      add_transposed_product(d, R, G, inputs + first * I, I, I, count, dw_ih, I, threads, scratch);
     if (dw_hh != nullptr) {
       const Scalar* h = states + first * H;
-      add_transposed_product(d, R, 2 * H, h, H, H, count, dw_hh, H, threads);
+      add_transposed_product(d, R, 2 * H, h, H, H, count, dw_hh, H, threads, scratch);
       if (reset_after)
-        add_transposed_product(d + 3 * H, R, H, h, H, H, count, dw_hh + 2 * H * H, H, threads);
+        add_transposed_product(d + 3 * H, R, H, h, H, H, count, dw_hh + 2 * H * H, H, threads,
+                               scratch);
       else
         add_transposed_product(d + 2 * H, R, H, d + 3 * H, R, H, count, dw_hh + 2 * H * H, H,
-                               threads);
+                               threads, scratch);
     }
   }
 };
@@ -121,6 +124,8 @@ class BackwardPass {
     eigengru::detail::count_path(!in_loop_   ? Path::kBackwardProductsAfter
                                  : partials_ ? Path::kBackwardPartials
                                              : Path::kBackwardProductsInLoop);
+    thread_scratch_ = transposed_product_scratch<Scalar>(std::max(I_, H_), 1);
+    product_scratch_.resize(std::max({1, loop_threads_, threads_}) * thread_scratch_);
     partial_ih_.setZero(partials_ && grads.weight_ih != nullptr ? loop_threads_ * G : 0, I_);
     partial_hh_.setZero(partials_ && grads.weight_hh != nullptr ? loop_threads_ * G : 0, H_);
   }
@@ -135,7 +140,8 @@ class BackwardPass {
     if (grad_h0 != nullptr) std::copy_n(dh_.data(), B_ * H_, grad_h0);
     const FlushDenormals flush;  // on this thread; the products' threads set their own
     if (!in_loop_)
-      products_.run(0, T_ * B_, grads_.weight_ih, grads_.weight_hh, row_threads(threads_, T_ * B_));
+      products_.run(0, T_ * B_, grads_.weight_ih, grads_.weight_hh, row_threads(threads_, T_ * B_),
+                    product_scratch_.data());
     add_partials();
     add_bias_gradients();
   }
@@ -162,11 +168,12 @@ class BackwardPass {
       if (!in_loop_ || (share_end - s < share_steps && s > 0)) continue;
       const Index t_first = std::min(clock_.time(b0, s), clock_.time(b0, share_end - 1));
       const Index t_count = share_end - s;
+      Scalar* scratch = product_scratch_.data() + me * thread_scratch_;
       if (n == B_)  // the whole batch: one run of rows
-        products_.run(t_first * B_, t_count * B_, my_dw_ih, my_dw_hh, 1);
+        products_.run(t_first * B_, t_count * B_, my_dw_ih, my_dw_hh, 1, scratch);
       else
         for (Index t = t_first; t < t_first + t_count; ++t)
-          products_.run(t * B_ + b0, n, my_dw_ih, my_dw_hh, 1);
+          products_.run(t * B_ + b0, n, my_dw_ih, my_dw_hh, 1, scratch);
       share_end = s;
     }
     if (has_bias_) finish_sums(sums);
@@ -326,6 +333,8 @@ class BackwardPass {
   const Index bias_levels_;       // per thread (BiasSums)
   RowMatrix<Scalar> bias_sums_;   // per thread: a block sum, then its levels (BiasSums)
   RowMatrix<Scalar> partial_ih_, partial_hh_;
+  Index thread_scratch_ = 0;        // one thread's share of product_scratch_
+  Vector<Scalar> product_scratch_;  // per thread: B's rows packed for the weight gradients
 };
 
 }  // namespace

@@ -15,28 +15,38 @@ namespace {
 /// row block's strip and a panel to stay in L1.
 constexpr Index kDepthPerPass = 128;
 
-// A thread's rows [m0, m1) of C. For each chunk of the depth, every row block of A is multiplied
-// with every panel of B, read in place from B's rows. Two copies keep this in cache:
-// - with more than one panel, the row block's chunk of A is copied into a contiguous strip first:
-//   read once from rows that can lie 2-4 KB apart (sharing a few L1 sets, and a page each), then
-//   reused for every panel;
-// - B's last panel, when n is not a whole number of panels, is copied zero-padded, since the
-//   kernel reads whole panels.
+/// Elements of one thread's scratch: a chunk of the depth of B, packed into whole panels.
+template <typename Scalar>
+Index thread_scratch(Index n) {
+  constexpr Index W = kPanelWidth<Scalar>;
+  return kDepthPerPass * (n + W - 1) / W * W;
+}
+
+// A thread's rows [m0, m1) of C. For each chunk of the depth, B's rows are packed into panels
+// in `packed` (thread_scratch), then every row block of A is multiplied with every panel. B's
+// rows can lie 2-4 KB apart, a page each, so a panel read in place from them (one row of 32
+// floats per page) goes at the speed of the TLB; packed, each panel is one stream, and the last
+// one zero-padded as the kernel needs. With more than one panel, the row block's chunk of A is
+// copied into a contiguous strip first, for the same reason, then reused for every panel.
 template <typename Scalar>
 void add_rows(const Scalar* a, Index lda, Index m0, Index m1, const Scalar* b, Index ldb, Index n,
-              Index depth, Scalar* c, Index ldc) {
+              Index depth, Scalar* c, Index ldc, Scalar* packed) {
   constexpr Index W = kPanelWidth<Scalar>;
-  const Index panels = (n + W - 1) / W, full_panels = n / W;
+  const Index panels = (n + W - 1) / W;
   alignas(64) Scalar a_strip[kDepthPerPass * kRowBlock];
-  alignas(64) Scalar b_tail[kDepthPerPass * W];
   for (Index k0 = 0; k0 < depth; k0 += kDepthPerPass) {
     const Index d = std::min(kDepthPerPass, depth - k0);
-    if (full_panels < panels) {
-      const Index width = n - full_panels * W;
+    for (Index p = 0; p < panels; ++p) {  // panel p: d rows of W, at packed + p * d * W
+      const Index width = std::min(W, n - p * W);
+      Scalar* panel = packed + p * d * W;
       for (Index k = 0; k < d; ++k) {
-        const Scalar* src = b + (k0 + k) * ldb + full_panels * W;
-        std::copy_n(src, width, b_tail + k * W);
-        std::fill(b_tail + k * W + width, b_tail + (k + 1) * W, Scalar(0));
+        const Scalar* src = b + (k0 + k) * ldb + p * W;
+        if (width == W) {  // a fixed-size copy: whole vector moves
+          for (Index j = 0; j < W; ++j) panel[k * W + j] = src[j];
+        } else {
+          std::copy_n(src, width, panel + k * W);
+          std::fill(panel + k * W + width, panel + (k + 1) * W, Scalar(0));
+        }
       }
     }
     for (Index i = m0; i < m1; i += kRowBlock) {
@@ -54,10 +64,8 @@ void add_rows(const Scalar* a, Index lda, Index m0, Index m1, const Scalar* b, I
         a_step = kRowBlock;
       }
       for (Index p = 0; p < panels; ++p) {
-        const bool tail = p == full_panels;
-        const Scalar* panel = tail ? b_tail : b + k0 * ldb + p * W;
-        const Output<Scalar> out{c + i * ldc + p * W, ldc, tail ? n - p * W : W, true};
-        multiply_rows<Scalar>(a_block, 1, a_step, rows, panel, tail ? W : ldb, d, out);
+        const Output<Scalar> out{c + i * ldc + p * W, ldc, std::min(W, n - p * W), true};
+        multiply_rows<Scalar>(a_block, 1, a_step, rows, packed + p * d * W, W, d, out);
       }
     }
   }
@@ -66,26 +74,35 @@ void add_rows(const Scalar* a, Index lda, Index m0, Index m1, const Scalar* b, I
 }  // namespace
 
 template <typename Scalar>
+Index transposed_product_scratch(Index n, int threads) {
+  return std::max(1, threads) * thread_scratch<Scalar>(n);
+}
+
+template <typename Scalar>
 void add_transposed_product(const Scalar* a, Index lda, Index m, const Scalar* b, Index ldb,
-                            Index n, Index depth, Scalar* c, Index ldc, int threads) noexcept {
+                            Index n, Index depth, Scalar* c, Index ldc, int threads,
+                            Scalar* scratch) noexcept {
   const Index blocks = (m + kRowBlock - 1) / kRowBlock;
   threads = static_cast<int>(std::clamp<Index>(blocks, 1, threads));
   if (threads == 1) {  // no OpenMP region: even a serial one allocates its team
     const FlushDenormals flush;
-    add_rows(a, lda, 0, m, b, ldb, n, depth, c, ldc);
+    add_rows(a, lda, 0, m, b, ldb, n, depth, c, ldc, scratch);
     return;
   }
 #pragma omp parallel num_threads(threads)
   {
     const FlushDenormals flush;
     const Slice rows = my_share(m, kRowBlock);
-    if (rows.size() > 0) add_rows(a, lda, rows.begin, rows.end, b, ldb, n, depth, c, ldc);
+    Scalar* mine = scratch + omp_get_thread_num() * thread_scratch<Scalar>(n);
+    if (rows.size() > 0) add_rows(a, lda, rows.begin, rows.end, b, ldb, n, depth, c, ldc, mine);
   }
 }
 
+template Index transposed_product_scratch<float>(Index, int);
+template Index transposed_product_scratch<double>(Index, int);
 template void add_transposed_product<float>(const float*, Index, Index, const float*, Index, Index,
-                                            Index, float*, Index, int) noexcept;
+                                            Index, float*, Index, int, float*) noexcept;
 template void add_transposed_product<double>(const double*, Index, Index, const double*, Index,
-                                             Index, Index, double*, Index, int) noexcept;
+                                             Index, Index, double*, Index, int, double*) noexcept;
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
