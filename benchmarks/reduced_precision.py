@@ -159,7 +159,9 @@ def markdown(result: dict) -> str:
     lines += ["", "C++ `Stream::step` at batch 1 (`benchmarks/stream_latency.cpp`, one thread), "
               "ns per step; \"read\" is the time to read the step's weights alone, in that "
               "precision, from the cache that holds them (512-bit loads, nothing else): no step "
-              "at batch 1 can take less.", "",
+              "at batch 1 can take less. On this shared host a step's time and the read's move "
+              "together from run to run, as other work takes the cache: compare a step with the "
+              "read of its own run. Each is the median of 15 rounds' means.", "",
               "| I, H | float32 | bfloat16 | int8 | read f32 / bf16 / int8 | weights f32 / bf16 / "
               "int8 |", "|---|---|---|---|---|---|"]
     for i, h in STEP_TARGETS:
