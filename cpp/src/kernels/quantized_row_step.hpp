@@ -3,8 +3,8 @@
 // of row_step.hpp.
 //
 // At batch 1 the step's products are short (at 16 inputs and 64 units, 240 int8 dot-product
-// instructions), and what surrounds them costs as much again: calling a tiled product per
-// matrix, storing its sums and reading them back for a separate gate pass. Here the hidden
+// instructions), so what surrounds them counts: calling a tiled product per matrix, storing its
+// sums and reading them back for a separate gate pass. Here the hidden
 // units go in groups of up to 3 panels (16 units each): a group's r, z and n sums are made over
 // the whole depth (3 x 3 = 9 chains), turned into floats, and taken through the gates at once,
 // so that one group's gates overlap the next group's products.
@@ -12,7 +12,7 @@
 // The sums are made and turned into floats as the tiled product makes them (quantized_dot.hpp:
 // one chain per panel, over the depth in order; int8 sums are exact in any order anyway) and
 // the gates are cell.hpp's ResetAfterChunk: the fused step gives quantized_step's values bit for
-// bit, which tests/cpp/test_quantized.cpp checks.
+// bit, which tests/cpp/test_quantized_row_step.cpp checks.
 #pragma once
 
 #include "quantized_matrix.hpp"

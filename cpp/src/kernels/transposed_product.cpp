@@ -24,10 +24,10 @@ Index thread_scratch(Index n) {
 
 // A thread's rows [m0, m1) of C. For each chunk of the depth, B's rows are packed into panels
 // in `packed` (thread_scratch), then every row block of A is multiplied with every panel. B's
-// rows can lie 2-4 KB apart, a page each, so a panel read in place from them (one row of 32
-// floats per page) goes at the speed of the TLB; packed, each panel is one stream, and the last
-// one zero-padded as the kernel needs. With more than one panel, the row block's chunk of A is
-// copied into a contiguous strip first, for the same reason, then reused for every panel.
+// rows can lie kilobytes apart, so a panel read in place from them (one short row each) reaches
+// a new page every row or two; packed, each panel is one stream, and the last one zero-padded as
+// the kernel needs. With more than one panel, the row block's chunk of A is copied into a
+// contiguous strip first, for the same reason, then reused for every panel.
 template <typename Scalar>
 void add_rows(const Scalar* a, Index lda, Index m0, Index m1, const Scalar* b, Index ldb, Index n,
               Index depth, Scalar* c, Index ldc, Scalar* packed) {
