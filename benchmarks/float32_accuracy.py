@@ -27,22 +27,6 @@ import run as suite  # beside this script: the machine's description and the sec
 BEGIN, END = "<!-- float32 accuracy: begin -->", "<!-- float32 accuracy: end -->"
 
 
-def forward_errors(dims, draw: int) -> dict:
-    T, B, I, H = dims
-    torch.manual_seed(draw)
-    module = torch.nn.GRU(I, H)
-    x = torch.randn(T, B, I)
-    exact = interop.from_torch(module, dtype=np.float64)(x.numpy().astype(np.float64))
-    ours = interop.from_torch(module, dtype=np.float32)(x.numpy())
-    with torch.inference_mode():
-        theirs = [t.numpy() for t in module(x)]
-
-    def error(result):
-        return float(max(np.abs(r - e).max() for r, e in zip(result, exact)))
-
-    return {"eigengru": error(ours), "torch": error(theirs)}
-
-
 def gradient_errors(dims, draw: int) -> dict:
     """Per gradient (dx and each parameter's): eigengru's and torch's max |error|."""
     T, B, I, H = dims
@@ -98,9 +82,10 @@ def main() -> None:
     eigengru.set_num_threads(1)
     forward = []
     for name, dims in bench.SHAPES.items():
-        runs = [forward_errors(dims, draw) for draw in range(args.draws)]
+        runs = [bench.float32_forward_errors(dims, draw) for draw in range(args.draws)]
         forward.append({"shape": name, "dims": list(dims),
-                        **{lib: [r[lib] for r in runs] for lib in ("eigengru", "torch")}})
+                        "eigengru": [ours for ours, _ in runs],
+                        "torch": [theirs for _, theirs in runs]})
         print(name, forward[-1], flush=True)
     result = {"machine": suite.machine(), "isa": eigengru.build_info()["isa"],
               "draws": args.draws, "forward": forward,

@@ -9,31 +9,16 @@ other ahead depending on the draw (BENCHMARKS.md): there the test bounds eigengr
 1.25x PyTorch's, which a change of summation order or of the gate functions for the worse
 would exceed."""
 
-import numpy as np
 import pytest
 
-from eigengru import interop
-from eigengru.bench import SHAPES  # the benchmark suite's (T, B, I, H)
+from eigengru.bench import SHAPES, float32_forward_errors  # the suite's (T, B, I, H)
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
 
 def errors(shape):
-    """Max |error| of eigengru's and of torch's float32 forward (out and h_n) against a
-    float64 run, on one draw of weights and inputs."""
-    T, B, I, H = SHAPES[shape]
-    torch.manual_seed(sum(SHAPES[shape]))
-    module = torch.nn.GRU(I, H)
-    x = torch.randn(T, B, I)
-    exact = interop.from_torch(module, dtype=np.float64)(x.numpy().astype(np.float64))
-    ours = interop.from_torch(module, dtype=np.float32)(x.numpy())
-    with torch.inference_mode():
-        theirs = [t.numpy() for t in module(x)]
-
-    def error(result):
-        return max(np.abs(r - e).max() for r, e in zip(result, exact))
-
-    return error(ours), error(theirs)
+    """One draw of weights and inputs per shape, seeded by the shape."""
+    return float32_forward_errors(SHAPES[shape], sum(SHAPES[shape]))
 
 
 def test_large_shape_error_is_at_most_torchs(threads):

@@ -96,6 +96,28 @@ class Cell:
                 "timings": {k: asdict(v) for k, v in self.timings.items()}}
 
 
+def float32_forward_errors(dims, seed: int) -> tuple[float, float]:
+    """Max |error| of eigengru's and of torch's float32 forward (output and final state)
+    against a float64 eigengru run of the same ``torch.nn.GRU`` weights and N(0, 1) inputs,
+    drawn after ``torch.manual_seed(seed)``. Needs PyTorch; used by the accuracy benchmark and
+    its test."""
+    import torch
+
+    T, B, I, H = dims
+    torch.manual_seed(seed)
+    module = torch.nn.GRU(I, H)
+    x = torch.randn(T, B, I)
+    exact = interop.from_torch(module, dtype=np.float64)(x.numpy().astype(np.float64))
+    ours = interop.from_torch(module, dtype=np.float32)(x.numpy())
+    with torch.inference_mode():
+        theirs = [t.numpy() for t in module(x)]
+
+    def error(result) -> float:
+        return float(max(np.abs(r - e).max() for r, e in zip(result, exact)))
+
+    return error(ours), error(theirs)
+
+
 def available_peers() -> list[str]:
     peers = []
     try:

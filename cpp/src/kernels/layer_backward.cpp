@@ -125,7 +125,8 @@ class BackwardPass {
                                  : partials_ ? Path::kBackwardPartials
                                              : Path::kBackwardProductsInLoop);
     thread_scratch_ = transposed_product_scratch<Scalar>(std::max(I_, H_), 1);
-    product_scratch_.resize(std::max({1, loop_threads_, threads_}) * thread_scratch_);
+    // threads_: as many as the loop or the products after it use
+    product_scratch_.resize(std::max(1, threads_) * thread_scratch_);
     partial_ih_.setZero(partials_ && grads.weight_ih != nullptr ? loop_threads_ * G : 0, I_);
     partial_hh_.setZero(partials_ && grads.weight_hh != nullptr ? loop_threads_ * G : 0, H_);
   }
@@ -161,6 +162,7 @@ class BackwardPass {
     const Index share_rows = std::max<Index>(128, G * (I_ + H_) / 2048);
     const Index share_steps = std::max<Index>(1, share_rows / n);
     Index share_end = T_;  // steps [s, share_end) are made and not yet multiplied
+    Scalar* scratch = product_scratch_.data() + me * thread_scratch_;
     BiasSums sums{has_bias_ ? bias_sums_.data() + me * (1 + bias_levels_) * 4 * H_ : nullptr, 0, 0};
     for (Index s = T_ - 1; s >= 0; --s) {
       step(s, b0, n);
@@ -168,7 +170,6 @@ class BackwardPass {
       if (!in_loop_ || (share_end - s < share_steps && s > 0)) continue;
       const Index t_first = std::min(clock_.time(b0, s), clock_.time(b0, share_end - 1));
       const Index t_count = share_end - s;
-      Scalar* scratch = product_scratch_.data() + me * thread_scratch_;
       if (n == B_)  // the whole batch: one run of rows
         products_.run(t_first * B_, t_count * B_, my_dw_ih, my_dw_hh, 1, scratch);
       else

@@ -34,17 +34,30 @@ __attribute__((always_inline)) inline __m512i broadcast_group(const std::uint8_t
   return _mm512_set1_epi32(group);
 }
 
-/// A panel's 16 sums as floats: int8 sums (int32) as (sum - offset) * (w_scale * a_scale) +
-/// bias, bfloat16 sums (float) + bias. w_scales and offsets: the panel's 16 rows' (int8 only).
+/// What a panel's int8 sums are scaled by: its 16 rows' scales and offsets (nothing for
+/// bfloat16), loaded once for all the operand rows that go past the panel.
+struct PanelRows {
+  __m512 w_scale;
+  __m512i offset;
+};
+
 template <bool kInt8>
-__attribute__((always_inline)) inline __m512 panel_sums(__m512i sum, const float* w_scales,
-                                                        const std::int32_t* offsets, float a_scale,
-                                                        __m512 bias) {
+__attribute__((always_inline)) inline PanelRows panel_rows(const float* w_scales,
+                                                           const std::int32_t* offsets) {
+  if constexpr (kInt8)
+    return {_mm512_loadu_ps(w_scales), _mm512_loadu_si512(offsets)};
+  else
+    return {_mm512_setzero_ps(), _mm512_setzero_si512()};
+}
+
+/// A panel's 16 sums as floats: int8 sums (int32) as (sum - offset) * (w_scale * a_scale) +
+/// bias, bfloat16 sums (float) + bias.
+template <bool kInt8>
+__attribute__((always_inline)) inline __m512 panel_sums(__m512i sum, const PanelRows& rows,
+                                                        float a_scale, __m512 bias) {
   if constexpr (kInt8) {
-    const __m512 w_scale = _mm512_loadu_ps(w_scales);
-    const __m512i offset = _mm512_loadu_si512(offsets);
-    const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(a_scale));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, offset)), scale, bias);
+    const __m512 scale = _mm512_mul_ps(rows.w_scale, _mm512_set1_ps(a_scale));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, rows.offset)), scale, bias);
   } else {
     return _mm512_add_ps(_mm512_castsi512_ps(sum), bias);
   }

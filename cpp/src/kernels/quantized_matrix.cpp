@@ -79,13 +79,12 @@ void tile(const Tile& t) {
                             ? _mm512_maskz_loadu_ps(mask, t.bias + p * kQuantizedPanelRows)
                             : _mm512_setzero_ps();
     float* c = t.c + p * kQuantizedPanelRows;
-    const float* w_scales = kInt8 ? t.w_scales + p * kQuantizedPanelRows : nullptr;
-    const std::int32_t* offsets = kInt8 ? t.offsets + p * kQuantizedPanelRows : nullptr;
+    const PanelRows rows = panel_rows<kInt8>(kInt8 ? t.w_scales + p * kQuantizedPanelRows : nullptr,
+                                             kInt8 ? t.offsets + p * kQuantizedPanelRows : nullptr);
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m)
-      _mm512_mask_storeu_ps(
-          c + m * t.ldc, mask,
-          panel_sums<kInt8>(acc[m][p], w_scales, offsets, kInt8 ? t.a_scales[m] : 0.0f, bias));
+      _mm512_mask_storeu_ps(c + m * t.ldc, mask,
+                            panel_sums<kInt8>(acc[m][p], rows, kInt8 ? t.a_scales[m] : 0.0f, bias));
   }
 }
 

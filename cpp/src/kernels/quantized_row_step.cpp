@@ -44,8 +44,9 @@ __attribute__((always_inline)) inline void gate_sums(const QuantizedPanels& m, I
     const Index p = p0 + g * stride + q;
     const __m512 b =
         bias != nullptr ? _mm512_loadu_ps(bias + p * kQuantizedPanelRows) : _mm512_setzero_ps();
-    out[g][q] = panel_sums<kInt8>(acc[g][q], kInt8 ? m.scales(p) : nullptr,
-                                  kInt8 ? m.offsets(p) : nullptr, a_scale, b);
+    const PanelRows rows =
+        panel_rows<kInt8>(kInt8 ? m.scales(p) : nullptr, kInt8 ? m.offsets(p) : nullptr);
+    out[g][q] = panel_sums<kInt8>(acc[g][q], rows, a_scale, b);
   }
 }
 
