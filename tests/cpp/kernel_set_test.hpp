@@ -1,18 +1,9 @@
 // For the tests of internal kernels, compiled once per kernel set (CMakeLists.txt) with that
-// set's sources and flags: the set's namespace, and whether this CPU runs the set.
+// set's sources and flags: the set's namespace. They run only where the CPU runs the set
+// (ctest starts them through run_if_cpu_runs).
 #pragma once
 
 #include "check.hpp"
 #include "target.hpp"
 
-#define EIGENGRU_STRING_(a) #a
-#define EIGENGRU_STRING(a) EIGENGRU_STRING_(a)
-
 namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
-
-namespace eigengru_test {
-
-/// Whether this CPU runs the kernel set this test is compiled for (else it is skipped).
-inline bool compiled_kernel_set_runs() { return cpu_runs(EIGENGRU_STRING(EIGENGRU_KERNEL_SET)); }
-
-}  // namespace eigengru_test

@@ -144,7 +144,6 @@ void test_project(const Case& c, std::mt19937& gen) {
 }  // namespace
 
 int main() {
-  if (!eigengru_test::compiled_kernel_set_runs()) return eigengru_test::kSkipped;
   std::mt19937 gen(5);
   // m = 1: 1 to 6 panels at once (n = 32 to 192), a short last panel (33, 100), a single short
   // panel (1, 31), depths below, at and past the unrolling (1, 3, 5, 64, 70); more than 6
