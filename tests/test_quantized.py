@@ -218,11 +218,12 @@ def test_the_kernel_in_use_is_the_cpus_dot_product_where_it_has_one():
     assert qb.kernel == ("avx512-bf16" if avx512 and "avx512_bf16" in flags else "portable")
 
 
-def test_the_portable_kernels_compute_what_the_dot_product_instructions_do():
-    """The avx2 set runs the portable products: the same model gives the same numbers, to the
-    gates' rounding and the operands' rounding boundaries."""
-    if "avx512" not in _core.supported_isas() or "avx2" not in _core.supported_isas():
-        pytest.skip("needs a CPU that runs both the avx512 and avx2 sets")
+def test_every_kernel_set_of_this_cpu_computes_the_same_numbers():
+    """Each kernel set this CPU runs (avx512 with the dot-product instructions where the CPU has
+    them, else and always also the portable products of avx2 and baseline) gives the same model
+    the same numbers, to the gates' rounding and the operands' rounding boundaries."""
+    sets = _core.supported_isas()
+    assert len(sets) >= 2, f"an x86-64 CPU with AVX2 runs avx2 and baseline at least: {sets}"
     code = ("import numpy as np, eigengru, sys\n"
             "g = eigengru.GRU(9, 40, num_layers=2, reset_after=False, seed=2)\n"
             "x = np.random.default_rng(1).standard_normal((20, 3, 9)).astype(np.float32)\n"
@@ -231,18 +232,23 @@ def test_the_portable_kernels_compute_what_the_dot_product_instructions_do():
             "    np.save(sys.argv[1] + p + '_' + q.kernel + '.npy', q(x)[0])\n")
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        for isa in ("avx512", "avx2"):
+        for isa in sets:
             env = dict(os.environ, EIGENGRU_ISA=isa)
             done = subprocess.run([sys.executable, "-c", code, f"{d}/{isa}_"], env=env,
                                   capture_output=True, text=True, timeout=120, check=False)
             assert done.returncode == 0, done.stderr
         files = sorted(os.listdir(d))
-        assert any("portable" in f for f in files), files
-        for p in PRECISIONS:
-            fast = next(f for f in files if f.startswith(f"avx512_{p}"))
-            slow = next(f for f in files if f.startswith(f"avx2_{p}"))
-            assert slow.endswith("_portable.npy")
-            np.testing.assert_allclose(np.load(f"{d}/{fast}"), np.load(f"{d}/{slow}"), atol=2e-3)
+        flags = cpu_flags()
+        for p, instruction in (("bfloat16", "avx512_bf16"), ("int8", "avx512_vnni")):
+            ran = {isa: next(f for f in files if f.startswith(f"{isa}_{p}_")) for isa in sets}
+            assert ran["avx2"].endswith("_portable.npy") and ran["baseline"].endswith(
+                "_portable.npy"), ran
+            if "avx512" in sets:
+                assert ran["avx512"].endswith("_portable.npy") != (instruction in flags), ran
+            first = np.load(f"{d}/{ran[sets[0]]}")
+            for isa in sets[1:]:
+                np.testing.assert_allclose(np.load(f"{d}/{ran[isa]}"), first, atol=2e-3,
+                                           err_msg=f"{p}: {isa} against {sets[0]}")
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
