@@ -22,7 +22,7 @@
 
 namespace {
 
-// Compiled with the first kernel set's sources and flags (CMakeLists.txt).
+// Compiled with one kernel set's sources and flags (CMakeLists.txt builds a program per set).
 namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
 using Clock = std::chrono::steady_clock;
 using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -40,12 +40,13 @@ double median_seconds(int repeats, F f) {
   return times[times.size() / 2];
 }
 
-/// GFLOP/s of `threads` threads doing nothing but vector multiply-adds on registers: 16
-/// independent chains each, enough to hide the latency, so the rate is the cores' throughput.
-/// The best of a few short runs, since a peak is what is measured without interruptions.
+/// GFLOP/s of `threads` threads doing nothing but vector multiply-adds on registers (the kernel
+/// set's vectors): independent chains in all but 4 of the registers, enough to hide the
+/// latency, so the rate is the cores' throughput. The best of a few short runs, since a peak is
+/// what is measured without interruptions.
 double multiply_add_peak_gflops(int threads) {
-  typedef float Vec __attribute__((vector_size(64)));
-  constexpr int kChains = 16, kRuns = 5;
+  typedef float Vec __attribute__((vector_size(EIGENGRU_VECTOR_BYTES)));
+  constexpr int kChains = kernels::kVectorRegisters - 4, kRuns = 5;
   constexpr long kIterations = 500000;
   double best = 0;
   float sink = 0;

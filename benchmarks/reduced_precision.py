@@ -108,9 +108,13 @@ def stream_steps(program: Path) -> list[dict]:
 
 
 def peak_rates(build: Path) -> dict:
+    """The AVX-512 dot-product instructions' rates, where the quantized kernels use them."""
     program = build / "dot_product_peak"
-    if not program.exists():
+    if not any(eigengru._core.quantized_kernel(p).startswith("avx512")
+               for p in ("int8", "bfloat16")):
         return {}
+    subprocess.run(["cmake", "--build", str(build), "--target", program.name], check=True,
+                   stdout=subprocess.DEVNULL)
     return json.loads(subprocess.run([str(program)], check=True, capture_output=True,
                                      text=True).stdout)
 
@@ -158,10 +162,10 @@ def markdown(result: dict) -> str:
                          f"{e['torch int8']:.1e} | {e['eigengru float32']:.1e} |")
     lines += ["", "C++ `Stream::step` at batch 1 (`benchmarks/stream_latency.cpp`, one thread), "
               "ns per step; \"read\" is the time to read the step's weights alone, in that "
-              "precision, from the cache that holds them (512-bit loads, nothing else): no step "
-              "at batch 1 can take less. On this shared host a step's time and the read's move "
-              "together from run to run, as other work takes the cache: compare a step with the "
-              "read of its own run. Each is the median of 15 rounds' means.", "",
+              "precision, from the cache that holds them (the widest vector loads, nothing "
+              "else): no step at batch 1 can take less. On this shared host a step's time and "
+              "the read's move together from run to run, as other work takes the cache: compare "
+              "a step with the read of its own run. Each is the median of 15 rounds' means.", "",
               "| I, H | float32 | bfloat16 | int8 | read f32 / bf16 / int8 | weights f32 / bf16 / "
               "int8 |", "|---|---|---|---|---|---|"]
     for i, h in STEP_TARGETS:
@@ -221,10 +225,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--shape", action="append", choices=list(bench.SHAPES), default=None)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--section", action="store_true",
+                        help="write the run as a section of its own, headed by the machine and "
+                             "the kernel set in use (for a machine of another kind than the "
+                             "main section's), and keep the main section")
     args = parser.parse_args()
     build = suite.build_programs()
-    subprocess.run(["cmake", "--build", str(build), "--target", "dot_product_peak"],
-                   check=True, stdout=subprocess.DEVNULL)
     threads = sorted({int(t) for t in args.threads.split(",")})
     cells = []
     for n in threads:
@@ -233,11 +239,14 @@ def main() -> None:
             cells.append(cell)
             print(name, n, {k: round(v, 3) for k, v in cell["ms"].items()},
                   {k: f"{v:.1e}" for k, v in cell["errors"].items()}, flush=True)
-    steps = stream_steps(build / "stream_latency")
+    steps = stream_steps(suite.program("stream_latency"))
     result = {"machine": suite.machine(), "cells": cells, "steps": steps,
               "peaks": peak_rates(build)}
     print(markdown(result))
-    if args.write:
+    if args.section:
+        suite.write_machine_section("reduced precision", result["machine"], markdown(result),
+                                    result)
+    elif args.write:
         suite.write_section(BEGIN, END, markdown(result), "reduced_precision", result)
 
 

@@ -32,13 +32,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
 
 
+def program(name: str) -> Path:
+    """benchmarks/<name>.cpp as built for the kernel set that eigengru runs on this CPU (the
+    same choice, EIGENGRU_ISA included, as the library inside the program makes)."""
+    return BUILD / f"{name}_{eigengru.build_info()['isa']}"
+
+
 def build_programs() -> Path:
-    """Builds benchmarks/*.cpp with the project's CMake (Release, same flags); returns the
-    folder."""
+    """Builds benchmarks/*.cpp with the project's CMake (Release, same flags) for the kernel
+    set that this CPU runs; returns the folder."""
     subprocess.run(["cmake", "-S", str(ROOT), "-B", str(BUILD), "-DCMAKE_BUILD_TYPE=Release",
                     "-DEIGENGRU_BUILD_BENCHMARKS=ON", f"-DPython_EXECUTABLE={sys.executable}"],
                    check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(BUILD), "--target", "gemm_bound", "stream_latency"],
+    subprocess.run(["cmake", "--build", str(BUILD), "--target",
+                    program("gemm_bound").name, program("stream_latency").name],
                    check=True, stdout=subprocess.DEVNULL)
     return BUILD
 
@@ -157,7 +164,8 @@ def machine() -> dict:
         except ImportError:
             pass
     build = eigengru.build_info()
-    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "compiler": build["compiler"],
+    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "kernel_set": build["isa"],
+            "compiler": build["compiler"],
             "eigen": build["eigen"], "simd": build["simd"], "versions": versions,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
@@ -179,6 +187,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small and medium, 3 repeats")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--section", action="store_true",
+                        help="write the run as a section of BENCHMARKS.md of its own, headed by "
+                             "the machine and the kernel set in use (for a machine of another "
+                             "kind than the main run's), and keep the main run")
     args = parser.parse_args()
 
     shapes = {} if args.only else dict(bench.SHAPES)
@@ -189,8 +201,7 @@ def main() -> None:
         shapes[",".join(map(str, dims))] = dims
     threads = sorted({int(t) for t in args.threads.split(",")})
     peers = bench.available_peers()
-    programs = build_programs()
-    program = programs / "gemm_bound"
+    build_programs()
     info = machine()
     print(f"{info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}; peers: "
           f"{', '.join(peers) or 'none'}", flush=True)
@@ -198,14 +209,14 @@ def main() -> None:
     cells, bounds = [], {}
     for n in threads:
         for name, dims in shapes.items():
-            bounds[(name, n)] = gemm_bound(program, dims, n, args.repeats)
+            bounds[(name, n)] = gemm_bound(program("gemm_bound"), dims, n, args.repeats)
             for mode in bench.MODES:
                 cell = bench.time_cell(name, dims, mode, n, peers, args.repeats)
                 cells.append(cell)
                 print(bench.format_table([cell], *extras(bounds, cells)).splitlines()[-1],
                       flush=True)
 
-    streaming = stream_latency(programs / "stream_latency")
+    streaming = stream_latency(program("stream_latency"))
     packing = packed_versus_padded(args.repeats) if "torch" in peers else []
     steps = []
     if "torch" in peers:
@@ -252,6 +263,10 @@ def main() -> None:
         import jax_peer
 
         text = text.rstrip("\n") + "\n\n" + jax_peer.section(jax_cells)
+    if args.section:
+        write_machine_section("run", info, text, results)
+        print(f"\nwrote a section of {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
+        return
     if "kernel_sets" in results:
         text = text.rstrip("\n") + "\n\n" + kernel_sets.section(results["kernel_sets"]) + "\n"
     # So are the reduced-precision and float32-accuracy ones (their scripts' --write).
@@ -263,9 +278,40 @@ def main() -> None:
         if old_json.exists() and key in json.loads(old_json.read_text()):
             results[key] = json.loads(old_json.read_text())[key]
             text = text.rstrip("\n") + "\n\n" + module.markdown(results[key])
+    # And the runs on machines of other kinds (--section), as they were written.
+    old_md = ROOT / "BENCHMARKS.md"
+    if old_json.exists() and old_md.exists():
+        old_text = old_md.read_text()
+        for key, value in json.loads(old_json.read_text()).items():
+            begin, end = machine_markers(*key.split("@"))
+            if "@" in key and begin in old_text and end in old_text:
+                results[key] = value
+                text = (text.rstrip("\n") + "\n\n"
+                        + old_text[old_text.index(begin):old_text.index(end) + len(end)] + "\n")
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(text)
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
+
+
+def machine_markers(kind: str, kernel_set: str) -> tuple[str, str]:
+    """The markers around a section that a script's --section wrote: one per script ("run",
+    "reduced precision") and kernel set."""
+    return (f"<!-- {kind} with the {kernel_set} kernel set: begin -->",
+            f"<!-- {kind} with the {kernel_set} kernel set: end -->")
+
+
+def write_machine_section(kind: str, info: dict, text: str, result: dict) -> None:
+    """A whole run's markdown (headed by "# ..." or "## ...") as a section of its own for a
+    machine of another kind than the main run's: its title names the machine and the kernel set
+    in use, its other headings go one level down; kept by later runs of the main suite."""
+    begin, end = machine_markers(kind, info["kernel_set"])
+    lines = [line for line in text.rstrip("\n").splitlines() if not line.startswith("<!--")]
+    level = len(lines[0]) - len(lines[0].lstrip("#"))
+    title = (f"## {lines[0][level:].strip()}, on a machine of another kind: {info['cpu']}, "
+             f"kernel set `{info['kernel_set']}`")
+    body = ["#" * (2 - level) + line if line.startswith("#") else line for line in lines[1:]]
+    write_section(begin, end, "\n".join([begin, title, *body, end]) + "\n",
+                  f"{kind}@{info['kernel_set']}", result)
 
 
 def write_section(begin: str, end: str, section: str, key: str, result: dict) -> None:
@@ -401,6 +447,7 @@ Written by `python benchmarks/run.py` on {info['date']}.
 
 - Machine: {info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}
 - Build: {info['compiler']}, Eigen {info['eigen']} ({info['simd']})
+- Kernel set in use: {info.get('kernel_set', '?')}
 - Versions: {versions}
 
 float32, the same weights and inputs for every library. Median of the repeats after a warm-up (at
@@ -415,11 +462,11 @@ grad (both compute dx and every weight gradient). GFLOP/s counts 2·T·B·3H·(I
 that for training. "x vs" is how many times faster eigengru is. The Eigen GEMM bound is one
 input-projection product plus T recurrent products, timed in C++ with the same Eigen build
 (`benchmarks/gemm_bound.cpp`), 3x for training; the packed-kernel bound is the same products done
-by eigengru's own packed kernel (`PackedMatrix`), a tighter bound since that kernel is faster than
-Eigen's generic product here, split over the threads as the library splits them (by rows; in
-inference with fewer rows than threads, by hidden units). "of bound" is a bound over eigengru's
-time (above 100% means faster than the bare products, which happens when the bound's products
-are slower than the library's).
+by eigengru's own packed kernel (`PackedMatrix`, of the kernel set in use), a tighter bound since
+that kernel is faster than Eigen's generic product here, split over the threads as the library
+splits them (by rows; in inference with fewer rows than threads, by hidden units). "of bound" is
+a bound over eigengru's time (above 100% means faster than the bare products, which happens when
+the bound's products are slower than the library's).
 
 {table}
 {round_trip_note}

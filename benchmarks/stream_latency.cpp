@@ -7,8 +7,6 @@
 // 15 rounds' means, which a busy host moves less than one run's mean.
 //
 //   stream_latency I H [steps] [float|bfloat16|int8]     prints one JSON object
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,22 +19,23 @@
 #include "eigengru/eigengru.hpp"
 #include "packed_matrix.hpp"
 
-// The products' bound uses the packed kernel itself, compiled with the first kernel set's
-// sources and flags (CMakeLists.txt).
+// The products' bound uses the packed kernel itself, compiled with one kernel set's sources and
+// flags (CMakeLists.txt builds a program per set).
 namespace kernels = eigengru::EIGENGRU_KERNEL_SET;
 
 namespace {
 
-/// Reads n floats (a multiple of 64) with 512-bit loads into four sums.
+/// Reads n floats (a multiple of 64) with the kernel set's vector loads into four sums.
 __attribute__((noinline)) float read_once(const float* p, std::size_t n) {
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  for (std::size_t i = 0; i + 64 <= n; i += 64) {
-    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p + i));
-    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p + i + 16));
-    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p + i + 32));
-    s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p + i + 48));
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  typedef float Vec __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(4)));
+  constexpr std::size_t kLanes = sizeof(Vec) / sizeof(float), kStride = 4 * kLanes;
+  Vec s[4] = {};
+  for (std::size_t i = 0; i + kStride <= n; i += kStride)
+    for (std::size_t j = 0; j < 4; ++j) s[j] += *reinterpret_cast<const Vec*>(p + i + j * kLanes);
+  const Vec total = (s[0] + s[1]) + (s[2] + s[3]);
+  float sum = 0;
+  for (std::size_t j = 0; j < kLanes; ++j) sum += total[j];
+  return sum;
 }
 
 /// ns per step of run(t0, t1), which runs steps [t0, t1): the steps go in kRounds rounds, and
@@ -128,7 +127,7 @@ int main(int argc, char** argv) {
     }
   });
   // Reading the step's weights (in this precision) once from the cache that holds them, with
-  // 512-bit loads and nothing else: no step at batch 1 can take less.
+  // the widest vector loads and nothing else: no step at batch 1 can take less.
   const long weight_bytes = (I + H) * 3 * H *
                             (precision == eigengru::Precision::kInt8       ? 1
                              : precision == eigengru::Precision::kBfloat16 ? 2
