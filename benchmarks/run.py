@@ -279,15 +279,9 @@ def main() -> None:
             results[key] = json.loads(old_json.read_text())[key]
             text = text.rstrip("\n") + "\n\n" + module.markdown(results[key])
     # And the runs on machines of other kinds (--section), as they were written.
-    old_md = ROOT / "BENCHMARKS.md"
-    if old_json.exists() and old_md.exists():
-        old_text = old_md.read_text()
-        for key, value in json.loads(old_json.read_text()).items():
-            begin, end = machine_markers(*key.split("@"))
-            if "@" in key and begin in old_text and end in old_text:
-                results[key] = value
-                text = (text.rstrip("\n") + "\n\n"
-                        + old_text[old_text.index(begin):old_text.index(end) + len(end)] + "\n")
+    for key, (value, section) in machine_sections().items():
+        results[key] = value
+        text = text.rstrip("\n") + "\n\n" + section
     (ROOT / "BENCHMARKS.json").write_text(json.dumps(results, indent=1) + "\n")
     (ROOT / "BENCHMARKS.md").write_text(text)
     print(f"\nwrote {ROOT / 'BENCHMARKS.md'} and {ROOT / 'BENCHMARKS.json'}")
@@ -298,6 +292,22 @@ def machine_markers(kind: str, kernel_set: str) -> tuple[str, str]:
     "reduced precision") and kernel set."""
     return (f"<!-- {kind} with the {kernel_set} kernel set: begin -->",
             f"<!-- {kind} with the {kernel_set} kernel set: end -->")
+
+
+def machine_sections() -> dict[str, tuple[dict, str]]:
+    """The sections that --section wrote into BENCHMARKS.md, by their key in BENCHMARKS.json:
+    the numbers and the text, markers included."""
+    md_path, json_path = ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS.json"
+    if not md_path.exists() or not json_path.exists():
+        return {}
+    text, found = md_path.read_text(), {}
+    for key, value in json.loads(json_path.read_text()).items():
+        if "@" not in key:
+            continue
+        begin, end = machine_markers(*key.split("@"))
+        if begin in text and end in text:
+            found[key] = (value, text[text.index(begin):text.index(end) + len(end)] + "\n")
+    return found
 
 
 def write_machine_section(kind: str, info: dict, text: str, result: dict) -> None:
@@ -447,7 +457,7 @@ Written by `python benchmarks/run.py` on {info['date']}.
 
 - Machine: {info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}
 - Build: {info['compiler']}, Eigen {info['eigen']} ({info['simd']})
-- Kernel set in use: {info.get('kernel_set', '?')}
+- Kernel set in use: {info['kernel_set']}
 - Versions: {versions}
 
 float32, the same weights and inputs for every library. Median of the repeats after a warm-up (at

@@ -1,0 +1,48 @@
+"""benchmarks/run.py's sections for machines of another kind (--section): written under their
+own markers with their headings one level down, replaced by the next such run, and kept by a
+main run."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    run = importlib.import_module("run")
+    monkeypatch.setattr(run, "ROOT", tmp_path)
+    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n\nThe main run.\n")
+    (tmp_path / "BENCHMARKS.json").write_text(json.dumps({"machine": {"cpu": "main"}}))
+    yield run
+    sys.modules.pop("run", None)
+
+
+def test_a_section_is_written_kept_and_replaced(suite, tmp_path):
+    info = {"cpu": "Some CPU", "kernel_set": "avx2"}
+    suite.write_machine_section("run", info, "# Benchmarks\n\nfirst\n\n## Targets\n", {"n": 1})
+    suite.write_machine_section("reduced precision", info,
+                                "<!-- reduced precision: begin -->\n## Reduced precision\n\n"
+                                "### Targets\n<!-- reduced precision: end -->\n", {"n": 2})
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert text.startswith("# Benchmarks\n\nThe main run.\n")
+    assert "## Benchmarks, on a machine of another kind: Some CPU, kernel set `avx2`" in text
+    assert "\n### Targets\n" in text and "####" not in text
+    assert "<!-- reduced precision: begin -->" not in text  # the main section's markers
+    assert text.count("<!-- run with the avx2 kernel set: begin -->") == 1
+
+    suite.write_machine_section("run", info, "# Benchmarks\n\nsecond\n", {"n": 3})
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "second" in text and "first" not in text
+    assert text.count("<!-- run with the avx2 kernel set: begin -->") == 1
+
+    kept = suite.machine_sections()
+    assert {k: v[0] for k, v in kept.items()} == {"run@avx2": {"n": 3},
+                                                  "reduced precision@avx2": {"n": 2}}
+    for _, section in kept.values():
+        assert section in text and section.startswith("<!-- ") and section.endswith("-->\n")
