@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "eigengru/threads.hpp"
+#include "micro_kernel.hpp"
 #include "packed_matrix.hpp"
 #include "work_split.hpp"
 
@@ -45,7 +46,7 @@ double median_seconds(int repeats, F f) {
 /// latency, so the rate is the cores' throughput. The best of a few short runs, since a peak is
 /// what is measured without interruptions.
 double multiply_add_peak_gflops(int threads) {
-  typedef float Vec __attribute__((vector_size(EIGENGRU_VECTOR_BYTES)));
+  using Vec = kernels::detail::Vec<float>;
   constexpr int kChains = kernels::kVectorRegisters - 4, kRuns = 5;
   constexpr long kIterations = 500000;
   double best = 0;

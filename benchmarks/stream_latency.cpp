@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "eigengru/eigengru.hpp"
+#include "micro_kernel.hpp"
 #include "packed_matrix.hpp"
 
 // The products' bound uses the packed kernel itself, compiled with one kernel set's sources and
@@ -27,12 +28,12 @@ namespace {
 
 /// Reads n floats (a multiple of 64) with the kernel set's vector loads into four sums.
 __attribute__((noinline)) float read_once(const float* p, std::size_t n) {
-  typedef float Vec __attribute__((vector_size(EIGENGRU_VECTOR_BYTES), aligned(4)));
-  constexpr std::size_t kLanes = sizeof(Vec) / sizeof(float), kStride = 4 * kLanes;
-  Vec s[4] = {};
+  using kernels::detail::Vec;
+  constexpr std::size_t kLanes = kernels::detail::kLanes<float>, kStride = 4 * kLanes;
+  Vec<float> s[4] = {};
   for (std::size_t i = 0; i + kStride <= n; i += kStride)
-    for (std::size_t j = 0; j < 4; ++j) s[j] += *reinterpret_cast<const Vec*>(p + i + j * kLanes);
-  const Vec total = (s[0] + s[1]) + (s[2] + s[3]);
+    for (std::size_t j = 0; j < 4; ++j) s[j] += kernels::detail::load_vector(p + i + j * kLanes);
+  const Vec<float> total = (s[0] + s[1]) + (s[2] + s[3]);
   float sum = 0;
   for (std::size_t j = 0; j < kLanes; ++j) sum += total[j];
   return sum;
