@@ -64,7 +64,8 @@ class QuantizedGRU:
 
     @property
     def kernel(self) -> str:
-        """The product kernel this CPU runs: "avx512-bf16", "avx512-vnni" or "portable"."""
+        """The product kernel this CPU runs: "avx512-bf16", "avx512-vnni", "avx2-maddubs" (int8
+        without VNNI) or "portable"."""
         return _core.quantized_kernel(self.precision)
 
     def __setattr__(self, name: str, value: Any) -> None:

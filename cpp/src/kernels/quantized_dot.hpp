@@ -1,18 +1,24 @@
 // The dot-product instructions of the quantized products and the one arithmetic that turns a
 // panel's sums into floats: shared by the tiled products (quantized_matrix.cpp) and the fused
 // batch-1 step (quantized_row_step.cpp), which must give the same values bit for bit. AVX-512
-// only: the CPUs with these instructions all have it.
+// has the instructions (VNNI, BF16) on the CPUs that have them; AVX2 builds int8 dot products
+// from two multiplies, with the same int32 sums.
 #pragma once
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
 #include "quantized_matrix.hpp"
+#endif
 
+#if defined(__AVX512F__)
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
+
+/// What an int8 operand byte holds: q + 128, the unsigned operand of vpdpbusd.
+constexpr std::uint8_t kInt8OperandZero = 128;
 
 // The dot products in inline assembly with the sum tied to its register (the weights from a
 // register or, used once, straight from memory): from the intrinsics, GCC copied every sum to
@@ -61,6 +67,50 @@ __attribute__((always_inline)) inline __m512 panel_sums(__m512i sum, const Panel
   } else {
     return _mm512_add_ps(_mm512_castsi512_ps(sum), bias);
   }
+}
+
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
+
+#elif defined(__AVX2__)
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
+
+/// What an int8 operand byte holds: q itself, a signed byte (see add_int8_dot).
+constexpr std::uint8_t kInt8OperandZero = 0;
+
+/// sum + the dot products of each 4-byte group of operand a (signed, magnitude |a|) with the
+/// same group of weights w, as VNNI's vpdpbusd gives them for the operand a + 128 less the
+/// offset. AVX2 has vpmaddubsw (unsigned by signed bytes, pairs summed to int16 with
+/// saturation) and vpmaddwd (pairs of int16 summed to int32, here with `ones`): the operand's
+/// sign moves onto the weights, so that each pair sums at most 2 * 127 * 127 and never
+/// saturates (the int8 values are in [-127, 127]), and the int32 sums are exact. In inline
+/// assembly, as the AVX-512 dot products: from the intrinsics GCC copied sums between
+/// registers, spilled some and loaded the weights twice.
+__attribute__((always_inline)) inline __m256i add_int8_dot(__m256i sum, __m256i magnitude,
+                                                           __m256i a, __m256i w, __m256i ones) {
+  __m256i t;
+  __asm__(
+      "vpsignb %[a], %[w], %[t]\n\t"
+      "vpmaddubsw %[t], %[magnitude], %[t]\n\t"
+      "vpmaddwd %[ones], %[t], %[t]\n\t"
+      "vpaddd %[t], %[sum], %[sum]"
+      : [sum] "+x"(sum), [t] "=&x"(t)
+      : [magnitude] "x"(magnitude), [a] "x"(a), [w] "x"(w), [ones] "x"(ones));
+  return sum;
+}
+
+/// Group g of an operand row (4 bytes), in every lane.
+__attribute__((always_inline)) inline __m256i broadcast_group(const std::uint8_t* row, Index g) {
+  std::int32_t group;
+  std::memcpy(&group, row + g * kGroupBytes, sizeof group);
+  return _mm256_set1_epi32(group);
+}
+
+/// 8 of a panel's int8 sums as floats: sum * (w_scale * a_scale) + bias, the arithmetic of the
+/// AVX-512 kernels lane for lane.
+__attribute__((always_inline)) inline __m256 int8_sums(__m256i sum, __m256 w_scale, float a_scale,
+                                                       __m256 bias) {
+  const __m256 scale = _mm256_mul_ps(w_scale, _mm256_set1_ps(a_scale));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, bias);
 }
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

@@ -1,6 +1,7 @@
 #include "quantized_matrix.hpp"
 
 #include "bfloat16.hpp"
+#include "micro_kernel.hpp"
 #include "quantized_dot.hpp"
 
 #include <algorithm>
@@ -8,14 +9,12 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 namespace {
-
-constexpr std::uint8_t kZeroByte = 128;  // int8 operands hold q + 128
 
 Index elements_per_group(Precision p) { return p == Precision::kInt8 ? 4 : 2; }
 
@@ -30,9 +29,7 @@ struct Product {
   Index row_chunk;  // operand rows that stay in cache while every panel goes past them
 };
 
-#if defined(__AVX512F__)
-// ---- AVX-512 products: tiles of MR operand rows by NP panels, held in registers ----------------
-
+#if defined(__AVX512F__) || defined(__AVX2__)
 /// One tile's operands: rows [0, MR) of a (lda bytes apart), panels [0, NP) of w; `cols` of
 /// the last panel's 16 rows exist.
 struct Tile {
@@ -47,6 +44,12 @@ struct Tile {
   float* c;
   Index ldc, cols;
 };
+
+using TileFunction = void (*)(const Tile&);
+#endif
+
+#if defined(__AVX512F__)
+// ---- AVX-512 products: tiles of MR operand rows by NP panels, held in registers ----------------
 
 __attribute__((always_inline)) inline __mmask16 lane_mask(Index cols) {
   return static_cast<__mmask16>((1u << cols) - 1);
@@ -93,8 +96,6 @@ constexpr void (*int8_tile)(const Tile&) = tile<true, MR, NP>;
 template <int MR, int NP>
 constexpr void (*bfloat16_tile)(const Tile&) = tile<false, MR, NP>;
 
-using TileFunction = void (*)(const Tile&);
-
 // Up to 4 rows by 4 panels (16 sums in registers), and a single row by up to 16 panels, whose
 // sums need more independent chains to hide the instructions' latency.
 #define EIGENGRU_TILES_OF(tile, MR) {tile<MR, 1>, tile<MR, 2>, tile<MR, 3>, tile<MR, 4>}
@@ -121,6 +122,80 @@ bool has_dot_product(Precision p) {
   return p == Precision::kInt8 ? vnni : bf16;
 }
 
+/// The tile for mr rows by np panels (a single operand row: n == 1).
+TileFunction tile_function(bool int8, Index n, Index mr, Index np) {
+  return n == 1 ? (int8 ? kInt8RowTiles : kBfloat16RowTiles)[np - 1]
+                : (int8 ? kInt8Tiles : kBfloat16Tiles)[mr - 1][np - 1];
+}
+
+#elif defined(__AVX2__)
+// ---- AVX2 int8 products: tiles of MR operand rows by NP panels, 2 registers a panel ------------
+
+/// The lanes [0, count) of 8.
+__attribute__((always_inline)) inline __m256i lanes_below(Index count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// C for MR rows by NP panels: the int8 sums times s_w * s_a, plus the bias. Each operand
+/// group is broadcast once, with its magnitude, for 2 NP weight vectors.
+template <int MR, int NP>
+void int8_tile(const Tile& t) {
+  __m256i acc[MR][NP][2];
+  EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) EIGENGRU_UNROLL for (int p = 0; p < NP; ++p)
+      acc[m][p][0] = acc[m][p][1] = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (Index g = 0; g < t.groups; ++g) {
+    __m256i a[MR], magnitude[MR];
+    EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
+      a[m] = broadcast_group(t.a + m * t.lda, g);
+      magnitude[m] = _mm256_abs_epi8(a[m]);
+    }
+    EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
+      const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(
+          t.w + p * t.panel_bytes + g * kPanelGroupBytes + h * 32));
+      EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) acc[m][p][h] =
+          add_int8_dot(acc[m][p][h], magnitude[m], a[m], w, ones);
+    }
+  }
+  EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
+    const Index first = p * kQuantizedPanelRows + h * 8;  // this half's first row of W
+    const Index rows = p < NP - 1 ? 8 : std::min<Index>(8, t.cols - h * 8);
+    if (rows <= 0) continue;
+    const __m256i mask = lanes_below(rows);
+    const __m256 bias = t.bias == nullptr ? _mm256_setzero_ps()
+                        : rows == 8       ? _mm256_loadu_ps(t.bias + first)
+                                          : _mm256_maskload_ps(t.bias + first, mask);
+    const __m256 w_scale = _mm256_loadu_ps(t.w_scales + first);  // padded to whole panels
+    EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
+      const __m256 v = int8_sums(acc[m][p][h], w_scale, t.a_scales[m], bias);
+      if (rows == 8)
+        _mm256_storeu_ps(t.c + m * t.ldc + first, v);
+      else
+        _mm256_maskstore_ps(t.c + m * t.ldc + first, mask, v);
+    }
+  }
+}
+
+// Up to 2 rows by 2 panels (8 sums, 2 operands with their magnitudes, the weights, the
+// constant and a product: 15 of the 16 registers), and a single row by up to 4 panels. Tiles
+// of 1 x 4, 3 x 1 and 4 x 1 were slower.
+constexpr int kTileRows = 2, kTilePanels = 2, kRowTilePanels = 4;
+constexpr TileFunction kInt8Tiles[kTileRows][kTilePanels] = {{int8_tile<1, 1>, int8_tile<1, 2>},
+                                                             {int8_tile<2, 1>, int8_tile<2, 2>}};
+constexpr TileFunction kInt8RowTiles[kRowTilePanels] = {int8_tile<1, 1>, int8_tile<1, 2>,
+                                                        int8_tile<1, 3>, int8_tile<1, 4>};
+
+/// int8 only: bfloat16 products made of float multiply-adds would gain nothing on the float
+/// kernel's.
+bool has_dot_product(Precision p) { return p == Precision::kInt8; }
+
+TileFunction tile_function(bool, Index n, Index mr, Index np) {
+  return n == 1 ? kInt8RowTiles[np - 1] : kInt8Tiles[mr - 1][np - 1];
+}
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
 void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& a, Index n,
                     float* c, Index ldc, const float* bias) {
   const bool int8 = precision == Precision::kInt8;
@@ -147,9 +222,7 @@ void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& 
         t.a = a.data.data() + m * a.stride;
         t.a_scales = int8 ? a.scales.data() + m : nullptr;
         t.c = c + m * ldc + p * kQuantizedPanelRows;
-        const TileFunction f = n == 1 ? (int8 ? kInt8RowTiles : kBfloat16RowTiles)[np - 1]
-                                      : (int8 ? kInt8Tiles : kBfloat16Tiles)[mr - 1][np - 1];
-        f(t);
+        tile_function(int8, n, mr, np)(t);
       }
     }
   }
@@ -168,7 +241,7 @@ float int8_scale(float largest, bool not_a_number) {
 }
 
 #if defined(__AVX512F__)
-// The operand rows of the dot-product kernels, which only AVX-512 CPUs run.
+// The operand rows of the AVX-512 dot-product kernels.
 
 __attribute__((always_inline)) inline __mmask16 tail_mask(Index k, Index K) {
   return k + 16 <= K ? __mmask16(0xffff) : static_cast<__mmask16>((1u << (K - k)) - 1);
@@ -176,6 +249,7 @@ __attribute__((always_inline)) inline __mmask16 tail_mask(Index k, Index K) {
 
 /// x (K values) as int8 operand bytes q + 128, zero-padded to `padded`; returns the scale.
 float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
+  constexpr std::uint8_t kZeroByte = kInt8OperandZero;
   std::fill(dst + K, dst + padded, kZeroByte);
   __m512 high = _mm512_setzero_ps();
   __mmask16 nan = 0;
@@ -217,6 +291,51 @@ void bfloat16_row(const float* x, Index K, Index padded, std::uint8_t* bytes) {
                               _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
     _mm512_mask_cvtepi32_storeu_epi16(dst + k, mask, b);
   }
+}
+
+#elif defined(__AVX2__)
+/// x (K values) as int8 operand bytes q, zero-padded to `padded`; returns the scale. The same
+/// q and scale as the AVX-512 rows' (which add 128).
+float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
+  std::fill(dst + K, dst + padded, std::uint8_t{0});
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 high = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+  Index k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 v = _mm256_and_ps(_mm256_loadu_ps(x + k), magnitude);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    high = _mm256_max_ps(high, v);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, high);
+  float largest = *std::max_element(lanes, lanes + 8);
+  bool not_a_number = _mm256_movemask_ps(nan) != 0;
+  for (; k < K; ++k) {
+    not_a_number = not_a_number || std::isnan(x[k]);
+    largest = std::max(largest, std::fabs(x[k]));
+  }
+  const float scale = largest == 0.0f && !not_a_number ? 0.0f : int8_scale(largest, not_a_number);
+  if (scale == 0.0f || std::isnan(scale)) {  // a NaN scale makes every sum NaN, whatever q is
+    std::fill(dst, dst + K, std::uint8_t{0});
+    return scale;
+  }
+  // 32 values at a time, rounded to nearest, ties to even, as nearbyint does; packed to bytes
+  // (the packs interleave 128-bit lanes, which the permutation undoes)
+  const float inverse = 127.0f / largest;
+  const __m256 scaled = _mm256_set1_ps(inverse);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (k = 0; k + 32 <= K; k += 32) {
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i)
+      q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + k + 8 * i), scaled));
+    const __m256i bytes =
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k),
+                        _mm256_permutevar8x32_epi32(bytes, order));
+  }
+  for (; k < K; ++k)
+    dst[k] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::nearbyint(x[k] * inverse)));
+  return scale;
 }
 #endif
 
@@ -260,7 +379,7 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
   const Index per_group = elements_per_group(precision_);
   groups_ = (depth_ + per_group - 1) / per_group;
   panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   // A single row takes the panels in as few tiles as it can, of equal sizes; several rows go
   // in chunks of about 128 KB.
   const Index blocks = std::max<Index>(1, (panels_count_ + kRowTilePanels - 1) / kRowTilePanels);
@@ -270,6 +389,11 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
 #endif
   panels_.assign(panels_count_ * panel_bytes(), 0);
   const Index padded_rows = panels_count_ * kQuantizedPanelRows;
+#if defined(__AVX512F__) || defined(__AVX2__)
+  const std::int32_t operand_zero = kInt8OperandZero;
+#else
+  const std::int32_t operand_zero = 0;  // never used: this set has no dot-product kernel
+#endif
   for (Index j = 0; j < rows_; ++j) {
     const Index p = j / kQuantizedPanelRows, lane = j % kQuantizedPanelRows;
     std::uint8_t* panel = panels_.data() + p * panel_bytes() + lane * kGroupBytes;
@@ -290,7 +414,7 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
       scales_[j] = m.scales[first + j];
       std::int32_t sum = 0;
       for (Index k = 0; k < depth_; ++k) sum += m.int8[(first + j) * depth_ + k];
-      offsets_[j] = kZeroByte * sum;
+      offsets_[j] = operand_zero * sum;
     }
   }
 }
@@ -314,14 +438,17 @@ void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows
       value_row(precision_, a + i * lda, K, rows.values.data() + (first + i) * K);
     return;
   }
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   const Index padded = groups_ * elements_per_group(precision_);
   for (Index i = 0; i < n; ++i) {
     std::uint8_t* row = rows.data.data() + (first + i) * rows.stride;
-    if (precision_ == Precision::kBfloat16)
+#if defined(__AVX512F__)
+    if (precision_ == Precision::kBfloat16) {
       bfloat16_row(a + i * lda, K, padded, row);
-    else
-      rows.scales[first + i] = int8_row(a + i * lda, K, padded, row);
+      continue;
+    }
+#endif
+    rows.scales[first + i] = int8_row(a + i * lda, K, padded, row);
   }
 #endif
 }
@@ -330,7 +457,7 @@ void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index 
                                const float* bias) const noexcept {
   // project(): each row of C one chain over the depth, the same bits alone or among others
   if (!dot_product_) return dequantized_.project(a.values.data(), depth_, n, c, ldc, bias);
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   multiply_tiles({panels_.data(), panel_bytes(), groups_, rows_, scales_.data(), offsets_.data(),
                   row_block_, row_chunk_},
                  precision_, a, n, c, ldc, bias);
@@ -339,7 +466,11 @@ void QuantizedPanels::multiply(const QuantizedRows& a, Index n, float* c, Index 
 
 const char* QuantizedPanels::kernel(Precision precision) {
   if (!has_dot_product(precision)) return "portable";
+#if defined(__AVX512F__)
   return precision == Precision::kInt8 ? "avx512-vnni" : "avx512-bf16";
+#else
+  return "avx2-maddubs";
+#endif
 }
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
