@@ -46,17 +46,16 @@ struct RandomLayer {
   }
 };
 
-/// Whether this CPU has the dot-product instruction of `precision`.
-bool has_dot_product(Precision precision) {
+/// Whether this kernel set, on this CPU, has a dot-product kernel for `precision`, and so the
+/// fused step: AVX-512 with VNNI (int8) or BF16 (bfloat16), AVX2 for int8.
+bool has_row_step(Precision precision) {
+#if defined(__AVX512F__)
   return precision == Precision::kInt8 ? __builtin_cpu_supports("avx512vnni")
                                        : __builtin_cpu_supports("avx512bf16");
-}
-
-/// Whether this kernel set has the fused step at all (it is written for AVX-512).
-bool set_has_row_step() {
-#if defined(__AVX512F__)
-  return true;
+#elif defined(__AVX2__)
+  return precision == Precision::kInt8;
 #else
+  (void)precision;
   return false;
 #endif
 }
@@ -117,7 +116,7 @@ void test_refusals(Precision precision, std::mt19937& gen) {
 int main() {
   std::mt19937 gen(5);
   for (const Precision precision : {Precision::kInt8, Precision::kBfloat16}) {
-    if (!set_has_row_step() || !has_dot_product(precision)) {
+    if (!has_row_step(precision)) {
       // Then no layer takes the fused step: the tiled products' fallback runs instead.
       const RandomLayer layer(16, 64, true, true, gen);
       check(!detail::QuantizedLayerWeights(eigengru::quantize(layer.weights, precision)).row_step,

@@ -5,9 +5,10 @@
 // At batch 1 the step's products are short (at 16 inputs and 64 units, 240 int8 dot-product
 // instructions), so what surrounds them counts: calling a tiled product per matrix, storing its
 // sums and reading them back for a separate gate pass. Here the hidden
-// units go in groups of up to 3 panels (16 units each): a group's r, z and n sums are made over
-// the whole depth (3 x 3 = 9 chains), turned into floats, and taken through the gates at once,
-// so that one group's gates overlap the next group's products.
+// units go in groups of up to 3 panels (16 units each; one panel, as 2 halves, with AVX2's 16
+// registers): a group's r, z and n sums are made over the whole depth (9 or 6 chains), turned
+// into floats, and taken through the gates at once, so that one group's gates overlap the next
+// group's products.
 //
 // The sums are made and turned into floats as the tiled product makes them (quantized_dot.hpp:
 // one chain per panel, over the depth in order; int8 sums are exact in any order anyway) and
@@ -22,8 +23,8 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 struct QuantizedLayerWeights;  // quantized_layer.hpp, whose step calls this one
 
 /// Whether quantized_row_step takes the layer: reset_after, the standard sigmoid and tanh, a
-/// multiple of 16 units (every gate block starts on a panel), and the CPU's dot-product
-/// instruction for the layer's precision.
+/// multiple of 16 units (every gate block starts on a panel), and a dot-product kernel for the
+/// layer's precision (QuantizedPanels::dot_product()).
 bool fits_quantized_row_step(const QuantizedLayerWeights& w);
 
 /// quantized_step() of one row, for a layer that fits_quantized_row_step: h (H values) advanced
