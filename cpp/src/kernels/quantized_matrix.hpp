@@ -25,13 +25,14 @@ constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;
 using AlignedBytes = std::vector<std::uint8_t, Eigen::aligned_allocator<std::uint8_t>>;
 
 /// Rows of an operand quantized for products with a QuantizedPanels of the same precision:
-/// bfloat16, or int8 stored as unsigned bytes q + 128 with one scale per row; each row padded
-/// with zeros (q = 0) to the panels' depth.
+/// bfloat16, or int8 with one scale per row, stored as unsigned bytes q + 128 for AVX-512 VNNI
+/// and as q itself for the avx2 set (kInt8OperandZero, quantized_dot.hpp); each row padded with
+/// zeros (q = 0) to the panels' depth.
 struct QuantizedRows {
   AlignedBytes data;
   std::vector<float> scales;  // int8 only
   Index stride = 0;           // bytes between rows
-  /// Without the dot-product instructions: the values the quantized rows stand for, as floats,
+  /// Without a dot-product kernel: the values the quantized rows stand for, as floats,
   /// depth() apart (and nothing else above).
   std::vector<float> values;
 };
@@ -69,8 +70,9 @@ class QuantizedPanels {
   static const char* kernel(Precision precision);
 
   // The panels themselves, for kernels that fuse other work with a product (dot_product() only).
-  /// Whether the CPU has the precision's dot-product instruction; without it, products are the
-  /// float kernel's on the values the weights and operands stand for, and there are no panels.
+  /// Whether this kernel set on this CPU has a dot-product kernel for the precision (AVX-512
+  /// VNNI or BF16, or the avx2 set's int8 products); without one, products are the float
+  /// kernel's on the values the weights and operands stand for, and there are no panels.
   bool dot_product() const { return dot_product_; }
   Index groups() const { return groups_; }
   Index panel_bytes() const { return (groups_ | 1) * 64; }
@@ -88,8 +90,8 @@ class QuantizedPanels {
   Index row_block_ = 1, row_chunk_ = 1;  // the product's blocking (quantized_matrix.cpp)
   AlignedBytes panels_;                  // panels_count_ * panel_bytes()
   std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels
-  std::vector<std::int32_t> offsets_;  // int8: 128 * (the row's sum), since operands hold q + 128
-  PackedMatrix<float> dequantized_;    // Wᵀ of the values, without the dot-product instruction
+  std::vector<std::int32_t> offsets_;  // int8: kInt8OperandZero * (the row's sum)
+  PackedMatrix<float> dequantized_;    // Wᵀ of the values, without a dot-product kernel
 };
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
