@@ -141,6 +141,25 @@ void test_project(const Case& c, std::mt19937& gen) {
     }
 }
 
+/// A product whose A takes more than one pass over B (m rows of depth k beyond about 256 KB):
+/// the reference's values, and every row the same bits as in a product of a slice of the rows
+/// that starts on a row block (24 is a multiple of every set's), as multiply_parallel's
+/// threads take them.
+void test_passes(const Case& c, std::mt19937& gen) {
+  auto random = [&](Index size) { return uniform_floats(size, gen); };
+  const std::vector<float> b = random(c.k * c.n), a = random(c.m * c.k);
+  const kernels::PackedMatrix<float> packed = packed_rows(b, c);
+  const std::string shape = shape_text(c);
+  std::vector<float> all(c.m * c.n), parts(c.m * c.n);
+  packed.multiply(a.data(), c.k, c.m, all.data(), c.n, false);
+  const double err = relative_error(all, reference(a, c.k, 1, b, c, 0, c.k, all, false, nullptr));
+  check(err < 1e-5, "multiply in passes " + shape + ": error " + std::to_string(err));
+  const Index split = 24;
+  packed.multiply(a.data(), c.k, split, parts.data(), c.n, false);
+  packed.multiply(a.data() + split * c.k, c.k, c.m - split, parts.data() + split * c.n, c.n, false);
+  check(all == parts, "multiply in passes " + shape + ": rows the same bits in slices");
+}
+
 }  // namespace
 
 int main() {
@@ -159,5 +178,7 @@ int main() {
   // than six in groups; depths below and past the unrolling.
   for (const Case c : {Case{19, 3, 20}, Case{19, 16, 64}, Case{12, 7, 192}, Case{10, 70, 420}})
     test_project(c, gen);
+  // More than 256 KB of A: 2 passes (70 x 1100 floats), and 5 (100 x 3000).
+  for (const Case c : {Case{70, 1100, 40}, Case{100, 3000, 33}}) test_passes(c, gen);
   return eigengru_test::finish();
 }

@@ -177,13 +177,16 @@ __attribute__((always_inline)) inline void PackedMatrix<Scalar>::multiply_range(
     return detail::Output<Scalar>{c_row + j0, ldc, ncols, accumulate,
                                   panel_bias(bias, cols_, p, bias_tail)};
   };
-  // A block of A of about 256 KB stays in L2 while every panel of B goes past it; one small
-  // product (a GRU step) is a single block. Panels are streamed whole: the kernel does 16
-  // vector multiply-adds per 128 bytes of B, so hardware prefetching keeps up even from L3
-  // without blocking the depth as well.
+  // A block of A of at most about 256 KB stays in L2 while every panel of B goes past it; one
+  // small product (a GRU step) is a single block. The blocks are of equal sizes in whole row
+  // blocks (so that the kernel's row blocks start where they would in one pass): a pass over B
+  // for a last few rows would cost as much memory traffic as one for all of them. Panels are
+  // streamed whole: the kernel does 16 vector multiply-adds per 128 bytes of B, so hardware
+  // prefetching keeps up even from L3 without blocking the depth as well.
   const Index depth = std::max<Index>(1, k_end - k_begin);
-  const Index row_block = std::max<Index>(
-      kRowBlock, 256 * 1024 / static_cast<Index>(sizeof(Scalar)) / depth / kRowBlock * kRowBlock);
+  constexpr Index kBlockValues = 256 * 1024 / static_cast<Index>(sizeof(Scalar));
+  const Index passes = std::max<Index>(1, (m * depth + kBlockValues - 1) / kBlockValues);
+  const Index row_block = ((m + passes - 1) / passes + kRowBlock - 1) / kRowBlock * kRowBlock;
   for (Index r0 = 0; r0 < m; r0 += row_block) {
     const Index r1 = std::min(m, r0 + row_block);
     for (Index q = 0; q < panels; ++q) {
