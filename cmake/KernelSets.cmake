@@ -30,6 +30,7 @@ set(_eigengru_kernel_sources
   cpp/src/kernels/quantized_layer.cpp
   cpp/src/kernels/quantized_matrix.cpp
   cpp/src/kernels/quantized_row_step.cpp
+  cpp/src/kernels/quantized_rows.cpp
   cpp/src/kernels/quantized_stack.cpp
   cpp/src/kernels/stack.cpp
   cpp/src/kernels/stack_step.cpp

@@ -29,17 +29,6 @@ using eigengru::QuantizedMatrix;
 using eigengru_test::check;
 namespace detail = kernels::detail;
 
-/// The kernel this set should run for int8 on this CPU.
-std::string expected_int8_kernel() {
-#if defined(__AVX512F__)
-  return __builtin_cpu_supports("avx512vnni") ? "avx512-vnni" : "portable";
-#elif defined(__AVX2__)
-  return "avx2-maddubs";
-#else
-  return "portable";
-#endif
-}
-
 /// Row i of C = x W^T + bias, for x's rows quantized as the int8 contract says.
 std::vector<float> expected_product(const QuantizedMatrix& w, const std::vector<float>& x, Index n,
                                     const float* bias) {
@@ -169,9 +158,9 @@ void test_special_rows(std::mt19937& gen) {
 }  // namespace
 
 int main() {
-  const std::string kernel = detail::QuantizedPanels::kernel(Precision::kInt8);
-  check(kernel == expected_int8_kernel(),
-        "this set runs the int8 kernel " + expected_int8_kernel() + ", not " + kernel);
+  const std::string kernel = detail::QuantizedPanels::kernel(Precision::kInt8),
+                    expected = eigengru_test::expected_quantized_kernel(Precision::kInt8);
+  check(kernel == expected, "this set runs the int8 kernel " + expected + ", not " + kernel);
   std::mt19937 gen(11);
   for (const Index N : {1, 7, 16, 17, 40, 100})
     for (const Index K : {1, 3, 4, 5, 31, 64, 129})

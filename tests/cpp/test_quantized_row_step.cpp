@@ -47,17 +47,9 @@ struct RandomLayer {
 };
 
 /// Whether this kernel set, on this CPU, has a dot-product kernel for `precision`, and so the
-/// fused step: AVX-512 with VNNI (int8) or BF16 (bfloat16), AVX2 for int8.
+/// fused step.
 bool has_row_step(Precision precision) {
-#if defined(__AVX512F__)
-  return precision == Precision::kInt8 ? __builtin_cpu_supports("avx512vnni")
-                                       : __builtin_cpu_supports("avx512bf16");
-#elif defined(__AVX2__)
-  return precision == Precision::kInt8;
-#else
-  (void)precision;
-  return false;
-#endif
+  return eigengru_test::expected_quantized_kernel(precision) != "portable";
 }
 
 void test_equal_to_unfused(Precision precision, Index I, Index H, bool bias, std::mt19937& gen) {

@@ -5,13 +5,14 @@
 // from two multiplies, with the same int32 sums.
 #pragma once
 
+#include <cstdint>
+
+#include "quantized_matrix.hpp"
+
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 
-#include <cstdint>
 #include <cstring>
-
-#include "quantized_matrix.hpp"
 #endif
 
 #if defined(__AVX512F__)
@@ -113,5 +114,11 @@ __attribute__((always_inline)) inline __m256 int8_sums(__m256i sum, __m256 w_sca
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, bias);
 }
 
+}  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
+
+#else
+namespace eigengru::EIGENGRU_KERNEL_SET::detail {
+/// No int8 operand bytes without a dot-product kernel (the panels' offsets are then 0).
+constexpr std::uint8_t kInt8OperandZero = 0;
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail
 #endif
