@@ -130,7 +130,7 @@ def test_one_step_matches_the_reference_closely(precision, reset_after):
 
 def assert_same(a, b, q):
     """Bit for bit, with every kernel (q's names the one that ran)."""
-    assert q.kernel in ("portable", "avx512-vnni", "avx512-bf16", "avx2-maddubs")
+    assert q.kernel in ("portable", "avx512-vnni", "avx512-bf16", "avx2-maddubs", "avx2-fma")
     assert np.array_equal(a, b), q.kernel
 
 
@@ -210,14 +210,16 @@ def test_unbatched_and_single_step_inputs():
 
 def expected_kernels(isa: str, flags: set[str]) -> tuple[str, str]:
     """The int8 and bfloat16 kernels that kernel set `isa` runs on a CPU with `flags`: AVX-512's
-    dot-product instructions where the CPU has them, AVX2's int8 products from vpmaddubsw, else
-    the portable products."""
+    dot-product instructions where the CPU has them, the avx2 set's own products (int8 from
+    vpmaddubsw, bfloat16 from float multiply-adds), else the portable products."""
     if isa == "native":  # the building machine's own set
         isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "baseline"
     if isa == "avx512":
         return ("avx512-vnni" if "avx512_vnni" in flags else "portable",
                 "avx512-bf16" if "avx512_bf16" in flags else "portable")
-    return ("avx2-maddubs" if isa == "avx2" else "portable", "portable")
+    if isa == "avx2":
+        return ("avx2-maddubs", "avx2-fma")
+    return ("portable", "portable")
 
 
 def test_the_kernel_in_use_is_the_cpus_dot_product_where_it_has_one():

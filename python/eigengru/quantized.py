@@ -65,7 +65,7 @@ class QuantizedGRU:
     @property
     def kernel(self) -> str:
         """The product kernel this CPU runs: "avx512-bf16", "avx512-vnni", "avx2-maddubs" (int8
-        without VNNI) or "portable"."""
+        without VNNI), "avx2-fma" (bfloat16 without AVX512-BF16) or "portable"."""
         return _core.quantized_kernel(self.precision)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -15,14 +15,15 @@ namespace eigengru_test {
 
 /// The product kernel that the compiled kernel set should run for `precision` on this CPU, by
 /// the CPU's own flags: AVX-512's dot-product instructions where it has them, the avx2 set's
-/// int8 products, else the portable float products.
+/// own products (int8 from vpmaddubsw, bfloat16 from float multiply-adds), else the portable
+/// float products.
 inline std::string expected_quantized_kernel(eigengru::Precision precision) {
   const bool int8 = precision == eigengru::Precision::kInt8;
 #if defined(__AVX512F__)
   if (int8) return __builtin_cpu_supports("avx512vnni") ? "avx512-vnni" : "portable";
   return __builtin_cpu_supports("avx512bf16") ? "avx512-bf16" : "portable";
 #elif defined(__AVX2__)
-  return int8 ? "avx2-maddubs" : "portable";
+  return int8 ? "avx2-maddubs" : "avx2-fma";
 #else
   (void)int8;
   return "portable";

@@ -7,7 +7,13 @@
 // panels and a last panel of 1 to 16 rows, depths off the 4-value groups, with and without a
 // bias; weights and operands at +-127 with matching signs, where a pair of products sums to
 // 2 * 127 * 127 (unsigned operands with an offset would saturate vpmaddubsw's int16); a row of
-// zeros and a row with a NaN. Compiled once per kernel set with the library's internal headers.
+// zeros and a row with a NaN.
+//
+// bfloat16 against the exact sums (in double) of the values the weights and the rounded
+// operands stand for, to the float sums' rounding; the avx2 kernel (float multiply-adds on
+// weights widened in registers) and the portable one must moreover give the float kernel's
+// sums on those values bit for bit. Compiled once per kernel set with the library's internal
+// headers.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +25,7 @@
 #include "check.hpp"
 #include "eigengru/quantized.hpp"
 #include "kernel_set_test.hpp"
+#include "packed_matrix.hpp"
 #include "quantized_matrix.hpp"
 
 namespace {
@@ -155,6 +162,110 @@ void test_special_rows(std::mt19937& gen) {
           detail::QuantizedPanels(q, 0, N).dot_product(), K, "the other row beside them");
 }
 
+// ---- bfloat16 ----------------------------------------------------------------------------
+
+/// x rounded to bfloat16 (8 significant bits, to nearest, ties to even), by frexp and nearbyint
+/// rather than by bits as the library rounds.
+float round_to_bfloat16(float x) {
+  if (x == 0.0f || !std::isfinite(x)) return x;
+  int e = 0;
+  const double m = std::frexp(static_cast<double>(x), &e);  // 0.5 <= |m| < 1
+  return static_cast<float>(std::ldexp(std::nearbyint(std::ldexp(m, 8)), e - 8));
+}
+
+float bfloat16_value(std::uint16_t bits) {
+  const std::uint32_t u = static_cast<std::uint32_t>(bits) << 16;
+  float f = 0.0f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/// C = x Wᵀ + bias over the values of x rounded to bfloat16 and of the weights, in double,
+/// with each element's rounding allowance: a float sum of K + 1 terms is within (K + 1) float
+/// rounding units of the sum of their magnitudes.
+void bfloat16_oracle(const QuantizedMatrix& w, const std::vector<float>& x, Index n,
+                     const float* bias, std::vector<double>& want, std::vector<double>& allowed) {
+  const Index N = w.rows, K = w.cols;
+  want.assign(n * N, 0.0);
+  allowed.assign(n * N, 0.0);
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < N; ++j) {
+      double sum = bias != nullptr ? bias[j] : 0.0, magnitude = std::fabs(sum);
+      for (Index k = 0; k < K; ++k) {
+        const double term = static_cast<double>(round_to_bfloat16(x[i * K + k])) *
+                            bfloat16_value(w.bfloat16[j * K + k]);
+        sum += term;
+        magnitude += std::fabs(term);
+      }
+      want[i * N + j] = sum;
+      allowed[i * N + j] = static_cast<double>(K + 2) * std::ldexp(1.0, -24) * magnitude;
+    }
+}
+
+/// The float kernel's product on the values (PackedMatrix::project), the sums that the avx2
+/// bfloat16 kernel must repeat bit for bit.
+std::vector<float> float_product(const QuantizedMatrix& w, const std::vector<float>& x, Index n,
+                                 const float* bias) {
+  const Index N = w.rows, K = w.cols;
+  std::vector<float> values(N * K), rounded(n * K);
+  for (Index e = 0; e < N * K; ++e) values[e] = bfloat16_value(w.bfloat16[e]);
+  for (Index e = 0; e < n * K; ++e) rounded[e] = round_to_bfloat16(x[e]);
+  kernels::PackedMatrix<float> packed;
+  packed.pack(values.data(), K, N, 1, K);  // B(k, j) = W(j, k)
+  std::vector<float> c(n * N);
+  packed.project(rounded.data(), K, n, c.data(), N, bias);
+  return c;
+}
+
+void test_bfloat16_shape(Index N, Index K, Index n, bool with_bias, const std::string& kernel,
+                         std::mt19937& gen) {
+  std::normal_distribution<float> normal;
+  std::vector<float> w(N * K), x(n * K), bias(N);
+  for (auto& v : w) v = 0.2f * normal(gen);
+  for (auto& v : x) v = normal(gen);
+  for (auto& v : bias) v = normal(gen);
+  const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, Precision::kBfloat16);
+  const float* b = with_bias ? bias.data() : nullptr;
+  const std::vector<float> got = product(q, x, n, b);
+  std::vector<double> want, allowed;
+  bfloat16_oracle(q, x, n, b, want, allowed);
+  const std::string what = "bfloat16 N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                           " n=" + std::to_string(n) + (with_bias ? " with a bias" : "");
+  bool close = true;
+  for (std::size_t e = 0; e < got.size(); ++e)
+    if (!(std::fabs(got[e] - want[e]) <= allowed[e])) {
+      close = false;
+      std::printf("  at %zu: %.9g, expected %.9g +- %.3g\n", e, static_cast<double>(got[e]),
+                  want[e], allowed[e]);
+    }
+  check(close, what + ": within the float sums' rounding of the exact sums");
+  // The avx2 kernel and the portable one are float multiply-adds in the float kernel's order;
+  // AVX-512's vdpbf16ps rounds in its own way.
+  if (kernel == "avx2-fma" || kernel == "portable")
+    check(got == float_product(q, x, n, b), what + ": the float kernel's sums, bit for bit");
+}
+
+/// A row of zeros gives the bias; a row with a NaN gives NaN everywhere.
+void test_bfloat16_special_rows(std::mt19937& gen) {
+  const Index N = 21, K = 37, n = 3;
+  std::normal_distribution<float> normal;
+  std::vector<float> w(N * K), x(n * K), bias(N);
+  for (auto& v : w) v = normal(gen);
+  for (auto& v : x) v = normal(gen);
+  for (auto& v : bias) v = normal(gen);
+  for (Index k = 0; k < K; ++k) x[K + k] = 0.0f;
+  x[2 * K + 33] = std::numeric_limits<float>::quiet_NaN();
+  const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, Precision::kBfloat16);
+  const std::vector<float> got = product(q, x, n, bias.data());
+  bool zeros_give_bias = true, nan_everywhere = true;
+  for (Index j = 0; j < N; ++j) {
+    zeros_give_bias = zeros_give_bias && got[N + j] == bias[j];
+    nan_everywhere = nan_everywhere && std::isnan(got[2 * N + j]);
+  }
+  check(zeros_give_bias, "bfloat16: a row of zeros gives the bias");
+  check(nan_everywhere, "bfloat16: a row with a NaN gives NaN in every sum");
+}
+
 }  // namespace
 
 int main() {
@@ -169,5 +280,17 @@ int main() {
   test_shape(200, 300, 13, true, gen);
   test_largest_values(gen);
   test_special_rows(gen);
+
+  const std::string bf16 = detail::QuantizedPanels::kernel(Precision::kBfloat16),
+                    bf16_expected = eigengru_test::expected_quantized_kernel(Precision::kBfloat16);
+  check(bf16 == bf16_expected,
+        "this set runs the bfloat16 kernel " + bf16_expected + ", not " + bf16);
+  for (const Index N : {1, 7, 16, 17, 40, 100})
+    for (const Index K : {1, 2, 3, 31, 64, 65, 129, 200})
+      for (const Index n : {1, 2, 3, 5, 9})
+        test_bfloat16_shape(N, K, n, (N + K + n) % 2 == 0, bf16, gen);
+  test_bfloat16_shape(3 * 64, 64, 1, true, bf16, gen);  // a single row over 12 panels
+  test_bfloat16_shape(200, 300, 13, true, bf16, gen);
+  test_bfloat16_special_rows(gen);
   return eigengru_test::finish();
 }

@@ -167,14 +167,14 @@ void test_quantized_stream(eigengru::Precision precision, bool reset_after, Inde
   const std::string what = std::string(eigengru::precision_name(precision)) +
                            (reset_after ? ", reset after" : ", reset before") + ", batch " +
                            std::to_string(B) + ", " + std::to_string(H) + " units";
-  // The kernel sets with dot-product kernels: AVX-512 with VNNI or BF16, AVX2 for int8.
+  // The kernel sets with dot-product kernels: AVX-512 with VNNI or BF16, AVX2 for both.
   const bool int8 = precision == eigengru::Precision::kInt8;
   const std::string set = eigengru::isa();
   const bool avx512 = set == "avx512" || (set == "native" && __builtin_cpu_supports("avx512f"));
   const bool avx2 = set == "avx2" || (set == "native" && !avx512 && __builtin_cpu_supports("avx2"));
   const bool instruction =
       int8 ? __builtin_cpu_supports("avx512vnni") : __builtin_cpu_supports("avx512bf16");
-  const bool kernel = avx512 ? instruction : avx2 && int8;
+  const bool kernel = avx512 ? instruction : avx2;
   const bool fused = reset_after && B == 1 && H % 16 == 0 && kernel;
   // Per layer: once in the forward and once when the stream is made.
   const auto fused_calls = eigengru::path_count(eigengru::Path::kQuantizedRowStep) - fused_before;

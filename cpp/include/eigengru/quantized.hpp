@@ -3,14 +3,16 @@
 // Both weight matrices of every layer-direction are quantized; biases, states and gates stay
 // float32. Each matrix product quantizes its other operand as it goes:
 //   bfloat16: weights and operand rounded to bfloat16 (to nearest, ties to even), products
-//             summed in float32 (AVX512-BF16's vdpbf16ps where the CPU has it);
+//             summed in float32 (AVX512-BF16's vdpbf16ps where the CPU has it; under the avx2
+//             kernel set, float multiply-adds on the bfloat16 weights widened in registers,
+//             which sum exactly as the float kernel does on the same values);
 //   int8:     each weight row w scaled by s_w = max|w| / 127 and rounded to [-127, 127]; each
 //             operand row a (an input, a state) by s_a = max|a| / 127 when the product runs;
 //             products summed exactly in int32 (AVX512-VNNI's vpdpbusd where the CPU has it,
 //             AVX2's vpmaddubsw and vpmaddwd under the avx2 kernel set: the same sums), then
 //             the sum times s_w * s_a.
-// Otherwise (bfloat16 without AVX512-BF16, int8 under the baseline set or on an AVX-512 CPU
-// without VNNI) the float kernel multiplies the values the quantized weights and operands stand
+// Otherwise (under the baseline set, or on an AVX-512 CPU without VNNI or BF16 for that
+// precision) the float kernel multiplies the values the quantized weights and operands stand
 // for, in float32 sums.
 // Quantized models are for inference: there is no backward.
 #pragma once
@@ -117,9 +119,10 @@ class QuantizedGRU {
 
 /// Which product kernel a precision runs on in the kernel set in use: "avx512-bf16" or
 /// "avx512-vnni" (the CPU's dot-product instructions), "avx2-maddubs" (int8 from AVX2's
-/// byte and word multiply-adds, the same sums as VNNI's), or "portable" (the float kernel on the
-/// values the quantized weights and operands stand for: int8's numbers to float32 rounding, at
-/// about the float model's speed).
+/// byte and word multiply-adds, the same sums as VNNI's), "avx2-fma" (bfloat16 from AVX2's float
+/// multiply-adds on the weights widened in registers: the portable kernel's sums, from half the
+/// bytes), or "portable" (the float kernel on the values the quantized weights and operands
+/// stand for: int8's numbers to float32 rounding, at about the float model's speed).
 std::string quantized_kernel(Precision precision);
 
 }  // namespace eigengru

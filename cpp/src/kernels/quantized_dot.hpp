@@ -2,11 +2,13 @@
 // panel's sums into floats: shared by the tiled products (quantized_matrix.cpp) and the fused
 // batch-1 step (quantized_row_step.cpp), which must give the same values bit for bit. AVX-512
 // has the instructions (VNNI, BF16) on the CPUs that have them; AVX2 builds int8 dot products
-// from two multiplies, with the same int32 sums.
+// from two multiplies, with the same int32 sums, and bfloat16 ones from float multiply-adds on
+// the weights widened in registers, which read half the bytes of float weights.
 #pragma once
 
 #include <cstdint>
 
+#include "micro_kernel.hpp"
 #include "quantized_matrix.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -112,6 +114,64 @@ __attribute__((always_inline)) inline __m256 int8_sums(__m256i sum, __m256 w_sca
                                                        __m256 bias) {
   const __m256 scale = _mm256_mul_ps(w_scale, _mm256_set1_ps(a_scale));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, bias);
+}
+
+/// The depth groups of bfloat16 products summed in one chain: kDepthBlock values, as the float
+/// kernel sums a product's depth (micro_kernel.hpp).
+constexpr Index kBfloat16BlockGroups = kDepthBlock / 2;
+
+/// A group of two bfloat16 weights (the even depth in a 32-bit lane's low half, the odd one in
+/// its high half) as two vectors of floats, exactly: a bfloat16 is a float's upper 16 bits.
+struct Bfloat16Pair {
+  __m256 even, odd;
+};
+
+__attribute__((always_inline)) inline Bfloat16Pair bfloat16_pair(__m256i groups) {
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(groups, 16)),
+          _mm256_castsi256_ps(_mm256_and_si256(groups, _mm256_set1_epi32(-65536)))};
+}
+
+/// Group g of a bfloat16 operand row, which under avx2 holds the values as floats (2 a group:
+/// broadcast loads, nothing to widen), in every lane.
+__attribute__((always_inline)) inline Bfloat16Pair broadcast_pair(const std::uint8_t* row,
+                                                                  Index g) {
+  const float* values = reinterpret_cast<const float*>(row) + 2 * g;
+  return {_mm256_broadcast_ss(values), _mm256_broadcast_ss(values + 1)};
+}
+
+/// sum + the products of a group of operand values a with the same group of weights w, the even
+/// depth first. A product of two bfloat16 values is exact in float, so each multiply-add rounds
+/// as an addition of that product would: the float kernel's chain over the depth in order on the
+/// values the weights and operands stand for, bit for bit. In inline assembly, as the int8 dot
+/// products: from the intrinsics GCC hoisted every row's operands ahead of the multiply-adds and
+/// spilled sums.
+__attribute__((always_inline)) inline __m256 add_bfloat16_dot(__m256 sum, const Bfloat16Pair& a,
+                                                              const Bfloat16Pair& w) {
+  __asm__(
+      "vfmadd231ps %[ae], %[we], %[sum]\n\t"
+      "vfmadd231ps %[ao], %[wo], %[sum]"
+      : [sum] "+x"(sum)
+      : [ae] "x"(a.even), [ao] "x"(a.odd), [we] "x"(w.even), [wo] "x"(w.odd));
+  return sum;
+}
+
+/// add_bfloat16_dot for both halves of a panel (sums s0 and s1, weights w0 and w1), the operand
+/// pair broadcast from a (2 floats) as it goes: for tiles of several rows, which have no
+/// registers to keep every row's pair in.
+__attribute__((always_inline)) inline void add_bfloat16_dots(__m256& s0, __m256& s1, const float* a,
+                                                             const Bfloat16Pair& w0,
+                                                             const Bfloat16Pair& w1) {
+  __m256 t;
+  __asm__(
+      "vbroadcastss %[a0], %[t]\n\t"
+      "vfmadd231ps %[t], %[w0e], %[s0]\n\t"
+      "vfmadd231ps %[t], %[w1e], %[s1]\n\t"
+      "vbroadcastss %[a1], %[t]\n\t"
+      "vfmadd231ps %[t], %[w0o], %[s0]\n\t"
+      "vfmadd231ps %[t], %[w1o], %[s1]"
+      : [s0] "+x"(s0), [s1] "+x"(s1), [t] "=&x"(t)
+      : [a0] "m"(a[0]), [a1] "m"(a[1]), [w0e] "x"(w0.even), [w0o] "x"(w0.odd), [w1e] "x"(w1.even),
+        [w1o] "x"(w1.odd));
 }
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

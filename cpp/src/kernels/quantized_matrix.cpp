@@ -44,6 +44,11 @@ struct Tile {
 };
 
 using TileFunction = void (*)(const Tile&);
+
+/// Operand rows by panels of a tile of several rows.
+struct TileShape {
+  Index rows, panels;
+};
 #endif
 
 #if defined(__AVX512F__)
@@ -105,6 +110,7 @@ constexpr void (*bfloat16_tile)(const Tile&) = tile<false, MR, NP>;
    tile<1, 7>,  tile<1, 8>,  tile<1, 9>,  tile<1, 10>, tile<1, 11>, tile<1, 12>, \
    tile<1, 13>, tile<1, 14>, tile<1, 15>, tile<1, 16>}
 constexpr int kTileRows = 4, kTilePanels = 4, kRowTilePanels = 16;
+constexpr TileShape tile_shape(bool) { return {kTileRows, kTilePanels}; }
 constexpr TileFunction kInt8Tiles[kTileRows][kTilePanels] = EIGENGRU_TILE_TABLE(int8_tile);
 constexpr TileFunction kBfloat16Tiles[kTileRows][kTilePanels] = EIGENGRU_TILE_TABLE(bfloat16_tile);
 constexpr TileFunction kInt8RowTiles[kRowTilePanels] = EIGENGRU_ROW_TILES(int8_tile);
@@ -127,7 +133,7 @@ TileFunction tile_function(bool int8, Index n, Index mr, Index np) {
 }
 
 #elif defined(__AVX2__)
-// ---- AVX2 int8 products: tiles of MR operand rows by NP panels, 2 registers a panel ------------
+// ---- AVX2 products: tiles of MR operand rows by NP panels, 2 registers a panel ----------------
 
 /// The lanes [0, count) of 8.
 __attribute__((always_inline)) inline __m256i lanes_below(Index count) {
@@ -175,21 +181,87 @@ void int8_tile(const Tile& t) {
   }
 }
 
-// Up to 2 rows by 2 panels (8 sums, 2 operands with their magnitudes, the weights, the
-// constant and a product: 15 of the 16 registers), and a single row by up to 4 panels. Tiles
-// of 1 x 4, 3 x 1 and 4 x 1 were slower.
-constexpr int kTileRows = 2, kTilePanels = 2, kRowTilePanels = 4;
-constexpr TileFunction kInt8Tiles[kTileRows][kTilePanels] = {{int8_tile<1, 1>, int8_tile<1, 2>},
-                                                             {int8_tile<2, 1>, int8_tile<2, 2>}};
+/// C for MR rows by NP panels of bfloat16 products, summed as the float kernel sums the values
+/// the weights and operands stand for (PackedMatrix::project): one chain per block of the depth
+/// (add_bfloat16_dot), each block's sums added to C in order, the bias to the last block's sums
+/// first. The same bits as the float product, from half the weight bytes.
+template <int MR, int NP>
+void bfloat16_tile(const Tile& t) {
+  static_assert(MR == 1 || NP == 1, "several rows take one panel at a time");
+  const float* a[MR];
+  EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) a[m] =
+      reinterpret_cast<const float*>(t.a + m * t.lda);
+  for (Index g0 = 0; g0 < t.groups; g0 += kBfloat16BlockGroups) {
+    const Index g1 = std::min(t.groups, g0 + kBfloat16BlockGroups);
+    const bool first = g0 == 0, last = g1 == t.groups;
+    __m256 acc[MR][NP][2];
+    EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) EIGENGRU_UNROLL for (int p = 0; p < NP; ++p)
+        acc[m][p][0] = acc[m][p][1] = _mm256_setzero_ps();
+    for (Index g = g0; g < g1; ++g) {
+      auto weights = [&](int p, int h) __attribute__((always_inline)) {
+        return bfloat16_pair(_mm256_load_si256(reinterpret_cast<const __m256i*>(
+            t.w + p * t.panel_bytes + g * kPanelGroupBytes + h * 32)));
+      };
+      if constexpr (MR == 1) {  // one operand pair for every panel
+        const Bfloat16Pair pair = broadcast_pair(t.a, g);
+        EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h)
+            acc[0][p][h] = add_bfloat16_dot(acc[0][p][h], pair, weights(p, h));
+      } else {  // the panel's weights for every row, whose operands are broadcast loads
+        const Bfloat16Pair w0 = weights(0, 0), w1 = weights(0, 1);
+        EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
+          __m256 s0 = acc[m][0][0], s1 = acc[m][0][1];  // not the array's: it would stay in memory
+          add_bfloat16_dots(s0, s1, a[m] + 2 * g, w0, w1);
+          acc[m][0][0] = s0;
+          acc[m][0][1] = s1;
+        }
+      }
+    }
+    EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
+      const Index first_row = p * kQuantizedPanelRows + h * 8;  // this half's first row of W
+      const Index rows = p < NP - 1 ? 8 : std::min<Index>(8, t.cols - h * 8);
+      if (rows <= 0) continue;
+      const __m256i mask = lanes_below(rows);
+      const bool with_bias = last && t.bias != nullptr;
+      const __m256 bias = !with_bias  ? _mm256_setzero_ps()
+                          : rows == 8 ? _mm256_loadu_ps(t.bias + first_row)
+                                      : _mm256_maskload_ps(t.bias + first_row, mask);
+      EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
+        float* c = t.c + m * t.ldc + first_row;
+        __m256 v = acc[m][p][h];
+        if (with_bias) v = _mm256_add_ps(v, bias);
+        if (!first)
+          v = _mm256_add_ps(v, rows == 8 ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, mask));
+        if (rows == 8)
+          _mm256_storeu_ps(c, v);
+        else
+          _mm256_maskstore_ps(c, mask, v);
+      }
+    }
+  }
+}
+
+// int8: up to 2 rows by 2 panels (8 sums, 2 operands with their magnitudes, the weights, the
+// constant and a product: 15 of the 16 registers); tiles of 1 x 4, 3 x 1 and 4 x 1 were
+// slower. bfloat16: up to 4 rows by 1 panel (8 sums, the panel's weights as 2 pairs, an operand
+// broadcast and the mask), the weights widened once for 4 rows; 5 rows were no faster. A single
+// row: up to 4 panels.
+constexpr int kRowTilePanels = 4;
+constexpr TileShape tile_shape(bool int8) { return int8 ? TileShape{2, 2} : TileShape{4, 1}; }
+constexpr TileFunction kInt8Tiles[2][2] = {{int8_tile<1, 1>, int8_tile<1, 2>},
+                                           {int8_tile<2, 1>, int8_tile<2, 2>}};
+constexpr TileFunction kBfloat16Tiles[4] = {bfloat16_tile<1, 1>, bfloat16_tile<2, 1>,
+                                            bfloat16_tile<3, 1>, bfloat16_tile<4, 1>};
 constexpr TileFunction kInt8RowTiles[kRowTilePanels] = {int8_tile<1, 1>, int8_tile<1, 2>,
                                                         int8_tile<1, 3>, int8_tile<1, 4>};
+constexpr TileFunction kBfloat16RowTiles[kRowTilePanels] = {
+    bfloat16_tile<1, 1>, bfloat16_tile<1, 2>, bfloat16_tile<1, 3>, bfloat16_tile<1, 4>};
 
-/// int8 only: bfloat16 products made of float multiply-adds would gain nothing on the float
-/// kernel's.
-bool has_dot_product(Precision p) { return p == Precision::kInt8; }
+/// Both precisions: int8 from vpmaddubsw, bfloat16 from float multiply-adds.
+bool has_dot_product(Precision) { return true; }
 
-TileFunction tile_function(bool, Index n, Index mr, Index np) {
-  return n == 1 ? kInt8RowTiles[np - 1] : kInt8Tiles[mr - 1][np - 1];
+TileFunction tile_function(bool int8, Index n, Index mr, Index np) {
+  if (n == 1) return (int8 ? kInt8RowTiles : kBfloat16RowTiles)[np - 1];
+  return int8 ? kInt8Tiles[mr - 1][np - 1] : kBfloat16Tiles[mr - 1];
 }
 #endif
 
@@ -197,8 +269,9 @@ TileFunction tile_function(bool, Index n, Index mr, Index np) {
 void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& a, Index n,
                     float* c, Index ldc, const float* bias) {
   const bool int8 = precision == Precision::kInt8;
+  const TileShape shape = tile_shape(int8);
   const Index panels = (w.rows + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
-  const Index block = n == 1 ? w.row_block : kTilePanels, chunk = w.row_chunk;
+  const Index block = n == 1 ? w.row_block : shape.panels, chunk = w.row_chunk;
   for (Index r0 = 0; r0 < n; r0 += chunk) {
     const Index r1 = std::min(n, r0 + chunk);
     for (Index p = 0; p < panels; p += block) {
@@ -215,8 +288,8 @@ void multiply_tiles(const Product& w, Precision precision, const QuantizedRows& 
              nullptr,
              ldc,
              std::min(kQuantizedPanelRows, w.rows - (p + np - 1) * kQuantizedPanelRows)};
-      for (Index m = r0; m < r1; m += kTileRows) {
-        const Index mr = std::min<Index>(kTileRows, r1 - m);
+      for (Index m = r0; m < r1; m += shape.rows) {
+        const Index mr = std::min<Index>(shape.rows, r1 - m);
         t.a = a.data.data() + m * a.stride;
         t.a_scales = int8 ? a.scales.data() + m : nullptr;
         t.c = c + m * ldc + p * kQuantizedPanelRows;
@@ -245,14 +318,18 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
   }
   const Index per_group = elements_per_group(precision_);
   groups_ = (depth_ + per_group - 1) / per_group;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if (precision_ == Precision::kBfloat16) operand_group_bytes_ = 2 * sizeof(float);
+#endif
   panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
 #if defined(__AVX512F__) || defined(__AVX2__)
   // A single row takes the panels in as few tiles as it can, of equal sizes; several rows go
   // in chunks of about 128 KB.
   const Index blocks = std::max<Index>(1, (panels_count_ + kRowTilePanels - 1) / kRowTilePanels);
   row_block_ = (panels_count_ + blocks - 1) / blocks;
+  const Index tile_rows = tile_shape(precision_ == Precision::kInt8).rows;
   row_chunk_ = std::max<Index>(
-      kTileRows, (Index{128} << 10) / std::max<Index>(1, row_bytes()) / kTileRows * kTileRows);
+      tile_rows, (Index{128} << 10) / std::max<Index>(1, row_bytes()) / tile_rows * tile_rows);
 #endif
   panels_.assign(panels_count_ * panel_bytes(), 0);
   const Index padded_rows = panels_count_ * kQuantizedPanelRows;
@@ -304,12 +381,14 @@ void QuantizedPanels::quantize(const float* a, Index lda, Index n, QuantizedRows
   const Index padded = groups_ * elements_per_group(precision_);
   for (Index i = 0; i < n; ++i) {
     std::uint8_t* row = rows.data.data() + (first + i) * rows.stride;
-#if defined(__AVX512F__)
     if (precision_ == Precision::kBfloat16) {
+#if defined(__AVX512F__)
       bfloat16_row(a + i * lda, K, padded, row);
+#else
+      bfloat16_value_row(a + i * lda, K, padded, reinterpret_cast<float*>(row));
+#endif
       continue;
     }
-#endif
     rows.scales[first + i] = int8_row(a + i * lda, K, padded, row);
   }
 #endif
@@ -331,7 +410,7 @@ const char* QuantizedPanels::kernel(Precision precision) {
 #if defined(__AVX512F__)
   return precision == Precision::kInt8 ? "avx512-vnni" : "avx512-bf16";
 #else
-  return "avx2-maddubs";
+  return precision == Precision::kInt8 ? "avx2-maddubs" : "avx2-fma";
 #endif
 }
 

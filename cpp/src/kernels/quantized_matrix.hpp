@@ -25,7 +25,8 @@ constexpr Index kPanelGroupBytes = kQuantizedPanelRows * kGroupBytes;
 using AlignedBytes = std::vector<std::uint8_t, Eigen::aligned_allocator<std::uint8_t>>;
 
 /// Rows of an operand quantized for products with a QuantizedPanels of the same precision:
-/// bfloat16, or int8 with one scale per row, stored as unsigned bytes q + 128 for AVX-512 VNNI
+/// bfloat16 (under avx2 the values as floats, which its kernel broadcasts as they are), or int8
+/// with one scale per row, stored as unsigned bytes q + 128 for AVX-512 VNNI
 /// and as q itself for the avx2 set (kInt8OperandZero, quantized_dot.hpp); each row padded with
 /// zeros (q = 0) to the panels' depth.
 struct QuantizedRows {
@@ -52,8 +53,8 @@ class QuantizedPanels {
   Precision precision() const { return precision_; }
   Index rows() const { return rows_; }
   Index depth() const { return depth_; }
-  /// Bytes of an operand row: the depth padded to whole groups.
-  Index row_bytes() const { return groups_ * 4; }
+  /// Bytes of an operand row: the depth padded to whole groups (bfloat16 under avx2: as floats).
+  Index row_bytes() const { return groups_ * operand_group_bytes_; }
 
   /// Sizes `rows` for n operand rows (allocates once; later calls with n no larger do not).
   void reserve(QuantizedRows& rows, Index n) const;
@@ -71,7 +72,7 @@ class QuantizedPanels {
 
   // The panels themselves, for kernels that fuse other work with a product (dot_product() only).
   /// Whether this kernel set on this CPU has a dot-product kernel for the precision (AVX-512
-  /// VNNI or BF16, or the avx2 set's int8 products); without one, products are the float
+  /// VNNI or BF16, or the avx2 set's own products); without one, products are the float
   /// kernel's on the values the weights and operands stand for, and there are no panels.
   bool dot_product() const { return dot_product_; }
   Index groups() const { return groups_; }
@@ -87,6 +88,7 @@ class QuantizedPanels {
   bool dot_product_ = false;
 
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
+  Index operand_group_bytes_ = kGroupBytes;
   Index row_block_ = 1, row_chunk_ = 1;  // the product's blocking (quantized_matrix.cpp)
   AlignedBytes panels_;                  // panels_count_ * panel_bytes()
   std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels

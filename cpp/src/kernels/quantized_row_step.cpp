@@ -114,7 +114,7 @@ namespace {
 __attribute__((always_inline)) inline void gate_sums(const QuantizedPanels& m, Index p0,
                                                      Index stride, const std::uint8_t* a,
                                                      float a_scale, const float* bias,
-                                                     __m256 (&out)[3][2]) {
+                                                     __m256 (&out)[3][1][2]) {
   const std::uint8_t* panels[3];
   __m256i acc[3][2];
   EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) {
@@ -133,7 +133,44 @@ __attribute__((always_inline)) inline void gate_sums(const QuantizedPanels& m, I
   EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
     const Index p = p0 + g * stride, first = p * kQuantizedPanelRows + h * 8;
     const __m256 b = bias != nullptr ? _mm256_loadu_ps(bias + first) : _mm256_setzero_ps();
-    out[g][h] = int8_sums(acc[g][h], _mm256_loadu_ps(m.scales(p) + h * 8), a_scale, b);
+    out[g][0][h] = int8_sums(acc[g][h], _mm256_loadu_ps(m.scales(p) + h * 8), a_scale, b);
+  }
+}
+
+/// The bfloat16 sums of one operand row a with panels p0 + g * stride + q of m (q < Q), as the
+/// tiled product makes them (quantized_matrix.cpp: one chain per block of the depth, each block's
+/// sums added to the blocks' before, the bias to the last block's first).
+template <int Q>
+__attribute__((always_inline)) inline void bfloat16_gate_sums(const QuantizedPanels& m, Index p0,
+                                                              Index stride, const std::uint8_t* a,
+                                                              const float* bias,
+                                                              __m256 (&out)[3][Q][2]) {
+  const std::uint8_t* panels[3][Q];
+  EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+      panels[g][q] = m.panel(p0 + g * stride + q);
+  const Index groups = m.groups();
+  for (Index g0 = 0; g0 < groups; g0 += kBfloat16BlockGroups) {
+    const Index g1 = std::min(groups, g0 + kBfloat16BlockGroups);
+    __m256 acc[3][Q][2];
+    EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+        acc[g][q][0] = acc[g][q][1] = _mm256_setzero_ps();
+    for (Index k = g0; k < g1; ++k) {
+      const Bfloat16Pair x = broadcast_pair(a, k);
+      EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+          EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) acc[g][q][h] =
+              add_bfloat16_dot(acc[g][q][h], x,
+                               bfloat16_pair(_mm256_load_si256(reinterpret_cast<const __m256i*>(
+                                   panels[g][q] + k * kPanelGroupBytes + h * 32))));
+    }
+    const bool first = g0 == 0, with_bias = g1 == groups && bias != nullptr;
+    EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+        EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
+      __m256 v = acc[g][q][h];
+      if (with_bias)
+        v = _mm256_add_ps(
+            v, _mm256_loadu_ps(bias + (p0 + g * stride + q) * kQuantizedPanelRows + h * 8));
+      out[g][q][h] = first ? v : _mm256_add_ps(v, out[g][q][h]);
+    }
   }
 }
 
@@ -143,29 +180,58 @@ __attribute__((always_inline)) inline Chunk<float> chunk(__m256 v) {
   return c;
 }
 
-/// The step for int8 layers, one panel (16 units) at a time.
+/// Units [16 v0, 16 (v0 + Q)) of the step: their sums (int8: one panel at a time, Q = 1), then
+/// their gates, 8 units at a time.
+template <bool kInt8, int Q>
+__attribute__((always_inline)) inline void row_group(const QuantizedLayerWeights& w, Index v0,
+                                                     const QuantizedRows* input, const float* gx,
+                                                     const QuantizedRows& state, float* h) {
+  const Index H = w.hidden_size, stride = H / kQuantizedPanelRows;
+  __m256 x[3][Q][2], s[3][Q][2];
+  if constexpr (kInt8) {
+    static_assert(Q == 1);
+    if (input != nullptr)
+      gate_sums(w.w_ih, v0, stride, input->data.data(), input->scales[0], w.input_bias.data(), x);
+    gate_sums(w.w_hh, v0, stride, state.data.data(), state.scales[0], nullptr, s);
+  } else {
+    if (input != nullptr)
+      bfloat16_gate_sums<Q>(w.w_ih, v0, stride, input->data.data(), w.input_bias.data(), x);
+    bfloat16_gate_sums<Q>(w.w_hh, v0, stride, state.data.data(), nullptr, s);
+  }
+  if (input == nullptr)
+    EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+        EIGENGRU_UNROLL for (int half = 0; half < 2; ++half) x[g][q][half] =
+            _mm256_loadu_ps(gx + g * H + (v0 + q) * kQuantizedPanelRows + half * 8);
+  const FullChunk<float> len;
+  EIGENGRU_UNROLL for (int q = 0; q < Q; ++q) EIGENGRU_UNROLL for (int half = 0; half < 2; ++half) {
+    const Index j = (v0 + q) * kQuantizedPanelRows + half * 8;
+    const ResetAfterChunk<float> gates(
+        chunk(x[0][q][half]), chunk(x[1][q][half]), chunk(x[2][q][half]), chunk(s[0][q][half]),
+        chunk(s[1][q][half]), chunk(s[2][q][half]), w.bias_hn_or_null(), j, len, load(h, j, len),
+        StandardFunctions<float>{});
+    store(h, j, len, gates.h_next);
+  }
+}
+
+/// bfloat16 panels in groups of up to 2 (12 chains: each group of the depth is two dependent
+/// multiply-adds, so 6 chains would leave the multiply-adds waiting on each other).
+constexpr Index kMaxBfloat16GroupPanels = 2;
+
 void row_step(const QuantizedLayerWeights& w, const QuantizedRows* input, const float* gx,
               const QuantizedRows& state, float* h) {
-  const Index H = w.hidden_size, stride = H / kQuantizedPanelRows;
-  const FullChunk<float> len;
-  for (Index v = 0; v < stride; ++v) {
-    __m256 x[3][2], s[3][2];
-    if (input != nullptr) {
-      gate_sums(w.w_ih, v, stride, input->data.data(), input->scales[0], w.input_bias.data(), x);
-    } else {
-      EIGENGRU_UNROLL for (int g = 0; g < 3; ++g)
-          EIGENGRU_UNROLL for (int half = 0; half < 2; ++half) x[g][half] =
-              _mm256_loadu_ps(gx + g * H + v * kQuantizedPanelRows + half * 8);
-    }
-    gate_sums(w.w_hh, v, stride, state.data.data(), state.scales[0], nullptr, s);
-    EIGENGRU_UNROLL for (int half = 0; half < 2; ++half) {
-      const Index j = v * kQuantizedPanelRows + half * 8;
-      const ResetAfterChunk<float> gates(chunk(x[0][half]), chunk(x[1][half]), chunk(x[2][half]),
-                                         chunk(s[0][half]), chunk(s[1][half]), chunk(s[2][half]),
-                                         w.bias_hn_or_null(), j, len, load(h, j, len),
-                                         StandardFunctions<float>{});
-      store(h, j, len, gates.h_next);
-    }
+  const Index vectors = w.hidden_size / kQuantizedPanelRows;
+  if (w.w_hh.precision() == Precision::kInt8) {
+    for (Index v = 0; v < vectors; ++v) row_group<true, 1>(w, v, input, gx, state, h);
+    return;
+  }
+  const Index groups = (vectors + kMaxBfloat16GroupPanels - 1) / kMaxBfloat16GroupPanels;
+  for (Index q = 0; q < groups; ++q) {
+    const Index v0 = vectors * q / groups, v1 = vectors * (q + 1) / groups;  // balanced
+    static_assert(kMaxBfloat16GroupPanels == 2);
+    if (v1 - v0 == 2)
+      row_group<false, 2>(w, v0, input, gx, state, h);
+    else
+      row_group<false, 1>(w, v0, input, gx, state, h);
   }
 }
 
@@ -180,7 +246,7 @@ void quantized_row_step(const QuantizedLayerWeights& w, const QuantizedRows* inp
   else
     row_step<false>(w, input, gx, state, h);
 #elif defined(__AVX2__)
-  row_step(w, input, gx, state, h);  // int8: the only precision with a kernel here
+  row_step(w, input, gx, state, h);
 #else
   (void)w, (void)input, (void)gx, (void)state, (void)h;
 #endif

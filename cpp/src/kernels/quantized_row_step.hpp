@@ -5,13 +5,14 @@
 // At batch 1 the step's products are short (at 16 inputs and 64 units, 240 int8 dot-product
 // instructions), so what surrounds them counts: calling a tiled product per matrix, storing its
 // sums and reading them back for a separate gate pass. Here the hidden
-// units go in groups of up to 3 panels (16 units each; one panel, as 2 halves, with AVX2's 16
-// registers): a group's r, z and n sums are made over the whole depth (9 or 6 chains), turned
-// into floats, and taken through the gates at once, so that one group's gates overlap the next
-// group's products.
+// units go in groups of up to 3 panels (16 units each; with AVX2's 16 registers, each panel as 2
+// halves, one int8 panel or up to 2 bfloat16 ones): a group's r, z and n sums are made over the
+// whole depth (9, 6 or 12 chains), turned into floats, and taken through the gates at once, so
+// that one group's gates overlap the next group's products.
 //
 // The sums are made and turned into floats as the tiled product makes them (quantized_dot.hpp:
-// one chain per panel, over the depth in order; int8 sums are exact in any order anyway) and
+// one chain per panel, over the depth in order, in the same blocks of the depth where the
+// tiled product has them; int8 sums are exact in any order anyway) and
 // the gates are cell.hpp's ResetAfterChunk: the fused step gives quantized_step's values bit for
 // bit, which tests/cpp/test_quantized_row_step.cpp checks.
 #pragma once

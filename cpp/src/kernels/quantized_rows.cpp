@@ -117,6 +117,25 @@ float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
     dst[k] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::nearbyint(x[k] * inverse)));
   return scale;
 }
+
+// from_bfloat16(to_bfloat16(x)), 8 at a time.
+void bfloat16_value_row(const float* x, Index K, Index padded, float* dst) {
+  std::fill(dst + K, dst + padded, 0.0f);
+  const __m256i half = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
+                quiet = _mm256_set1_epi32(0x00400000), upper = _mm256_set1_epi32(-65536);
+  Index k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const __m256 v = _mm256_loadu_ps(x + k);
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    const __m256i rounded =
+        _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(half, odd)), upper);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    const __m256i quieted = _mm256_or_si256(_mm256_and_si256(u, upper), quiet);
+    _mm256_storeu_ps(dst + k, _mm256_castsi256_ps(_mm256_blendv_epi8(rounded, quieted, nan)));
+  }
+  for (; k < K; ++k) dst[k] = eigengru::detail::from_bfloat16(eigengru::detail::to_bfloat16(x[k]));
+}
 #endif
 
 void value_row(Precision precision, const float* x, Index K, float* dst) {
