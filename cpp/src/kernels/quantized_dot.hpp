@@ -155,23 +155,26 @@ __attribute__((always_inline)) inline __m256 add_bfloat16_dot(__m256 sum, const 
   return sum;
 }
 
-/// add_bfloat16_dot for both halves of a panel (sums s0 and s1, weights w0 and w1), the operand
-/// pair broadcast from a (2 floats) as it goes: for tiles of several rows, which have no
-/// registers to keep every row's pair in.
-__attribute__((always_inline)) inline void add_bfloat16_dots(__m256& s0, __m256& s1, const float* a,
-                                                             const Bfloat16Pair& w0,
-                                                             const Bfloat16Pair& w1) {
+/// The sums of one operand row with one panel: its two halves of 8 rows.
+struct PanelSums {
+  __m256 half[2];
+};
+
+/// s + a[0] * (w0, w1), the operand broadcast once: one depth of a group (the even or the odd
+/// one) for both halves of a panel. Tiles of several rows take every row's even products, then
+/// every row's odd ones, so that only one widened half of the group's weights is in registers at
+/// a time beside 12 sums (the sums taken and returned by value: GCC kept referenced ones in
+/// memory).
+__attribute__((always_inline)) inline PanelSums add_broadcast_products(PanelSums s, const float* a,
+                                                                       __m256 w0, __m256 w1) {
   __m256 t;
   __asm__(
-      "vbroadcastss %[a0], %[t]\n\t"
-      "vfmadd231ps %[t], %[w0e], %[s0]\n\t"
-      "vfmadd231ps %[t], %[w1e], %[s1]\n\t"
-      "vbroadcastss %[a1], %[t]\n\t"
-      "vfmadd231ps %[t], %[w0o], %[s0]\n\t"
-      "vfmadd231ps %[t], %[w1o], %[s1]"
-      : [s0] "+x"(s0), [s1] "+x"(s1), [t] "=&x"(t)
-      : [a0] "m"(a[0]), [a1] "m"(a[1]), [w0e] "x"(w0.even), [w0o] "x"(w0.odd), [w1e] "x"(w1.even),
-        [w1o] "x"(w1.odd));
+      "vbroadcastss %[a], %[t]\n\t"
+      "vfmadd231ps %[t], %[w0], %[s0]\n\t"
+      "vfmadd231ps %[t], %[w1], %[s1]"
+      : [s0] "+x"(s.half[0]), [s1] "+x"(s.half[1]), [t] "=&x"(t)
+      : [a] "m"(*a), [w0] "x"(w0), [w1] "x"(w1));
+  return s;
 }
 
 }  // namespace eigengru::EIGENGRU_KERNEL_SET::detail

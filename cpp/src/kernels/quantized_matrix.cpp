@@ -194,9 +194,9 @@ void bfloat16_tile(const Tile& t) {
   for (Index g0 = 0; g0 < t.groups; g0 += kBfloat16BlockGroups) {
     const Index g1 = std::min(t.groups, g0 + kBfloat16BlockGroups);
     const bool first = g0 == 0, last = g1 == t.groups;
-    __m256 acc[MR][NP][2];
+    PanelSums acc[MR][NP];  // values, never referenced: GCC keeps them in registers then
     EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) EIGENGRU_UNROLL for (int p = 0; p < NP; ++p)
-        acc[m][p][0] = acc[m][p][1] = _mm256_setzero_ps();
+        acc[m][p] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}};
     for (Index g = g0; g < g1; ++g) {
       auto weights = [&](int p, int h) __attribute__((always_inline)) {
         return bfloat16_pair(_mm256_load_si256(reinterpret_cast<const __m256i*>(
@@ -205,15 +205,19 @@ void bfloat16_tile(const Tile& t) {
       if constexpr (MR == 1) {  // one operand pair for every panel
         const Bfloat16Pair pair = broadcast_pair(t.a, g);
         EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h)
-            acc[0][p][h] = add_bfloat16_dot(acc[0][p][h], pair, weights(p, h));
-      } else {  // the panel's weights for every row, whose operands are broadcast loads
-        const Bfloat16Pair w0 = weights(0, 0), w1 = weights(0, 1);
-        EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
-          __m256 s0 = acc[m][0][0], s1 = acc[m][0][1];  // not the array's: it would stay in memory
-          add_bfloat16_dots(s0, s1, a[m] + 2 * g, w0, w1);
-          acc[m][0][0] = s0;
-          acc[m][0][1] = s1;
-        }
+            acc[0][p]
+                .half[h] = add_bfloat16_dot(acc[0][p].half[h], pair, weights(p, h));
+      } else {  // the panel's even weights for every row, then its odd ones
+        const __m256i* w = reinterpret_cast<const __m256i*>(t.w + g * kPanelGroupBytes);
+        const __m256 even0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256(w), 16));
+        const __m256 even1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256(w + 1), 16));
+        EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) acc[m][0] =
+            add_broadcast_products(acc[m][0], a[m] + 2 * g, even0, even1);
+        const __m256i high = _mm256_set1_epi32(-65536);
+        const __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_load_si256(w), high));
+        const __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_load_si256(w + 1), high));
+        EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) acc[m][0] =
+            add_broadcast_products(acc[m][0], a[m] + 2 * g + 1, odd0, odd1);
       }
     }
     EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
@@ -227,7 +231,7 @@ void bfloat16_tile(const Tile& t) {
                                       : _mm256_maskload_ps(t.bias + first_row, mask);
       EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
         float* c = t.c + m * t.ldc + first_row;
-        __m256 v = acc[m][p][h];
+        __m256 v = acc[m][p].half[h];
         if (with_bias) v = _mm256_add_ps(v, bias);
         if (!first)
           v = _mm256_add_ps(v, rows == 8 ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, mask));
@@ -242,15 +246,17 @@ void bfloat16_tile(const Tile& t) {
 
 // int8: up to 2 rows by 2 panels (8 sums, 2 operands with their magnitudes, the weights, the
 // constant and a product: 15 of the 16 registers); tiles of 1 x 4, 3 x 1 and 4 x 1 were
-// slower. bfloat16: up to 4 rows by 1 panel (8 sums, the panel's weights as 2 pairs, an operand
-// broadcast and the mask), the weights widened once for 4 rows; 5 rows were no faster. A single
-// row: up to 4 panels.
+// slower. bfloat16: up to 6 rows by 1 panel (12 sums, one widened half of the group's weights,
+// an operand broadcast and the mask), every row's even products before its odd ones; with 4 or
+// 5 rows (8 or 10 sums) each sum's two dependent multiply-adds a group left the multiply-add
+// units waiting. A single row: up to 4 panels.
 constexpr int kRowTilePanels = 4;
-constexpr TileShape tile_shape(bool int8) { return int8 ? TileShape{2, 2} : TileShape{4, 1}; }
+constexpr TileShape tile_shape(bool int8) { return int8 ? TileShape{2, 2} : TileShape{6, 1}; }
 constexpr TileFunction kInt8Tiles[2][2] = {{int8_tile<1, 1>, int8_tile<1, 2>},
                                            {int8_tile<2, 1>, int8_tile<2, 2>}};
-constexpr TileFunction kBfloat16Tiles[4] = {bfloat16_tile<1, 1>, bfloat16_tile<2, 1>,
-                                            bfloat16_tile<3, 1>, bfloat16_tile<4, 1>};
+constexpr TileFunction kBfloat16Tiles[6] = {bfloat16_tile<1, 1>, bfloat16_tile<2, 1>,
+                                            bfloat16_tile<3, 1>, bfloat16_tile<4, 1>,
+                                            bfloat16_tile<5, 1>, bfloat16_tile<6, 1>};
 constexpr TileFunction kInt8RowTiles[kRowTilePanels] = {int8_tile<1, 1>, int8_tile<1, 2>,
                                                         int8_tile<1, 3>, int8_tile<1, 4>};
 constexpr TileFunction kBfloat16RowTiles[kRowTilePanels] = {
