@@ -138,8 +138,9 @@ void test_largest_values(std::mt19937& gen) {
           "weights and operands at +-127");
 }
 
-/// A row of zeros gives the bias; a row with a NaN gives NaN everywhere.
-void test_special_rows(std::mt19937& gen) {
+/// A row of zeros gives the bias; a row with a NaN gives NaN everywhere; the int8 row beside
+/// them, the oracle's sums.
+void test_special_rows(Precision precision, std::mt19937& gen) {
   const Index N = 21, K = 37, n = 3;
   std::normal_distribution<float> normal;
   std::vector<float> w(N * K), x(n * K), bias(N);
@@ -148,18 +149,20 @@ void test_special_rows(std::mt19937& gen) {
   for (auto& v : bias) v = normal(gen);
   for (Index k = 0; k < K; ++k) x[K + k] = 0.0f;
   x[2 * K + 33] = std::numeric_limits<float>::quiet_NaN();
-  const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, Precision::kInt8);
+  const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, precision);
   const std::vector<float> got = product(q, x, n, bias.data());
   bool zeros_give_bias = true, nan_everywhere = true;
   for (Index j = 0; j < N; ++j) {
     zeros_give_bias = zeros_give_bias && got[N + j] == bias[j];
     nan_everywhere = nan_everywhere && std::isnan(got[2 * N + j]);
   }
-  check(zeros_give_bias, "a row of zeros gives the bias");
-  check(nan_everywhere, "a row with a NaN gives NaN in every sum");
-  compare(std::vector<float>(got.begin(), got.begin() + N),
-          expected_product(q, std::vector<float>(x.begin(), x.begin() + K), 1, bias.data()),
-          detail::QuantizedPanels(q, 0, N).dot_product(), K, "the other row beside them");
+  const std::string name = eigengru::precision_name(precision);
+  check(zeros_give_bias, name + ": a row of zeros gives the bias");
+  check(nan_everywhere, name + ": a row with a NaN gives NaN in every sum");
+  if (precision == Precision::kInt8)
+    compare(std::vector<float>(got.begin(), got.begin() + N),
+            expected_product(q, std::vector<float>(x.begin(), x.begin() + K), 1, bias.data()),
+            detail::QuantizedPanels(q, 0, N).dot_product(), K, "the other row beside them");
 }
 
 // ---- bfloat16 ----------------------------------------------------------------------------
@@ -245,27 +248,6 @@ void test_bfloat16_shape(Index N, Index K, Index n, bool with_bias, const std::s
     check(got == float_product(q, x, n, b), what + ": the float kernel's sums, bit for bit");
 }
 
-/// A row of zeros gives the bias; a row with a NaN gives NaN everywhere.
-void test_bfloat16_special_rows(std::mt19937& gen) {
-  const Index N = 21, K = 37, n = 3;
-  std::normal_distribution<float> normal;
-  std::vector<float> w(N * K), x(n * K), bias(N);
-  for (auto& v : w) v = normal(gen);
-  for (auto& v : x) v = normal(gen);
-  for (auto& v : bias) v = normal(gen);
-  for (Index k = 0; k < K; ++k) x[K + k] = 0.0f;
-  x[2 * K + 33] = std::numeric_limits<float>::quiet_NaN();
-  const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, Precision::kBfloat16);
-  const std::vector<float> got = product(q, x, n, bias.data());
-  bool zeros_give_bias = true, nan_everywhere = true;
-  for (Index j = 0; j < N; ++j) {
-    zeros_give_bias = zeros_give_bias && got[N + j] == bias[j];
-    nan_everywhere = nan_everywhere && std::isnan(got[2 * N + j]);
-  }
-  check(zeros_give_bias, "bfloat16: a row of zeros gives the bias");
-  check(nan_everywhere, "bfloat16: a row with a NaN gives NaN in every sum");
-}
-
 }  // namespace
 
 int main() {
@@ -279,7 +261,7 @@ int main() {
   test_shape(3 * 64, 64, 1, true, gen);  // a single row over 12 panels: tiles of several panels
   test_shape(200, 300, 13, true, gen);
   test_largest_values(gen);
-  test_special_rows(gen);
+  test_special_rows(Precision::kInt8, gen);
 
   const std::string bf16 = detail::QuantizedPanels::kernel(Precision::kBfloat16),
                     bf16_expected = eigengru_test::expected_quantized_kernel(Precision::kBfloat16);
@@ -291,6 +273,6 @@ int main() {
         test_bfloat16_shape(N, K, n, (N + K + n) % 2 == 0, bf16, gen);
   test_bfloat16_shape(3 * 64, 64, 1, true, bf16, gen);  // a single row over 12 panels
   test_bfloat16_shape(200, 300, 13, true, bf16, gen);
-  test_bfloat16_special_rows(gen);
+  test_special_rows(Precision::kBfloat16, gen);
   return eigengru_test::finish();
 }
