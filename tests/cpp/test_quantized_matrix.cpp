@@ -103,12 +103,22 @@ void compare(const std::vector<float>& got, const std::vector<float>& want, bool
   check(ok, what + (exact ? ", bit for bit" : ", to float rounding"));
 }
 
-void test_shape(Index N, Index K, Index n, bool with_bias, std::mt19937& gen) {
+/// Random weights (N x K, about a trained layer's size), operand rows (n x K) and a bias.
+struct Problem {
+  std::vector<float> w, x, bias;
+};
+
+Problem random_problem(Index N, Index K, Index n, std::mt19937& gen) {
   std::normal_distribution<float> normal;
-  std::vector<float> w(N * K), x(n * K), bias(N);
-  for (auto& v : w) v = 0.2f * normal(gen);
-  for (auto& v : x) v = normal(gen);
-  for (auto& v : bias) v = normal(gen);
+  Problem p{std::vector<float>(N * K), std::vector<float>(n * K), std::vector<float>(N)};
+  for (auto& v : p.w) v = 0.2f * normal(gen);
+  for (auto& v : p.x) v = normal(gen);
+  for (auto& v : p.bias) v = normal(gen);
+  return p;
+}
+
+void test_shape(Index N, Index K, Index n, bool with_bias, std::mt19937& gen) {
+  const auto [w, x, bias] = random_problem(N, K, n, gen);
   const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, Precision::kInt8);
   const float* b = with_bias ? bias.data() : nullptr;
   const bool exact = detail::QuantizedPanels(q, 0, N).dot_product();
@@ -222,11 +232,7 @@ std::vector<float> float_product(const QuantizedMatrix& w, const std::vector<flo
 
 void test_bfloat16_shape(Index N, Index K, Index n, bool with_bias, const std::string& kernel,
                          std::mt19937& gen) {
-  std::normal_distribution<float> normal;
-  std::vector<float> w(N * K), x(n * K), bias(N);
-  for (auto& v : w) v = 0.2f * normal(gen);
-  for (auto& v : x) v = normal(gen);
-  for (auto& v : bias) v = normal(gen);
+  const auto [w, x, bias] = random_problem(N, K, n, gen);
   const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), N, K, Precision::kBfloat16);
   const float* b = with_bias ? bias.data() : nullptr;
   const std::vector<float> got = product(q, x, n, b);
