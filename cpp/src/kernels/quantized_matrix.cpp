@@ -204,9 +204,9 @@ void bfloat16_tile(const Tile& t) {
       };
       if constexpr (MR == 1) {  // one operand pair for every panel
         const Bfloat16Pair pair = broadcast_pair(t.a, g);
-        EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h)
-            acc[0][p]
-                .half[h] = add_bfloat16_dot(acc[0][p].half[h], pair, weights(p, h));
+        EIGENGRU_UNROLL for (int p = 0; p < NP; ++p)
+            acc[0][p] = {{add_bfloat16_dot(acc[0][p].half[0], pair, weights(p, 0)),
+                          add_bfloat16_dot(acc[0][p].half[1], pair, weights(p, 1))}};
       } else {  // the panel's even weights for every row, then its odd ones
         const __m256i* w = reinterpret_cast<const __m256i*>(t.w + g * kPanelGroupBytes);
         const __m256 even0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256(w), 16));
