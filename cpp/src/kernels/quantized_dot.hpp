@@ -143,8 +143,8 @@ __attribute__((always_inline)) inline Bfloat16Pair broadcast_pair(const std::uin
 /// depth first. A product of two bfloat16 values is exact in float, so each multiply-add rounds
 /// as an addition of that product would: the float kernel's chain over the depth in order on the
 /// values the weights and operands stand for, bit for bit. In inline assembly, as the int8 dot
-/// products: from the intrinsics GCC hoisted every row's operands ahead of the multiply-adds and
-/// spilled sums.
+/// products, so that GCC keeps each sum in its register (from the intrinsics, in tiles of several
+/// rows, it hoisted every row's operands ahead of the multiply-adds and spilled sums).
 __attribute__((always_inline)) inline __m256 add_bfloat16_dot(__m256 sum, const Bfloat16Pair& a,
                                                               const Bfloat16Pair& w) {
   __asm__(
