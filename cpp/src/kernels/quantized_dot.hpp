@@ -126,9 +126,24 @@ struct Bfloat16Pair {
   __m256 even, odd;
 };
 
+/// The even weights of 8 groups: each lane's low half, shifted up.
+__attribute__((always_inline)) inline __m256 bfloat16_even(__m256i groups) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(groups, 16));
+}
+
+/// The mask of a lane's high half, which holds the odd weight.
+__attribute__((always_inline)) inline __m256i bfloat16_high_halves() {
+  return _mm256_set1_epi32(-65536);
+}
+
+/// The odd weights of 8 groups: each lane with its low half cleared.
+__attribute__((always_inline)) inline __m256 bfloat16_odd(__m256i groups,
+                                                          __m256i high = bfloat16_high_halves()) {
+  return _mm256_castsi256_ps(_mm256_and_si256(groups, high));
+}
+
 __attribute__((always_inline)) inline Bfloat16Pair bfloat16_pair(__m256i groups) {
-  return {_mm256_castsi256_ps(_mm256_slli_epi32(groups, 16)),
-          _mm256_castsi256_ps(_mm256_and_si256(groups, _mm256_set1_epi32(-65536)))};
+  return {bfloat16_even(groups), bfloat16_odd(groups)};
 }
 
 /// Group g of a bfloat16 operand row, which under avx2 holds the values as floats (2 a group:

@@ -209,13 +209,12 @@ void bfloat16_tile(const Tile& t) {
                           add_bfloat16_dot(acc[0][p].half[1], pair, weights(p, 1))}};
       } else {  // the panel's even weights for every row, then its odd ones
         const __m256i* w = reinterpret_cast<const __m256i*>(t.w + g * kPanelGroupBytes);
-        const __m256 even0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256(w), 16));
-        const __m256 even1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_load_si256(w + 1), 16));
+        const __m256 even0 = bfloat16_even(_mm256_load_si256(w));
+        const __m256 even1 = bfloat16_even(_mm256_load_si256(w + 1));
         EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) acc[m][0] =
             add_broadcast_products(acc[m][0], a[m] + 2 * g, even0, even1);
-        const __m256i high = _mm256_set1_epi32(-65536);
-        const __m256 odd0 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_load_si256(w), high));
-        const __m256 odd1 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_load_si256(w + 1), high));
+        const __m256 odd0 = bfloat16_odd(_mm256_load_si256(w));
+        const __m256 odd1 = bfloat16_odd(_mm256_load_si256(w + 1));
         EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) acc[m][0] =
             add_broadcast_products(acc[m][0], a[m] + 2 * g + 1, odd0, odd1);
       }
@@ -324,9 +323,6 @@ QuantizedPanels::QuantizedPanels(const QuantizedMatrix& m, Index first, Index co
   }
   const Index per_group = elements_per_group(precision_);
   groups_ = (depth_ + per_group - 1) / per_group;
-#if defined(__AVX2__) && !defined(__AVX512F__)
-  if (precision_ == Precision::kBfloat16) operand_group_bytes_ = 2 * sizeof(float);
-#endif
   panels_count_ = (rows_ + kQuantizedPanelRows - 1) / kQuantizedPanelRows;
 #if defined(__AVX512F__) || defined(__AVX2__)
   // A single row takes the panels in as few tiles as it can, of equal sizes; several rows go

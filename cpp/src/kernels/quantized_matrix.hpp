@@ -54,7 +54,12 @@ class QuantizedPanels {
   Index rows() const { return rows_; }
   Index depth() const { return depth_; }
   /// Bytes of an operand row: the depth padded to whole groups (bfloat16 under avx2: as floats).
-  Index row_bytes() const { return groups_ * operand_group_bytes_; }
+  Index row_bytes() const {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    if (precision_ == Precision::kBfloat16) return groups_ * 2 * Index{sizeof(float)};
+#endif
+    return groups_ * kGroupBytes;
+  }
 
   /// Sizes `rows` for n operand rows (allocates once; later calls with n no larger do not).
   void reserve(QuantizedRows& rows, Index n) const;
@@ -88,7 +93,6 @@ class QuantizedPanels {
   bool dot_product_ = false;
 
   Index rows_ = 0, depth_ = 0, groups_ = 0, panels_count_ = 0;
-  Index operand_group_bytes_ = kGroupBytes;
   Index row_block_ = 1, row_chunk_ = 1;  // the product's blocking (quantized_matrix.cpp)
   AlignedBytes panels_;                  // panels_count_ * panel_bytes()
   std::vector<float> scales_;          // int8: the rows' scales, padded with zeros to whole panels

@@ -156,22 +156,20 @@ __attribute__((always_inline)) inline void bfloat16_gate_sums(const QuantizedPan
         acc[g][q][0] = acc[g][q][1] = _mm256_setzero_ps();
     // Every sum's even products, then its odd ones (the order of add_bfloat16_dot): one widened
     // weight vector at a time beside the 12 sums, where whole pairs pushed a sum to the stack.
-    const __m256i high_halves = _mm256_set1_epi32(-65536);
+    const __m256i high_halves = bfloat16_high_halves();
     for (Index k = g0; k < g1; ++k) {
       const Bfloat16Pair x = broadcast_pair(a, k);
       EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
           EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
         const __m256i w = _mm256_load_si256(
             reinterpret_cast<const __m256i*>(panels[g][q] + k * kPanelGroupBytes + h * 32));
-        acc[g][q][h] =
-            _mm256_fmadd_ps(x.even, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)), acc[g][q][h]);
+        acc[g][q][h] = _mm256_fmadd_ps(x.even, bfloat16_even(w), acc[g][q][h]);
       }
       EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
           EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
         const __m256i w = _mm256_load_si256(
             reinterpret_cast<const __m256i*>(panels[g][q] + k * kPanelGroupBytes + h * 32));
-        acc[g][q][h] = _mm256_fmadd_ps(x.odd, _mm256_castsi256_ps(_mm256_and_si256(w, high_halves)),
-                                       acc[g][q][h]);
+        acc[g][q][h] = _mm256_fmadd_ps(x.odd, bfloat16_odd(w, high_halves), acc[g][q][h]);
       }
     }
     const bool first = g0 == 0, with_bias = g1 == groups && bias != nullptr;

@@ -122,7 +122,7 @@ float int8_row(const float* x, Index K, Index padded, std::uint8_t* dst) {
 void bfloat16_value_row(const float* x, Index K, Index padded, float* dst) {
   std::fill(dst + K, dst + padded, 0.0f);
   const __m256i half = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
-                quiet = _mm256_set1_epi32(0x00400000), upper = _mm256_set1_epi32(-65536);
+                quiet = _mm256_set1_epi32(0x00400000), upper = bfloat16_high_halves();
   Index k = 0;
   for (; k + 8 <= K; k += 8) {
     const __m256 v = _mm256_loadu_ps(x + k);
