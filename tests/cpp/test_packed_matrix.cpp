@@ -1,6 +1,6 @@
 // PackedMatrix against a plain triple loop in double: every kernel path (a single row, whose
 // panels go up to 6 at once; several rows in blocks of 8 and a remainder), both layouts (narrow
-// matrices row by row, wide ones panel by panel), an odd panel count and a
+// matrices row by row, wide or deep ones panel by panel), an odd panel count and a
 // last panel cut short, a depth not a multiple of the unrolling, bias, accumulation, a
 // transposed and strided A (a_step), both panel orders, products over a depth range, and the
 // input projection's product, whose rows do not depend on the rows computed with them.
@@ -160,6 +160,19 @@ void test_passes(const Case& c, std::mt19937& gen) {
   check(all == parts, "multiply in passes " + shape + ": rows the same bits in slices");
 }
 
+/// Which matrices are stored row by row: padded rows of at most 1 KB, and at most 256 KB in all
+/// (64 floats pad to 256 bytes under every kernel set).
+void test_layouts() {
+  auto narrow = [](Index k, Index n) {
+    const std::vector<float> b(k * n, 1.0f);
+    return packed_rows(b, Case{1, k, n}).narrow();
+  };
+  check(narrow(64, 256), "a 64 x 256 matrix is stored row by row");
+  check(!narrow(64, 257), "a 64 x 257 matrix (rows past 1 KB) is stored panel by panel");
+  check(narrow(1024, 64), "a 1024 x 64 matrix (256 KB) is stored row by row");
+  check(!narrow(1025, 64), "a 1025 x 64 matrix (past 256 KB) is stored panel by panel");
+}
+
 }  // namespace
 
 int main() {
@@ -174,6 +187,9 @@ int main() {
         Case{1, 64, 192}, Case{1, 7, 33}, Case{1, 16, 256}, Case{1, 9, 300}, Case{1, 20, 420},
         Case{2, 5, 64}, Case{9, 70, 100}, Case{17, 64, 96}, Case{9, 33, 300}, Case{3, 17, 420}})
     test_case(c, gen);
+  // Rows narrow enough to store row by row, but too deep (past 256 KB): stored panel by panel.
+  test_layouts();
+  for (const Case c : {Case{1, 1100, 64}, Case{9, 1100, 64}}) test_case(c, gen);
   // project(): one or two panels (where the other kernels split their chains), six, and more
   // than six in groups; depths below and past the unrolling.
   for (const Case c : {Case{19, 3, 20}, Case{19, 16, 64}, Case{12, 7, 192}, Case{10, 70, 420}})

@@ -95,8 +95,8 @@ void PackedMatrix<Scalar>::pack(const Scalar* source, Index rows, Index cols, In
   const Index panels = (cols + detail::kPanelWidth<Scalar> - 1) / detail::kPanelWidth<Scalar>;
   rows_ = cols_ = 0;
   panels_.resize(panels * rows * detail::kPanelWidth<Scalar>);  // every value is written below
-  narrow_ =
-      panels * detail::kPanelWidth<Scalar> * static_cast<Index>(sizeof(Scalar)) <= kNarrowRowBytes;
+  const Index row_bytes = panels * detail::kPanelWidth<Scalar> * static_cast<Index>(sizeof(Scalar));
+  narrow_ = row_bytes <= kNarrowRowBytes && rows * row_bytes <= kNarrowMatrixBytes;
   ldb_ = narrow_ ? panels * detail::kPanelWidth<Scalar> : detail::kPanelWidth<Scalar>;
   panel_stride_ = narrow_ ? detail::kPanelWidth<Scalar> : rows * detail::kPanelWidth<Scalar>;
   // A transposed source (a weight matrix used as Wᵀ, row_stride 1) is copied by tiles

@@ -13,16 +13,21 @@ namespace eigengru::EIGENGRU_KERNEL_SET {
 /// past it; nothing is allocated per product.
 ///
 /// Two layouts of the same panels: a wide B stores each panel as K consecutive rows of
-/// kPanelWidth values; a narrow B, whose padded rows take at most kNarrowRowBytes, stores whole
-/// padded rows one after the other (panel p's row k at k * padded N + p * kPanelWidth). A
-/// product with a single row (a GRU step at batch 1) then reads B front to back as one stream,
-/// which the hardware prefetcher follows best; products with several rows lose nothing.
+/// kPanelWidth values; a narrow B, whose padded rows take at most kNarrowRowBytes and which takes
+/// at most kNarrowMatrixBytes whole, stores whole padded rows one after the other (panel p's row
+/// k at k * padded N + p * kPanelWidth). A product with a single row (a GRU step at batch 1) then
+/// reads B front to back as one stream, which the hardware prefetcher follows best. Products with
+/// several rows read each panel once per block of rows, and a narrow panel's rows lie a padded
+/// row apart, so they fall into a fraction of the cache's sets: the panel stays in L2 only while
+/// the whole matrix would fit there, hence the second bound.
 template <typename Scalar>
 class PackedMatrix {
  public:
   /// The widest padded row stored row by row: 256 floats (8 panels), 128 doubles. Wider rows
   /// would put each panel's rows too far apart for products with several rows.
   static constexpr Index kNarrowRowBytes = 1024;
+  /// The largest B stored row by row: half of a small L2, leaving the rest to A and C.
+  static constexpr Index kNarrowMatrixBytes = 256 * 1024;
 
   PackedMatrix() = default;
 
