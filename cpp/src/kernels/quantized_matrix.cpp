@@ -141,6 +141,31 @@ __attribute__((always_inline)) inline __m256i lanes_below(Index count) {
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/// The rows of W that half h (8 rows) of a tile's panel p holds: [first, first + count), count
+/// below 8 (masked lanes) in the matrix's last panel, and 0 or less past its last row.
+struct HalfRows {
+  Index first, count;
+  __m256i mask;
+
+  /// p[first, first + count) in the first count lanes.
+  __attribute__((always_inline)) __m256 load(const float* p) const {
+    return count == 8 ? _mm256_loadu_ps(p + first) : _mm256_maskload_ps(p + first, mask);
+  }
+  /// The first count lanes of v to p[first, first + count).
+  __attribute__((always_inline)) void store(float* p, __m256 v) const {
+    if (count == 8)
+      _mm256_storeu_ps(p + first, v);
+    else
+      _mm256_maskstore_ps(p + first, mask, v);
+  }
+};
+
+template <int NP>
+__attribute__((always_inline)) inline HalfRows half_rows(const Tile& t, int p, int h) {
+  const Index count = p < NP - 1 ? 8 : std::min<Index>(8, t.cols - h * 8);
+  return {p * kQuantizedPanelRows + h * 8, count, lanes_below(count)};
+}
+
 /// C for MR rows by NP panels: the int8 sums times s_w * s_a, plus the bias. Each operand
 /// group is broadcast once, with its magnitude, for 2 NP weight vectors.
 template <int MR, int NP>
@@ -163,21 +188,12 @@ void int8_tile(const Tile& t) {
     }
   }
   EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
-    const Index first = p * kQuantizedPanelRows + h * 8;  // this half's first row of W
-    const Index rows = p < NP - 1 ? 8 : std::min<Index>(8, t.cols - h * 8);
-    if (rows <= 0) continue;
-    const __m256i mask = lanes_below(rows);
-    const __m256 bias = t.bias == nullptr ? _mm256_setzero_ps()
-                        : rows == 8       ? _mm256_loadu_ps(t.bias + first)
-                                          : _mm256_maskload_ps(t.bias + first, mask);
-    const __m256 w_scale = _mm256_loadu_ps(t.w_scales + first);  // padded to whole panels
-    EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
-      const __m256 v = int8_sums(acc[m][p][h], w_scale, t.a_scales[m], bias);
-      if (rows == 8)
-        _mm256_storeu_ps(t.c + m * t.ldc + first, v);
-      else
-        _mm256_maskstore_ps(t.c + m * t.ldc + first, mask, v);
-    }
+    const HalfRows half = half_rows<NP>(t, p, h);
+    if (half.count <= 0) continue;
+    const __m256 bias = t.bias == nullptr ? _mm256_setzero_ps() : half.load(t.bias);
+    const __m256 w_scale = _mm256_loadu_ps(t.w_scales + half.first);  // padded to whole panels
+    EIGENGRU_UNROLL for (int m = 0; m < MR; ++m)
+        half.store(t.c + m * t.ldc, int8_sums(acc[m][p][h], w_scale, t.a_scales[m], bias));
   }
 }
 
@@ -220,24 +236,16 @@ void bfloat16_tile(const Tile& t) {
       }
     }
     EIGENGRU_UNROLL for (int p = 0; p < NP; ++p) EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
-      const Index first_row = p * kQuantizedPanelRows + h * 8;  // this half's first row of W
-      const Index rows = p < NP - 1 ? 8 : std::min<Index>(8, t.cols - h * 8);
-      if (rows <= 0) continue;
-      const __m256i mask = lanes_below(rows);
+      const HalfRows half = half_rows<NP>(t, p, h);
+      if (half.count <= 0) continue;
       const bool with_bias = last && t.bias != nullptr;
-      const __m256 bias = !with_bias  ? _mm256_setzero_ps()
-                          : rows == 8 ? _mm256_loadu_ps(t.bias + first_row)
-                                      : _mm256_maskload_ps(t.bias + first_row, mask);
+      const __m256 bias = with_bias ? half.load(t.bias) : _mm256_setzero_ps();
       EIGENGRU_UNROLL for (int m = 0; m < MR; ++m) {
-        float* c = t.c + m * t.ldc + first_row;
+        float* c = t.c + m * t.ldc;
         __m256 v = acc[m][p].half[h];
         if (with_bias) v = _mm256_add_ps(v, bias);
-        if (!first)
-          v = _mm256_add_ps(v, rows == 8 ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, mask));
-        if (rows == 8)
-          _mm256_storeu_ps(c, v);
-        else
-          _mm256_maskstore_ps(c, mask, v);
+        if (!first) v = _mm256_add_ps(v, half.load(c));
+        half.store(c, v);
       }
     }
   }
