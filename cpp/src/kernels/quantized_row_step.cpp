@@ -159,18 +159,16 @@ __attribute__((always_inline)) inline void bfloat16_gate_sums(const QuantizedPan
     const __m256i high_halves = bfloat16_high_halves();
     for (Index k = g0; k < g1; ++k) {
       const Bfloat16Pair x = broadcast_pair(a, k);
-      EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
-          EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
-        const __m256i w = _mm256_load_si256(
+      auto weights = [&](int g, int q, int h) __attribute__((always_inline)) {
+        return _mm256_load_si256(
             reinterpret_cast<const __m256i*>(panels[g][q] + k * kPanelGroupBytes + h * 32));
-        acc[g][q][h] = _mm256_fmadd_ps(x.even, bfloat16_even(w), acc[g][q][h]);
-      }
+      };
       EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
-          EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) {
-        const __m256i w = _mm256_load_si256(
-            reinterpret_cast<const __m256i*>(panels[g][q] + k * kPanelGroupBytes + h * 32));
-        acc[g][q][h] = _mm256_fmadd_ps(x.odd, bfloat16_odd(w, high_halves), acc[g][q][h]);
-      }
+          EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) acc[g][q][h] =
+              _mm256_fmadd_ps(x.even, bfloat16_even(weights(g, q, h)), acc[g][q][h]);
+      EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
+          EIGENGRU_UNROLL for (int h = 0; h < 2; ++h) acc[g][q][h] =
+              _mm256_fmadd_ps(x.odd, bfloat16_odd(weights(g, q, h), high_halves), acc[g][q][h]);
     }
     const bool first = g0 == 0, with_bias = g1 == groups && bias != nullptr;
     EIGENGRU_UNROLL for (int g = 0; g < 3; ++g) EIGENGRU_UNROLL for (int q = 0; q < Q; ++q)
