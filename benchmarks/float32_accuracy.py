@@ -57,14 +57,18 @@ def markdown(result: dict) -> str:
              f"0-{draws - 1}), eigengru {result['isa']} kernels, 1 thread. Forward: output and "
              f"final state. Long dot products are summed in blocks of 64 terms, which is what "
              f"brings the large shape below torch; at the shallower shapes both sum the same few "
-             f"terms per output and either may come out ahead.", "",
-             "| shape (T,B,I,H) | eigengru | torch | eigengru / torch |", "|---|---|---|---|"]
+             f"terms per output and either may come out ahead (docs/design.md: what being ahead "
+             f"there would cost). \"at most torch's\" counts the draws where eigengru's error is "
+             f"no larger than torch's.", "",
+             "| shape (T,B,I,H) | eigengru | torch | eigengru / torch | at most torch's |",
+             "|---|---|---|---|---|"]
     for row in result["forward"]:
         ours, theirs = row["eigengru"], row["torch"]
         ratios = [a / b for a, b in zip(ours, theirs)]
         lines.append(f"| {row['shape']} {tuple(row['dims'])} | "
                      f"{min(ours):.2e}-{max(ours):.2e} | {min(theirs):.2e}-{max(theirs):.2e} | "
-                     f"{min(ratios):.2f}-{max(ratios):.2f} |")
+                     f"{min(ratios):.2f}-{max(ratios):.2f} | "
+                     f"{sum(a <= b for a, b in zip(ours, theirs))} of {len(ours)} |")
     lines += ["", "Training gradients at the large shape (draw 0, a N(0, 1) output gradient):", "",
               "| gradient | eigengru | torch | eigengru / torch |", "|---|---|---|---|"]
     for name, row in result["gradients"].items():
