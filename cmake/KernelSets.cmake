@@ -2,11 +2,12 @@
 #
 # Sets: avx512 (x86-64-v4), avx2 (x86-64-v3) and baseline (the compiler's default target) on
 # x86-64 with GCC or Clang and GNU binutils; baseline alone elsewhere; native alone with
-# EIGENGRU_NATIVE. Each set is compiled in its own namespace (eigengru::<set>) with Eigen
-# renamed (Eigen_<set>), then linked into one relocatable object in which every symbol but the
-# set's table (eigengru_kernel_set_<set>) is made local. The standard library's templates
-# instantiated in a set (std::vector, std::mt19937_64, ...) thus stay that set's own: otherwise
-# the final link would keep one copy of each, possibly compiled for AVX-512, for every set.
+# EIGENGRU_NATIVE; EIGENGRU_ONLY_KERNEL_SETS keeps some of them. Each set is compiled in its own
+# namespace (eigengru::<set>) with Eigen renamed (Eigen_<set>), then linked into one relocatable
+# object in which every symbol but the set's table (eigengru_kernel_set_<set>) is made local. The
+# standard library's templates instantiated in a set (std::vector, std::mt19937_64, ...) thus
+# stay that set's own: otherwise the final link would keep one copy of each, possibly compiled
+# for AVX-512, for every set.
 #
 # Sets: EIGENGRU_KERNEL_SETS (names, fastest first), EIGENGRU_KERNEL_SET_OBJECTS (the objects),
 # EIGENGRU_KERNEL_SET_TARGETS (their object libraries, which the library must depend on: a
@@ -61,6 +62,26 @@ elseif(_eigengru_x86_64 AND _eigengru_can_localize)
 else()
   set(EIGENGRU_KERNEL_SETS baseline)
   set(_eigengru_flags_baseline)
+endif()
+
+# A build that runs on one machine only (the sanitized tests') may leave out the sets that this
+# machine's CPU does not run: their tests would be skipped anyway.
+set(EIGENGRU_ONLY_KERNEL_SETS "" CACHE STRING
+    "Compile only these of the kernel sets (a ;-list; empty: all of them)")
+if(EIGENGRU_ONLY_KERNEL_SETS)
+  foreach(set IN LISTS EIGENGRU_ONLY_KERNEL_SETS)
+    if(NOT set IN_LIST EIGENGRU_KERNEL_SETS)
+      message(FATAL_ERROR "EIGENGRU_ONLY_KERNEL_SETS: '${set}' is not one of this build's kernel "
+                          "sets (${EIGENGRU_KERNEL_SETS})")
+    endif()
+  endforeach()
+  set(_eigengru_kept)
+  foreach(set IN LISTS EIGENGRU_KERNEL_SETS)  # in their order, fastest first
+    if(set IN_LIST EIGENGRU_ONLY_KERNEL_SETS)
+      list(APPEND _eigengru_kept ${set})
+    endif()
+  endforeach()
+  set(EIGENGRU_KERNEL_SETS ${_eigengru_kept})
 endif()
 
 set(EIGENGRU_KERNEL_SET_OBJECTS)
