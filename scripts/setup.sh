@@ -29,5 +29,12 @@ extras=${1:-}
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
 # No build isolation, so that the build folder and its compiled objects are reused between runs.
-pip install --no-build-isolation "$spec"
+# With EIGENGRU_SETUP_CPP_TESTS=1 (scripts/test) the same build also makes the C++ tests, from
+# the kernels compiled for the extension; their fixture is made in build/fixture afterwards.
+build=(-C build-dir=build/python -C cmake.define.EIGENGRU_BUILD_TESTS=OFF)
+if [ -n "${EIGENGRU_SETUP_CPP_TESTS:-}" ]; then
+  build=(-C build-dir=build/python -C cmake.define.EIGENGRU_BUILD_TESTS=ON
+         -C "cmake.define.EIGENGRU_TEST_FIXTURE=$root/build/fixture")
+fi
+pip install --no-build-isolation "${build[@]}" "$spec"
 "$venv_python" -c "import eigengru" || { echo "eigengru setup: the build failed (see above)" >&2; exit 1; }
