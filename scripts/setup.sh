@@ -31,10 +31,12 @@ spec="."
 # No build isolation, so that the build folder and its compiled objects are reused between runs.
 # With EIGENGRU_SETUP_CPP_TESTS=1 (scripts/test) the same build also makes the C++ tests, from
 # the kernels compiled for the extension; their fixture is made in build/fixture afterwards.
-build=(-C build-dir=build/python -C cmake.define.EIGENGRU_BUILD_TESTS=OFF)
+build=(-C build-dir=build/python)
 if [ -n "${EIGENGRU_SETUP_CPP_TESTS:-}" ]; then
-  build=(-C build-dir=build/python -C cmake.define.EIGENGRU_BUILD_TESTS=ON
-         -C "cmake.define.EIGENGRU_TEST_FIXTURE=$root/build/fixture")
+  build+=(-C cmake.define.EIGENGRU_BUILD_TESTS=ON
+          -C "cmake.define.EIGENGRU_TEST_FIXTURE=$root/build/fixture")
+else
+  build+=(-C cmake.define.EIGENGRU_BUILD_TESTS=OFF)
 fi
 pip install --no-build-isolation "${build[@]}" "$spec"
 "$venv_python" -c "import eigengru" || { echo "eigengru setup: the build failed (see above)" >&2; exit 1; }
