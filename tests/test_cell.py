@@ -114,3 +114,34 @@ def test_copies_and_refusals(rng):
     with pytest.raises(ValueError, match=r"weight_hh: expected shape \(18, 6\)"):
         cell.weight_hh = np.ones((3 * H, H + 1))
     assert repr(cell) == "GRUCell(4, 6, reset_after=False, dtype=float32)"
+
+
+def test_a_step_loops_call_goes_straight_to_the_core(rng, monkeypatch):
+    """x (B, I) and h (B, H), C-contiguous arrays of the cell's dtype, as a loop passes them:
+    the packed cell runs with no conversion or check in Python (the general path's converter is
+    never called). Any other call takes the general path, with the same numbers."""
+    cell = random_cell(rng, np.float32, True)
+    x = rng.standard_normal((B, I)).astype(np.float32)
+    h = rng.uniform(-0.8, 0.8, (B, H)).astype(np.float32)
+    expected = cell(x.astype(np.float64), h)  # converted: the general path
+    assert_close(expected, reference_run(cell, x[None], h, np.zeros((1, B, H)))[0][0],
+                 np.float32, "out")
+    converted = []
+    convert = eigengru.cell.real_array
+    monkeypatch.setattr(eigengru.cell, "real_array",
+                        lambda value, name, dtype: converted.append(name) or
+                        convert(value, name, dtype))
+    assert np.array_equal(cell(x, h), expected) and converted == []
+    assert np.array_equal(cell.forward(x, h), expected) and converted == []
+    for x_other, h_other in ((x.astype(np.float64), h), (x, h.astype(np.float64)),
+                             (np.asfortranarray(x), h), (x, np.asfortranarray(h)),
+                             (x.tolist(), h), (x[0], h[0])):
+        converted.clear()
+        got = cell(x_other, h_other)
+        assert converted[0] == "x"
+        assert np.array_equal(got, expected if got.ndim == 2 else expected[0])
+    converted.clear()
+    assert np.array_equal(cell(x), cell(x, np.zeros((B, H), np.float32)))  # no state: zeros
+    assert converted == ["x"]
+    with pytest.raises(ValueError, match=r"h: expected shape \(batch, hidden_size\)"):
+        cell(x, np.ones((B, H + 1), np.float32))  # the core refuses it; Python explains

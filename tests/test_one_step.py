@@ -69,6 +69,44 @@ def test_one_step_is_the_sequence_forward_bit_for_bit(rng, thread_count, dtype, 
         assert_close(h_n.reshape(stacked, rows, H), ref_h_n, dtype, "h_n")
 
 
+def test_a_step_loops_call_goes_straight_to_the_core(rng, monkeypatch):
+    """One step of a batch as a loop passes it, x and h0 C-contiguous arrays of the model's
+    dtype and shapes, in either layout: the packed stack runs with no conversion or check in
+    Python (the general path's checker is never called). Any other call takes the general
+    path, with the same numbers."""
+    checked = []
+    check = eigengru.gru.sequence_inputs
+    monkeypatch.setattr(eigengru.gru, "sequence_inputs",
+                        lambda *args: checked.append("x") or check(*args))
+    for batch_first in (False, True):
+        gru = model(rng, np.float32, num_layers=2, batch_first=batch_first)
+        x, h0 = (a.astype(np.float32) for a in one_step_input(rng, 3, batch_first, 2))
+        checked.clear()
+        expected = gru(x.astype(np.float64), h0)  # converted: the general path
+        assert len(checked) == 1
+        checked.clear()
+        for got in (gru(x, h0), gru.forward(x, h0)):
+            assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+        assert checked == []
+        for x_other, h_other in ((x, h0.astype(np.float64)), (x.tolist(), h0),
+                                 (np.asfortranarray(x), h0), (x, np.asfortranarray(h0))):
+            checked.clear()
+            got = gru(x_other, h_other)
+            assert len(checked) == 1
+            assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+        checked.clear()
+        no_state = gru(x)
+        assert checked == []
+        zeros = gru(x, np.zeros_like(h0))
+        assert np.array_equal(no_state[0], zeros[0]) and np.array_equal(no_state[1], zeros[1])
+        sequence = np.concatenate([x, x], axis=1 if batch_first else 0)  # two steps: general
+        gru(sequence, h0)
+        assert len(checked) == 1
+        with pytest.raises(ValueError, match=r"h0: expected shape \(num_layers \* directions, "
+                                             r"batch, hidden_size\)"):
+            gru(x, h0[:1])  # the core refuses it; Python explains
+
+
 def test_no_state_means_zeros_and_outputs_are_not_views(rng, thread_count):
     gru = model(rng, num_layers=2)
     x = rng.standard_normal((1, 4, I))

@@ -90,6 +90,10 @@ class GRUCell(NamedParameters):
     def forward(self, x: Any, h: Any = None, *, train: bool = False) -> np.ndarray:
         """The next state from x ``(B, I)`` (or ``(I,)``) and h ``(B, H)`` (``(H,)``), None for
         zeros. With ``train=True`` the step is kept for ``backward`` (one backward per step)."""
+        if not train:
+            h_next = self._loop_step(x, h)
+            if h_next is not None:
+                return h_next
         x = real_array(x, "x", self.dtype)
         unbatched = input_is_unbatched(x.shape, "x", self.input_size, step=True)
         x = x[np.newaxis] if unbatched else x
@@ -110,6 +114,17 @@ class GRUCell(NamedParameters):
         else:
             core.forward(x, h, h_next, None)
         return h_next[0] if unbatched else h_next
+
+    def _loop_step(self, x: Any, h: Any) -> np.ndarray | None:
+        """The call of a step loop, x ``(B, I)`` and h ``(B, H)``, with no checks but the
+        core's: None where the core refuses the arrays (a dtype to convert, a shape to explain,
+        no state), and the general path then takes the call."""
+        try:
+            h_next = np.empty(h.shape, self.dtype)
+            self._packed().forward(x, h, h_next, None)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return h_next
 
     def backward(self, grad_h_next: Any) -> tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last kept training step, which it consumes: grad_h_next =

@@ -201,6 +201,10 @@ class GRU(NamedParameters):
         With ``train=True`` dropout applies between layers and the model keeps what
         ``backward`` needs (one backward per forward).
         """
+        if not train and lengths is None:
+            stepped = self._loop_step(x, h0)
+            if stepped is not None:
+                return stepped
         x, h0, lengths, unbatched = sequence_inputs(self, x, h0, lengths)
         if len(x) == 1 and not train and lengths is None:
             return self._one_step(x[0], h0, unbatched)
@@ -266,16 +270,30 @@ class GRU(NamedParameters):
         self.__dict__["_stack_step"] = None  # an optimiser step is likely before the next call
         return self._user_layout(dx, unbatched), (dh0[:, 0] if unbatched else dh0)
 
+    def _loop_step(self, x: Any, h0: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """The call of a step loop, one step of a batch, with no checks but the core's: None
+        where it does not apply or the core refuses the arrays (a dtype to convert, a shape to
+        explain), and the general path then takes the call."""
+        try:
+            if x.ndim != 3 or x.shape[1 if self.batch_first else 0] != 1:
+                return None
+            return self._stepper().forward(x, h0)  # out shaped as x, (1, B, D*H) or (B, 1, D*H)
+        except (AttributeError, TypeError, ValueError):
+            return None
+
     def _one_step(self, x: np.ndarray, h0: np.ndarray | None,
                   unbatched: bool) -> tuple[np.ndarray, np.ndarray]:
         """One time step in inference, x (B, I), through the stack packed for single steps (C++
         ``StackStep``): a training forward's numbers bit for bit, at any thread count."""
+        out, h_n = self._stepper().forward(x, h0)  # new arrays, (B, D*H) and (L*D, B, H)
+        return self._user_layout(out[np.newaxis], unbatched), (h_n[:, 0] if unbatched else h_n)
+
+    def _stepper(self) -> Any:
         stepper = self._stack_step
         if stepper is None:
             stepper = _STACK_STEPS[self.dtype](self._spec, self._layer_weights())
             self.__dict__["_stack_step"] = stepper
-        out, h_n = stepper.forward(x, h0)  # new arrays, (B, D*H) and (L*D, B, H)
-        return self._user_layout(out[np.newaxis], unbatched), (h_n[:, 0] if unbatched else h_n)
+        return stepper
 
     def stream(self, batch: int = 1) -> Stream:
         """A ``Stream`` of this (unidirectional) model over ``batch`` sequences: one time step

@@ -72,6 +72,17 @@ Index step_rows(const py::array& x) {
   return x.shape(0);
 }
 
+/// The leading dimensions of a stack's step input, which its output keeps: (B) of x (B, I), or
+/// those of one step of a sequence in either layout, (1, B, I) or (B, 1, I).
+std::vector<py::ssize_t> step_leading_dims(const py::array& x) {
+  if (x.ndim() == 3 && (x.shape(0) == 1 || x.shape(1) == 1)) return {x.shape(0), x.shape(1)};
+  if (x.ndim() != 2)
+    throw py::value_error(
+        "x: expected (batch, input_size), or one step: (1, batch, input_size) or "
+        "(batch, 1, input_size)");
+  return {x.shape(0)};
+}
+
 /// One layer-direction's weights, checked against the spec: W_ih (3H, in), W_hh (3H, H), and
 /// both biases (3H,) or neither.
 template <typename Scalar>
@@ -328,11 +339,16 @@ void register_stack_step(py::module_& m, const char* name) {
           "forward",
           [](StackStep& s, const py::array& x, const py::object& h0) {
             const eigengru::StackSpec& spec = s.spec();
-            const Index B = step_rows(x), H = spec.hidden_size, D = spec.directions();
+            const std::vector<py::ssize_t> leading = step_leading_dims(x);
+            const Index B = leading.size() == 1 ? leading[0] : leading[0] * leading[1];
+            const Index H = spec.hidden_size, D = spec.directions();
             const Index LD = spec.num_layers * D;
-            const Scalar* xp = in<Scalar>(x, "x", {B, spec.input_size});
+            std::vector<py::ssize_t> x_shape = leading, out_shape = leading;
+            x_shape.push_back(spec.input_size);
+            out_shape.push_back(D * H);
+            const Scalar* xp = in<Scalar>(x, "x", x_shape);
             const Scalar* h0p = in_or_null<Scalar>(h0, "h0", {LD, B, H});
-            py::array_t<Scalar> result({B, D * H}), h_n({LD, B, H});
+            py::array_t<Scalar> result(out_shape), h_n({LD, B, H});
             s.forward(B, xp, h0p, h_n.mutable_data(), result.mutable_data(),
                       eigengru::get_num_threads());
             return py::make_tuple(result, h_n);
