@@ -58,15 +58,15 @@ def packing(previous: _Packing | None, weights: list[torch.Tensor], reset_after:
     all by default) as they are now: ``previous`` if none of them has changed since it was
     packed (same object, storage and version counter) and no backward has run through it (an
     optimiser then updates the weights, perhaps through ``.data``, which no version counter
-    records). Given a ``stack`` (the core's StackSpec), one C++ StackStep of all the cells
-    instead: the one-step calls of ``eigengru.torch.GRU``."""
+    records). Given ``stack`` (a function returning the core's StackSpec, called only to pack),
+    one C++ StackStep of all the cells instead: the one-step calls of ``eigengru.torch.GRU``."""
     if previous is not None and not previous.stale and len(previous.kept) == len(weights) and all(
             w is k and w._version == v and w.data_ptr() == p
             for w, (k, v, p) in zip(weights, previous.kept)):
         return previous
     groups = layer_tuples(weights, (per_cell or len(weights)) == 4)
     if stack is not None:
-        cores = [_STACK_STEPS[weights[0].dtype](stack, groups)]
+        cores = [_STACK_STEPS[weights[0].dtype](stack(), groups)]
     else:
         cores = [_CELLS[weights[0].dtype](*group, reset_after) for group in groups]
     return _Packing(cores, [(w, w._version, w.data_ptr()) for w in weights], reset_after)

@@ -271,11 +271,12 @@ class GRU(nn.Module):
                     needs_grad([input, hx, *flat]) or torch.compiler.is_exporting():
                 return None
             packed = packing(self.__dict__.get("_step_packings"), flat, self.reset_after,
-                             4 if self.bias else 2, stack=self._spec(False))
+                             4 if self.bias else 2, stack=lambda: self._spec(False))
             self.__dict__["_step_packings"] = packed
-            # (B, I): the step's rows; the arrays contiguous, as the core reads them
-            x = np.ascontiguousarray(input.numpy().reshape(-1, self.input_size))
-            rows = x.shape[0]
+            # the arrays contiguous, as the core reads them; it takes a step as (1, I) unbatched,
+            # (1, B, I) or (B, 1, I), and shapes the output alike
+            x = np.ascontiguousarray(input.numpy())
+            rows = x.size // self.input_size
             shape = (self.num_layers * (2 if self.bidirectional else 1), rows, self.hidden_size)
             if hx is not None and hx.shape != (shape[::2] if unbatched else shape):
                 return None
@@ -283,8 +284,6 @@ class GRU(nn.Module):
             out, h_n = packed.core.forward(x, h0)
         except (TypeError, ValueError, RuntimeError, IndexError, KeyError, AttributeError):
             return None
-        out = out.reshape(
-            (1, -1) if unbatched else (rows, 1, -1) if self.batch_first else (1, rows, -1))
         return torch.from_numpy(out), torch.from_numpy(h_n[:, 0] if unbatched else h_n)
 
     def _forward(self, input: Any, hx: torch.Tensor | None):
