@@ -14,16 +14,13 @@ import numpy as np
 from . import _core, egru_file, nonlinearities
 from ._atomic import replace_atomically
 from ._checks import (
-    STACK_STATE,
     check_shape,
-    check_state,
     dropout_probability,
-    input_is_unbatched,
     model_dtype,
     positive_int,
     real_array,
-    shape_text,
 )
+from ._sequences import sequence_inputs, user_layout
 from .parameters import NamedParameters, layer_parameters
 from .quantized import QuantizedGRU, quantize
 from .stream import Stream
@@ -207,7 +204,7 @@ class GRU(NamedParameters):
                 return stepped
         x, h0, lengths, unbatched = sequence_inputs(self, x, h0, lengths)
         if len(x) == 1 and not train and lengths is None:
-            return self._one_step(x[0], h0, unbatched)
+            return self._one_step(x, h0, unbatched)
         layers = self._layer_weights()
         if train:
             # The new forward fills the spare cache, so that the pending one (if any) is kept
@@ -283,10 +280,10 @@ class GRU(NamedParameters):
 
     def _one_step(self, x: np.ndarray, h0: np.ndarray | None,
                   unbatched: bool) -> tuple[np.ndarray, np.ndarray]:
-        """One time step in inference, x (B, I), through the stack packed for single steps (C++
+        """One time step in inference, x (1, B, I), through the stack packed for single steps (C++
         ``StackStep``): a training forward's numbers bit for bit, at any thread count."""
-        out, h_n = self._stepper().forward(x, h0)  # new arrays, (B, D*H) and (L*D, B, H)
-        return self._user_layout(out[np.newaxis], unbatched), (h_n[:, 0] if unbatched else h_n)
+        out, h_n = self._stepper().forward(x, h0)  # new arrays, (1, B, D*H) and (L*D, B, H)
+        return self._user_layout(out, unbatched), (h_n[:, 0] if unbatched else h_n)
 
     def _stepper(self) -> Any:
         stepper = self._stack_step
@@ -403,53 +400,3 @@ def _read_npz(f, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ValueError(f"{path}: model file version {config.get('version')} is not "
                          f"supported (this eigengru reads version {_FILE_VERSION})")
     return config, arrays
-
-
-def sequence_inputs(model: Any, x: Any, h0: Any, lengths: Any
-                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, bool]:
-    """A stack's forward arguments, checked and in the core's layout: ``(x (T, B, I), h0
-    (L*D, B, H) or None, lengths (B,) int64 or None, whether x was unbatched)``. ``model`` has a
-    GRU's shape attributes and ``dtype``."""
-    x = real_array(x, "x", model.dtype)
-    unbatched = input_is_unbatched(x.shape, "x", model.input_size, step=False,
-                                   batch_first=model.batch_first)
-    if unbatched:
-        x = x[:, np.newaxis, :]
-    elif model.batch_first:  # one step's (B, 1, I) is (1, B, I) already
-        x = x.reshape(1, x.shape[0], -1) if x.shape[1] == 1 else \
-            np.ascontiguousarray(x.transpose(1, 0, 2))
-    steps, batch = x.shape[:2]
-    stacked = model.num_layers * model.directions
-    if h0 is not None:
-        h0 = real_array(h0, "h0", model.dtype)
-        check_state(h0, "h0", STACK_STATE, (stacked, batch, model.hidden_size), unbatched)
-        if unbatched:
-            h0 = np.ascontiguousarray(h0[:, np.newaxis, :])
-    if lengths is not None:
-        lengths = _checked_lengths(lengths, batch, steps, unbatched)
-    return x, h0, lengths, unbatched
-
-
-def user_layout(sequence: np.ndarray, unbatched: bool, batch_first: bool) -> np.ndarray:
-    """(T, B, F) as the caller laid out its input."""
-    if unbatched:
-        return sequence[:, 0]
-    if batch_first:  # one step's (1, B, F) is (B, 1, F) already
-        return sequence.reshape(sequence.shape[1], 1, -1) if len(sequence) == 1 else \
-            np.ascontiguousarray(sequence.transpose(1, 0, 2))
-    return sequence
-
-
-def _checked_lengths(lengths: Any, batch: int, steps: int, unbatched: bool) -> np.ndarray:
-    if unbatched:
-        raise ValueError("lengths: only for batched input; an unbatched sequence is all valid")
-    array = np.asarray(lengths)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"lengths: expected integers, got dtype {array.dtype}")
-    if array.shape != (batch,):
-        raise ValueError(f"lengths: expected one length per batch row, shape ({batch},), "
-                         f"got {shape_text(array.shape)}")
-    if batch and (array.min() < 1 or array.max() > steps):
-        raise ValueError(f"lengths: each must be in [1, {steps}] (the number of steps), "
-                         f"got min {array.min()} and max {array.max()}")
-    return np.ascontiguousarray(array, dtype=np.int64)

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core, nonlinearities
 from ._atomic import replace_atomically
+from ._sequences import sequence_inputs, user_layout
 from .stream import Stream
 
 #: The precisions ``GRU.quantize`` takes.
@@ -85,8 +86,6 @@ class QuantizedGRU:
         if train:
             raise RuntimeError("QuantizedGRU: inference only; train the float GRU and quantize "
                                "it again")
-        from .gru import sequence_inputs, user_layout
-
         x, h0, lengths, unbatched = sequence_inputs(self, x, h0, lengths)
         out, h_n = self._core.forward(x, h0, lengths)
         return user_layout(out, unbatched, self.batch_first), (h_n[:, 0] if unbatched else h_n)
