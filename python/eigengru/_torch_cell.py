@@ -17,9 +17,11 @@ from ._torch_checks import (
     check_parameter_dtype,
     check_tensor,
     constructor_arguments,
+    has_tangents,
     layer_tuples,
     needs_grad,
     numpy_dtype,
+    transforms_active,
 )
 
 _CELLS = {torch.float32: _core.GRUCellFloat32, torch.float64: _core.GRUCellFloat64}
@@ -158,6 +160,23 @@ class _CellStep(torch.autograd.Function):
         return (None, token_grad, dx, dh if needs[3] else None)
 
 
+def _refuse_transforms(x: torch.Tensor, h: torch.Tensor, weights: list[torch.Tensor]) -> None:
+    """A step under torch.func's transforms, which the loop's weight-gradient node (one graph
+    task's steps gathered into one product) cannot run under, or with forward-mode tangents,
+    which the core does not compute: refused by name. Under a forward-mode level a step with no
+    dual tensor among its inputs runs as usual."""
+    if torch._C._are_functorch_transforms_active():
+        raise RuntimeError(
+            "eigengru.torch.GRUCell does not support torch.func transforms (grad, vjp, vmap, "
+            "jvp, ...); use eigengru.torch.GRU over the whole sequence, which supports "
+            "torch.func.grad and vjp, or torch.nn.GRUCell")
+    if has_tangents([x, h, *weights]):
+        raise RuntimeError(
+            "eigengru.torch.GRUCell does not support forward-mode AD (torch.autograd.forward_ad):"
+            " the core computes reverse-mode gradients only; use torch.nn.GRUCell for "
+            "forward-mode derivatives")
+
+
 @torch.compiler.disable
 def _opaque_step(cell: GRUCell, input: Any, hx: torch.Tensor | None) -> torch.Tensor:
     return cell._step(input, hx)
@@ -237,7 +256,7 @@ class GRUCell(nn.Module):
     def _step(self, input: Any, hx: torch.Tensor | None) -> torch.Tensor:
         weights = self._weights()
         try:  # the common inference call goes straight to the core, which checks it
-            if not needs_grad([input, hx, *weights]):
+            if not needs_grad([input, hx, *weights]) and not transforms_active():
                 core = self._cell(weights).core
                 h = (np.zeros((input.shape[0], self.hidden_size), numpy_dtype(weights[0].dtype))
                      if hx is None else hx.numpy())
@@ -265,6 +284,8 @@ class GRUCell(nn.Module):
         else:
             check_state(hx, "hx", CELL_STATE, expected, unbatched)
             h = hx.unsqueeze(0) if unbatched else hx
+        if transforms_active():
+            _refuse_transforms(x, h, weights)
         packing = self._cell(weights)
         if needs_grad([x, h, *weights]):
             token = packing.weight_token(weights) if needs_grad(weights) else None

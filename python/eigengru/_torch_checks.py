@@ -75,3 +75,20 @@ def check_tensor(module: str, tensor: torch.Tensor, name: str, dtype: torch.dtyp
 def needs_grad(tensors: list[torch.Tensor | None]) -> bool:
     """Whether autograd is to record a call on these tensors (inputs and parameters)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def transforms_active() -> bool:
+    """Whether a torch.func transform or a forward-mode AD level is active: tensors may then be
+    wrappers that a NumPy array cannot view, or carry tangents that a view would drop, so a call
+    goes through an autograd node, which either computes it or refuses it by name."""
+    return _functorch_active() or _forward_ad._current_level >= 0
+
+
+_functorch_active = torch._C._are_functorch_transforms_active
+_forward_ad = torch.autograd.forward_ad  # the module: its level changes as levels open
+
+
+def has_tangents(tensors: list[torch.Tensor | None]) -> bool:
+    """Whether any of these tensors is a forward-mode AD dual tensor."""
+    return any(t is not None and _forward_ad.unpack_dual(t).tangent is not None
+               for t in tensors)

@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _core, _torch_export
 from ._checks import STACK_STATE, check_state, dropout_probability, input_is_unbatched, shape_text
+from ._torch_autograd import run_training_forward
 from ._torch_cell import GRUCell, packing
 from ._torch_checks import (
     array as _array,
@@ -29,7 +30,7 @@ from ._torch_checks import (
     constructor_arguments,
     layer_tuples as _layer_tuples,
     needs_grad,
-    numpy_dtype,
+    transforms_active,
 )
 from ._torch_quantized import QuantizedGRU, quantize
 from .parameters import layer_parameters
@@ -41,63 +42,16 @@ _NAME = "eigengru.torch.GRU"
 _CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
 
 
-class _StackFunction(torch.autograd.Function):
-    """The whole stack as one autograd node: forward keeps eigengru's training cache, backward
-    runs the C++ backward once for every input, state and parameter gradient.
-
-    With ``layout`` (a ``_PackedLayout``), x and the output are a PackedSequence's data, laid
-    into and out of the padded (T, B, .) arrays the core works on inside this node, so that a
-    packed batch costs what a padded one does."""
-
-    @staticmethod
-    def forward(ctx, spec, layout, dropout_seed, bias, lease, x, hx, *weights):
-        ctx.set_materialize_grads(False)
-        layers = _layer_tuples(weights, bias)
-        x_array = _array(x) if layout is None else layout.pad(_array(x))
-        out, h_n = _core.forward_training(spec, layers, x_array, _array(hx),
-                                          None if layout is None else layout.lengths,
-                                          dropout_seed, lease.cache)
-        ctx.lease = lease  # the cache is this graph's until the graph is freed
-        ctx.layout = layout
-        ctx.has_hx = hx is not None
-        ctx.weight_shapes = [w.shape for w in weights]
-        ctx.bias = bias
-        ctx.dtype = x.dtype
-        out = out if layout is None else layout.pack(out)
-        return torch.from_numpy(out), torch.from_numpy(h_n)
-
-    @staticmethod
-    def backward(ctx, grad_out, grad_h_n):
-        if torch.is_grad_enabled():  # autograd enables grad mode here only for create_graph=True
-            raise RuntimeError(
-                "eigengru.torch.GRU does not support double backward (create_graph=True): its "
-                "backward is one C++ call that is not itself differentiable; use torch.nn.GRU "
-                "for higher-order gradients")
-        dtype = numpy_dtype(ctx.dtype)
-        grads = [np.zeros(tuple(shape), dtype=dtype) for shape in ctx.weight_shapes]
-        grad_out = _array(grad_out)
-        if grad_out is not None and ctx.layout is not None:
-            grad_out = ctx.layout.pad(grad_out)
-        # The cache is kept (backward works on a copy of its gate records), so that the graph
-        # can be walked again as with retain_graph=True; it is freed with the graph.
-        dx, dh0 = _core.backward(ctx.lease.cache, grad_out, _array(grad_h_n),
-                                 _layer_tuples(grads, ctx.bias), keep_cache=True)
-        if ctx.layout is not None:
-            dx = ctx.layout.pack(dx)
-        weight_grads = [torch.from_numpy(g) for g in grads]
-        return (None, None, None, None, None, torch.from_numpy(dx),
-                torch.from_numpy(dh0) if ctx.has_hx else None, *weight_grads)
-
-
 class _PackedLayout:
     """Where a PackedSequence's rows sit in the padded (T, B) grid, in the original batch order:
     packed row k is padded row rows[k] = t * B + b."""
 
     def __init__(self, sequence: PackedSequence) -> None:
-        sizes = sequence.batch_sizes.numpy().astype(np.int64)
+        # tolist, not numpy: inside a torch.func transform no tensor gives a NumPy view
+        sizes = np.array(sequence.batch_sizes.tolist(), dtype=np.int64)
         self.steps, self.batch = len(sizes), int(sizes[0]) if len(sizes) else 0
-        order = (sequence.sorted_indices.numpy() if sequence.sorted_indices is not None
-                 else np.arange(self.batch))
+        order = (np.array(sequence.sorted_indices.tolist(), dtype=np.int64)
+                 if sequence.sorted_indices is not None else np.arange(self.batch))
         step_of_row = np.repeat(np.arange(self.steps), sizes)
         rank_in_step = np.arange(len(step_of_row)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         self.rows = step_of_row * self.batch + order[rank_in_step]
@@ -115,7 +69,7 @@ class _PackedLayout:
 
 def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, lease):
     if training:
-        return _StackFunction.apply(spec, layout, dropout_seed, bias, lease, x, hx, *weights)
+        return run_training_forward(spec, layout, dropout_seed, bias, lease, x, hx, weights)
     layers = _layer_tuples(weights, bias)
     x_array = _array(x) if layout is None else layout.pad(_array(x))
     out, h_n = _core.forward(spec, layers, x_array, _array(hx),
@@ -268,7 +222,8 @@ class GRU(nn.Module):
             if input.shape[1 if self.batch_first and not unbatched else 0] != 1 or \
                     input.shape[-1] != self.input_size or input.dim() not in (2, 3) or (
                     self.training and self.dropout > 0 and self.num_layers > 1) or \
-                    needs_grad([input, hx, *flat]) or torch.compiler.is_exporting():
+                    needs_grad([input, hx, *flat]) or torch.compiler.is_exporting() or \
+                    transforms_active():
                 return None
             packed = packing(self.__dict__.get("_step_packings"), flat, self.reset_after,
                              4 if self.bias else 2, stack=lambda: self._spec(False))
@@ -342,7 +297,7 @@ class GRU(nn.Module):
         # Training mode with dropout takes the training path even without gradients, since
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
         dropout_seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout else 0
-        training_path = needs_grad([x, hx, *weights]) or dropout
+        training_path = needs_grad([x, hx, *weights]) or dropout or transforms_active()
         lease = self._free_cache(x.dtype) if training_path else None
         if training_path:  # an optimiser step is likely next, perhaps through .data
             self.__dict__.pop("_step_packings", None)
