@@ -1,6 +1,7 @@
 """eigengru.torch.GRU under torch.func: functional training (functional_call + grad), vjp and
 create_graph=True give torch.nn.GRU's gradients (or the NumPy reference's, for the formulation
-nn.GRU lacks); what the core cannot compute (forward-mode derivatives, vmap, derivatives of
+nn.GRU lacks), and vmap over the input gives nn.GRU's outputs slice by slice; what the core
+cannot compute (forward-mode derivatives, vmap of gradients or over weights, derivatives of
 gradients) is refused by name, by GRU, GRUCell and QuantizedGRU alike."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from . import reference  # noqa: E402
 
 T, B, I, H = 7, 3, 4, 5
 DOUBLE_BACKWARD = "eigengru.torch.GRU does not support double backward"
+VMAP = "eigengru.torch.GRU supports torch.func.vmap over its input and state only"
 
 
 class Tagger(torch.nn.Module):
@@ -165,6 +167,38 @@ def test_reset_before_under_torch_func_grad_matches_the_reference(transformed_ca
     assert len(transformed_calls) == 1
 
 
+def test_vmap_over_input_and_state_runs_as_one_folded_call(transformed_calls):
+    # torch.nn.GRU has no vmap: the oracle is nn.GRU called on each mapped slice
+    torch.manual_seed(0)
+    kwargs = {"num_layers": 2, "bidirectional": True, "batch_first": True}
+    ours = egt.GRU(I, H, dtype=torch.float64, **kwargs)
+    theirs = torch.nn.GRU(I, H, dtype=torch.float64, **kwargs)
+    theirs.load_state_dict(ours.state_dict())
+    g = torch.Generator().manual_seed(5)
+    V = 3
+    xs = torch.randn(B, V, T, I, generator=g, dtype=torch.float64)  # mapped at dimension 1
+    h0 = torch.randn(4, B, H, generator=g, dtype=torch.float64)  # not mapped
+    out, h_n = torch.func.vmap(ours, in_dims=(1, None))(xs, h0)
+    for v in range(V):
+        want_out, want_h_n = theirs(xs[:, v], h0)
+        np.testing.assert_allclose(out[v].detach().numpy(), want_out.detach().numpy(),
+                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(h_n[v].detach().numpy(), want_h_n.detach().numpy(),
+                                   rtol=1e-12, atol=1e-14)
+    assert len(transformed_calls) == 1  # the whole map in one call
+
+    def mapped_loss(p, module):
+        outs = torch.func.vmap(lambda a: functional_call(module, p, (a, h0))[0], in_dims=1)(xs)
+        return (outs ** 2).sum()
+
+    got = grad(mapped_loss)({k: v.detach() for k, v in ours.named_parameters()}, ours)
+    sum((theirs(xs[:, v], h0)[0] ** 2).sum() for v in range(V)).backward()
+    for name, p in theirs.named_parameters():
+        np.testing.assert_allclose(got[name].numpy(), p.grad.numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+    assert len(transformed_calls) == 2
+
+
 def test_create_graph_gives_gradients_and_refuses_to_differentiate_them():
     torch.manual_seed(0)
     ours = egt.GRU(I, H, dtype=torch.float64)
@@ -197,11 +231,13 @@ def test_what_the_core_cannot_compute_is_refused_by_name():
     quantized = egt.quantize(egt.GRU(I, H), "int8")
     x = torch.randn(T, B, I, dtype=torch.float64)
     step, h = x[0], torch.randn(B, H, dtype=torch.float64)
+    params = {k: v.detach() for k, v in gru.named_parameters()}
     refusals = [
-        (lambda: torch.func.vmap(lambda a: gru(a)[0])(x.unsqueeze(0).expand(2, -1, -1, -1)),
-         "eigengru.torch.GRU does not support torch.func.vmap"),
-        (lambda: torch.func.jacrev(lambda a: gru(a)[0])(x[:2]),
-         "eigengru.torch.GRU does not support torch.func.vmap"),
+        (lambda: torch.func.jacrev(lambda a: gru(a)[0])(x[:2]), VMAP),
+        (lambda: torch.func.vmap(grad(lambda p, a: functional_call(gru, p, (a,))[0].sum()),
+                                 in_dims=(None, 0))(params, x.unsqueeze(0)), VMAP),
+        (lambda: torch.func.vmap(lambda p, a: functional_call(gru, p, (a,)), in_dims=(0, None))(
+            torch.func.stack_module_state([gru, gru])[0], x), VMAP),
         (lambda: torch.func.jvp(lambda a: gru(a)[0], (x,), (x,)),
          "eigengru.torch.GRU does not support forward-mode AD"),
         (lambda: torch.func.jvp(lambda a: gru(a)[0], (x[:1],), (x[:1],)),  # one step

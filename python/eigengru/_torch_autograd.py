@@ -3,10 +3,12 @@ the C++ backward, in the two forms PyTorch has for them.
 
 Eager autograd runs ``_StackFunction`` (a forward that takes ``ctx``). torch.func's transforms
 (``grad``, ``grad_and_value``, ``vjp``) need a forward without ``ctx`` and a ``setup_context``,
-a form for which PyTorch binds every call's arguments by signature, which costs tens of
-microseconds a call; they run ``_TransformedStackFunction``, the same forward and backward in
-that form. What the core cannot compute is refused by name: forward-mode derivatives, vmap (as
-torch.nn.GRU refuses it), and derivatives of the gradients.
+a form whose every call PyTorch binds by signature, at several times the cost of an eager call;
+they run ``_TransformedStackFunction``, the same forward and backward in that form, which
+``vmap`` over the input and state (not the weights) runs as one call on the mapped dimension
+folded into the batch. What the core cannot compute is refused by name: forward-mode
+derivatives, vmap of the gradients (``jacrev``, ``hessian``, per-sample gradients) or over
+the weights, and derivatives of the gradients.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ _NO_FORWARD_MODE = (
     "torch.autograd.forward_ad): the core computes reverse-mode gradients only; use "
     "torch.nn.GRU for forward-mode derivatives")
 _NO_VMAP = (
-    "eigengru.torch.GRU does not support torch.func.vmap or the transforms built on it "
-    "(jacrev, hessian, per-sample gradients); neither does torch.nn.GRU. Put the mapped "
-    "dimension into the batch instead, or loop over it")
+    "eigengru.torch.GRU supports torch.func.vmap over its input and state only, not over its "
+    "gradients (jacrev, hessian, per-sample gradients: vmap of grad) nor its weights (model "
+    "ensembles); torch.nn.GRU has no vmap at all. Loop over the mapped dimension instead")
 
 
 def run_training_forward(spec: Any, layout: Any, dropout_seed: int, bias: bool, lease: Any,
@@ -98,6 +100,28 @@ def _refuse_vmap(info, in_dims, *args):
     raise RuntimeError(_NO_VMAP)
 
 
+def _folded_vmap(info, in_dims, spec, layout, dropout_seed, bias, lease, x, hx, *weights):
+    """vmap of the stack over x and hx: the mapped dimension folded into the batch, one call
+    for all of it (rows of a batch are independent). x (T, B, I) and hx (L, B, H) become
+    (T, V B, I) and (L, V B, H); the outputs, mapped at dimension 1, are unfolded."""
+    if layout is not None or any(d is not None for d in in_dims[7:]):
+        raise RuntimeError(_NO_VMAP)
+    size = info.batch_size
+
+    def fold(tensor, dim):
+        mapped = (tensor.unsqueeze(1).expand(-1, size, *tensor.shape[1:]) if dim is None
+                  else tensor.movedim(dim, 1))
+        return mapped.reshape(mapped.shape[0], -1, mapped.shape[-1]).contiguous()
+
+    def unfold(tensor):
+        return tensor.reshape(tensor.shape[0], size, -1, tensor.shape[-1])
+
+    out, h_n = _TransformedStackFunction.apply(
+        spec, layout, dropout_seed, bias, lease, fold(x, in_dims[5]),
+        None if hx is None else fold(hx, in_dims[6]), *weights)
+    return (unfold(out), unfold(h_n)), (1, 1)
+
+
 class _StackFunction(torch.autograd.Function):
     """The whole stack as one autograd node: forward keeps eigengru's training cache, backward
     runs the C++ backward once for every input, state and parameter gradient.
@@ -126,7 +150,7 @@ class _TransformedStackFunction(torch.autograd.Function):
 
     backward = staticmethod(_backward)
     jvp = staticmethod(_refuse_forward_mode)
-    vmap = staticmethod(_refuse_vmap)
+    vmap = staticmethod(_folded_vmap)
 
 
 class _StackGradients(torch.autograd.Function):

@@ -17,6 +17,7 @@ from ._torch_checks import (
     check_parameter_dtype,
     check_tensor,
     constructor_arguments,
+    functorch_active,
     has_tangents,
     layer_tuples,
     needs_grad,
@@ -165,7 +166,7 @@ def _refuse_transforms(x: torch.Tensor, h: torch.Tensor, weights: list[torch.Ten
     task's steps gathered into one product) cannot run under, or with forward-mode tangents,
     which the core does not compute: refused by name. Under a forward-mode level a step with no
     dual tensor among its inputs runs as usual."""
-    if torch._C._are_functorch_transforms_active():
+    if functorch_active():
         raise RuntimeError(
             "eigengru.torch.GRUCell does not support torch.func transforms (grad, vjp, vmap, "
             "jvp, ...); use eigengru.torch.GRU over the whole sequence, which supports "

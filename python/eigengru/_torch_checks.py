@@ -81,10 +81,10 @@ def transforms_active() -> bool:
     """Whether a torch.func transform or a forward-mode AD level is active: tensors may then be
     wrappers that a NumPy array cannot view, or carry tangents that a view would drop, so a call
     goes through an autograd node, which either computes it or refuses it by name."""
-    return _functorch_active() or _forward_ad._current_level >= 0
+    return functorch_active() or _forward_ad._current_level >= 0
 
 
-_functorch_active = torch._C._are_functorch_transforms_active
+functorch_active = torch._C._are_functorch_transforms_active  # a torch.func transform runs
 _forward_ad = torch.autograd.forward_ad  # the module: its level changes as levels open
 
 

@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import interop
 from ._checks import shape_text
-from ._torch_checks import has_tangents, transforms_active
+from ._torch_checks import functorch_active, has_tangents, transforms_active
 from .quantized import QuantizedGRU as _QuantizedGRU
 
 _NAME = "eigengru.torch.QuantizedGRU"
@@ -52,7 +52,7 @@ class QuantizedGRU(nn.Module):
             if tensor.dtype != torch.float32 or tensor.device.type != "cpu":
                 raise TypeError(f"{name}: expected a CPU float32 tensor, got {tensor.dtype} on "
                                 f"{tensor.device}")
-        if transforms_active() and (torch._C._are_functorch_transforms_active() or has_tangents(
+        if transforms_active() and (functorch_active() or has_tangents(
                 [input.data if isinstance(input, PackedSequence) else input, hx])):
             raise RuntimeError(f"{_NAME}: inference only, on plain tensors; torch.func's "
                                "transforms (vmap, grad, jvp, ...) and forward-mode AD are not "
