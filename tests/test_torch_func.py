@@ -1,8 +1,9 @@
 """eigengru.torch.GRU under torch.func: functional training (functional_call + grad), vjp and
 create_graph=True give torch.nn.GRU's gradients (or the NumPy reference's, for the formulation
-nn.GRU lacks), and vmap over the input gives nn.GRU's outputs slice by slice; what the core
-cannot compute (forward-mode derivatives, vmap of gradients or over weights, derivatives of
-gradients) is refused by name, by GRU, GRUCell and QuantizedGRU alike."""
+nn.GRU lacks), and vmap over the input gives nn.GRU's outputs slice by slice; the same for loops
+of eigengru.torch.GRUCell steps; what the core cannot compute (forward-mode derivatives, vmap
+of gradients or over weights, derivatives of gradients) is refused by name, by GRU, GRUCell and
+QuantizedGRU alike."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ import eigengru.torch as egt  # noqa: E402
 from . import reference  # noqa: E402
 
 T, B, I, H = 7, 3, 4, 5
-DOUBLE_BACKWARD = "eigengru.torch.GRU does not support double backward"
-VMAP = "eigengru.torch.GRU supports torch.func.vmap over its input and state only"
+DOUBLE_BACKWARD = "eigengru.torch.GRU and GRUCell do not support double backward"
+VMAP = "eigengru.torch.GRU and GRUCell support torch.func.vmap over their input and state only"
+FORWARD_MODE = "eigengru.torch.GRU and GRUCell do not support forward-mode AD"
 
 
 class Tagger(torch.nn.Module):
@@ -199,6 +201,52 @@ def test_vmap_over_input_and_state_runs_as_one_folded_call(transformed_calls):
     assert len(transformed_calls) == 2
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_cell_loops_under_torch_func(reset_after, transformed_calls):
+    # a loop of cell steps under grad, and a cell under vmap: with reset_after, nn.GRUCell is
+    # the oracle; without, the NumPy reference of the same loop as a sequence
+    torch.manual_seed(0)
+    ours = egt.GRUCell(I, H, dtype=torch.float64, reset_after=reset_after)
+    g = torch.Generator().manual_seed(6)
+    xs = torch.randn(T, B, I, generator=g, dtype=torch.float64)
+    h0 = torch.randn(B, H, generator=g, dtype=torch.float64)
+    weights = torch.randn(B, H, generator=g, dtype=torch.float64)
+
+    def loss(p, module, a, h):
+        for t in range(T):
+            h = functional_call(module, p, (a[t], h))
+        return (h * weights).sum()
+
+    params = {k: v.detach() for k, v in ours.named_parameters()}
+    got_params, got_x, got_h0 = grad(loss, argnums=(0, 2, 3))(params, ours, xs, h0)
+    mapped = torch.func.vmap(ours, in_dims=(0, None))(xs, h0)  # every step from h0 at once
+    assert len(transformed_calls) == T + 1
+    if reset_after:
+        theirs = torch.nn.GRUCell(I, H, dtype=torch.float64)
+        theirs.load_state_dict(ours.state_dict())
+        a, h = xs.clone().requires_grad_(True), h0.clone().requires_grad_(True)
+        loss(dict(theirs.named_parameters()), theirs, a, h).backward()
+        want_params = {k: v.grad.numpy() for k, v in theirs.named_parameters()}
+        want_x, want_h0 = a.grad.numpy(), h.grad.numpy()
+        want_mapped = torch.stack([theirs(xs[t], h0) for t in range(T)]).detach().numpy()
+    else:
+        numpy_params = {f"{k}_l0": v.numpy() for k, v in params.items()}
+        grad_out = np.zeros((T, B, H))
+        _, _, want_x, dh0, want = reference.stack(
+            numpy_params, 1, False, False, xs.numpy(), h0.numpy()[None], [T] * B, grad_out,
+            weights.numpy()[None])
+        want_params, want_h0 = {k: want[f"{k}_l0"] for k in params}, dh0[0]
+        want_mapped = np.stack([reference.stack(
+            numpy_params, 1, False, False, xs.numpy()[t : t + 1], h0.numpy()[None], [1] * B,
+            np.zeros((1, B, H)), np.zeros((1, B, H)))[1][0] for t in range(T)])
+    for name in params:
+        np.testing.assert_allclose(got_params[name].numpy(), want_params[name], rtol=1e-9,
+                                   atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(got_x.numpy(), want_x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got_h0.numpy(), want_h0, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mapped.detach().numpy(), want_mapped, rtol=1e-12, atol=1e-14)
+
+
 def test_create_graph_gives_gradients_and_refuses_to_differentiate_them():
     torch.manual_seed(0)
     ours = egt.GRU(I, H, dtype=torch.float64)
@@ -238,15 +286,11 @@ def test_what_the_core_cannot_compute_is_refused_by_name():
                                  in_dims=(None, 0))(params, x.unsqueeze(0)), VMAP),
         (lambda: torch.func.vmap(lambda p, a: functional_call(gru, p, (a,)), in_dims=(0, None))(
             torch.func.stack_module_state([gru, gru])[0], x), VMAP),
-        (lambda: torch.func.jvp(lambda a: gru(a)[0], (x,), (x,)),
-         "eigengru.torch.GRU does not support forward-mode AD"),
+        (lambda: torch.func.jvp(lambda a: gru(a)[0], (x,), (x,)), FORWARD_MODE),
         (lambda: torch.func.jvp(lambda a: gru(a)[0], (x[:1],), (x[:1],)),  # one step
-         "eigengru.torch.GRU does not support forward-mode AD"),
-        (lambda: grad(lambda p: functional_call(cell, p, (step, h)).sum())(
-            dict(cell.named_parameters())),
-         "eigengru.torch.GRUCell does not support torch.func transforms"),
-        (lambda: torch.func.vmap(lambda a: cell(a, h))(step.unsqueeze(0)),
-         "eigengru.torch.GRUCell does not support torch.func transforms"),
+         FORWARD_MODE),
+        (lambda: torch.func.jvp(lambda a: cell(a, h), (step,), (step,)), FORWARD_MODE),
+        (lambda: torch.func.jacrev(lambda a: cell(a, h))(step), VMAP),
         (lambda: torch.func.vmap(quantized)(x.float().unsqueeze(0)),
          "eigengru.torch.QuantizedGRU: inference only, on plain tensors"),
     ]
@@ -256,9 +300,8 @@ def test_what_the_core_cannot_compute_is_refused_by_name():
     with forward_ad.dual_level():
         dual = forward_ad.make_dual(x, torch.randn_like(x))
         for call, message in [
-                (lambda: gru(dual), "eigengru.torch.GRU does not support forward-mode AD"),
-                (lambda: cell(forward_ad.make_dual(step, step), h),
-                 "eigengru.torch.GRUCell does not support forward-mode AD"),
+                (lambda: gru(dual), FORWARD_MODE),
+                (lambda: cell(forward_ad.make_dual(step, step), h), FORWARD_MODE),
                 (lambda: quantized(forward_ad.make_dual(x.float(), x.float())),
                  "eigengru.torch.QuantizedGRU: inference only, on plain tensors")]:
             with pytest.raises(RuntimeError, match=re.escape(message)):

@@ -13,6 +13,8 @@ the weights, and derivatives of the gradients.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from typing import Any
 
 import numpy as np
@@ -22,24 +24,62 @@ from . import _core
 from ._torch_checks import array, layer_tuples, numpy_dtype, transforms_active
 
 _NO_DOUBLE_BACKWARD = (
-    "eigengru.torch.GRU does not support double backward (differentiating its gradients, as "
-    "after create_graph=True or with nested torch.func.grad): its backward is one C++ call "
-    "that is not itself differentiable; use torch.nn.GRU for higher-order gradients")
-_NO_FORWARD_MODE = (
-    "eigengru.torch.GRU does not support forward-mode AD (torch.func.jvp, jacfwd, "
+    "eigengru.torch.GRU and GRUCell do not support double backward (differentiating their "
+    "gradients, as after create_graph=True or with nested torch.func.grad): their backward is "
+    "one C++ call that is not itself differentiable; use torch.nn.GRU or GRUCell for "
+    "higher-order gradients")
+NO_FORWARD_MODE = (
+    "eigengru.torch.GRU and GRUCell do not support forward-mode AD (torch.func.jvp, jacfwd, "
     "torch.autograd.forward_ad): the core computes reverse-mode gradients only; use "
-    "torch.nn.GRU for forward-mode derivatives")
+    "torch.nn.GRU or GRUCell for forward-mode derivatives")
 _NO_VMAP = (
-    "eigengru.torch.GRU supports torch.func.vmap over its input and state only, not over its "
-    "gradients (jacrev, hessian, per-sample gradients: vmap of grad) nor its weights (model "
-    "ensembles); torch.nn.GRU has no vmap at all. Loop over the mapped dimension instead")
+    "eigengru.torch.GRU and GRUCell support torch.func.vmap over their input and state only, "
+    "not over their gradients (jacrev, hessian, per-sample gradients: vmap of grad) nor their "
+    "weights (model ensembles); torch.nn.GRU has no vmap at all. Loop over the mapped "
+    "dimension instead")
+
+
+_CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
+
+
+class CacheLease:
+    """A training cache lent to one forward. The forward's autograd node keeps the lease; when
+    the lease is freed (with the graph, or at once when no graph was recorded), the cache goes
+    back to the pool, since no backward can need what it keeps any more."""
+
+    __slots__ = ("__weakref__", "cache")
+
+    def __init__(self, cache: Any, pool: list) -> None:
+        self.cache = cache
+        weakref.finalize(self, pool.append, cache)
+
+
+def free_cache(state: dict, dtype: torch.dtype) -> CacheLease:
+    """A training cache that no autograd graph holds any more, lent to a module's forward
+    (``state`` is its ``__dict__``), so that its memory (gate records, packed buffers) is reused
+    instead of freshly faulted in on every forward. ``state["_cache_pool"]`` holds the caches
+    not lent; a module's ``__getstate__`` leaves it out, since it holds C++ objects."""
+    pool = state.setdefault("_cache_pool", [])
+    for k, cache in enumerate(pool):
+        if isinstance(cache, _CACHES[dtype]):
+            del pool[k]
+            return CacheLease(cache, pool)
+    return CacheLease(_CACHES[dtype](), pool)
+
+
+@functools.lru_cache(maxsize=64)
+def stack_spec(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
+               reset_after: bool, dropout: float) -> Any:
+    """The core's StackSpec of these attributes (one per combination, made once)."""
+    return _core.StackSpec(input_size, hidden_size, num_layers, bidirectional, reset_after,
+                           dropout)
 
 
 def run_training_forward(spec: Any, layout: Any, dropout_seed: int, bias: bool, lease: Any,
                          x: torch.Tensor, hx: torch.Tensor | None,
                          weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The stack's forward through its autograd node, keeping the cache of lease (a
-    ``_CacheLease``) for the backward; ``layout`` is a PackedSequence's ``_PackedLayout``."""
+    ``CacheLease``) for the backward; ``layout`` is a PackedSequence's ``_PackedLayout``."""
     node = _TransformedStackFunction if transforms_active() else _StackFunction
     return node.apply(spec, layout, dropout_seed, bias, lease, x, hx, *weights)
 
@@ -93,7 +133,7 @@ def _gradients(lease, layout, bias, grad_out, grad_h_n, x, hx, *weights):
 
 
 def _refuse_forward_mode(ctx, *tangents):
-    raise RuntimeError(_NO_FORWARD_MODE)
+    raise RuntimeError(NO_FORWARD_MODE)
 
 
 def _refuse_vmap(info, in_dims, *args):

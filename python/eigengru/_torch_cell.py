@@ -12,6 +12,7 @@ from torch import nn
 
 from . import _core
 from ._checks import CELL_STATE, check_state, input_is_unbatched
+from ._torch_autograd import NO_FORWARD_MODE, free_cache, run_training_forward, stack_spec
 from ._torch_checks import (
     array as _array,
     check_parameter_dtype,
@@ -161,21 +162,15 @@ class _CellStep(torch.autograd.Function):
         return (None, token_grad, dx, dh if needs[3] else None)
 
 
-def _refuse_transforms(x: torch.Tensor, h: torch.Tensor, weights: list[torch.Tensor]) -> None:
-    """A step under torch.func's transforms, which the loop's weight-gradient node (one graph
-    task's steps gathered into one product) cannot run under, or with forward-mode tangents,
-    which the core does not compute: refused by name. Under a forward-mode level a step with no
-    dual tensor among its inputs runs as usual."""
-    if functorch_active():
-        raise RuntimeError(
-            "eigengru.torch.GRUCell does not support torch.func transforms (grad, vjp, vmap, "
-            "jvp, ...); use eigengru.torch.GRU over the whole sequence, which supports "
-            "torch.func.grad and vjp, or torch.nn.GRUCell")
-    if has_tangents([x, h, *weights]):
-        raise RuntimeError(
-            "eigengru.torch.GRUCell does not support forward-mode AD (torch.autograd.forward_ad):"
-            " the core computes reverse-mode gradients only; use torch.nn.GRUCell for "
-            "forward-mode derivatives")
+def _transformed_step(cell: GRUCell, x: torch.Tensor, h: torch.Tensor,
+                      weights: list[torch.Tensor]) -> torch.Tensor:
+    """A step under torch.func's transforms, as a one-step sequence through the one-layer
+    stack's autograd node, which they run: the loop's weight-gradient node, which gathers a
+    graph's steps as autograd runs them, is not one they allow."""
+    spec = stack_spec(cell.input_size, cell.hidden_size, 1, False, cell.reset_after, 0.0)
+    _, h_n = run_training_forward(spec, None, 0, cell.bias, free_cache(cell.__dict__, x.dtype),
+                                  x.unsqueeze(0), h.unsqueeze(0), weights)
+    return h_n[0]
 
 
 @torch.compiler.disable
@@ -228,9 +223,11 @@ class GRUCell(nn.Module):
         return text
 
     def __getstate__(self) -> dict[str, Any]:
-        """As for eigengru.torch.GRU: everything but the packed C++ cell, made again on use."""
+        """As for eigengru.torch.GRU: everything but the packed C++ cell and the training caches
+        of steps under torch.func, made again on use."""
         state = self.__dict__.copy()
         state.pop("_packed", None)
+        state.pop("_cache_pool", None)
         return state
 
     def _weights(self) -> list[torch.Tensor]:
@@ -286,7 +283,11 @@ class GRUCell(nn.Module):
             check_state(hx, "hx", CELL_STATE, expected, unbatched)
             h = hx.unsqueeze(0) if unbatched else hx
         if transforms_active():
-            _refuse_transforms(x, h, weights)
+            if functorch_active():
+                h_next = _transformed_step(self, x, h, weights)
+                return h_next.squeeze(0) if unbatched else h_next
+            if has_tangents([x, h, *weights]):
+                raise RuntimeError(NO_FORWARD_MODE)
         packing = self._cell(weights)
         if needs_grad([x, h, *weights]):
             token = packing.weight_token(weights) if needs_grad(weights) else None

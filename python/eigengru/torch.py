@@ -8,10 +8,8 @@ reach C++ without copies. Importing this module imports torch; ``import eigengru
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
-import weakref
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _core, _torch_export
 from ._checks import STACK_STATE, check_state, dropout_probability, input_is_unbatched, shape_text
-from ._torch_autograd import run_training_forward
+from ._torch_autograd import free_cache, run_training_forward, stack_spec
 from ._torch_cell import GRUCell, packing
 from ._torch_checks import (
     array as _array,
@@ -38,9 +36,6 @@ from .parameters import layer_parameters
 __all__ = ["GRU", "GRUCell", "QuantizedGRU", "quantize"]
 
 _NAME = "eigengru.torch.GRU"
-
-_CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
-
 
 class _PackedLayout:
     """Where a PackedSequence's rows sit in the padded (T, B) grid, in the original batch order:
@@ -75,18 +70,6 @@ def _run_stack(spec, layout, dropout_seed, bias, x, hx, weights, training, lease
     out, h_n = _core.forward(spec, layers, x_array, _array(hx),
                              None if layout is None else layout.lengths)
     return torch.from_numpy(out if layout is None else layout.pack(out)), torch.from_numpy(h_n)
-
-
-class _CacheLease:
-    """A training cache lent to one forward. The forward's autograd node keeps the lease; when
-    the lease is freed (with the graph, or at once when no graph was recorded), the cache goes
-    back to the pool, since no backward can need what it keeps any more."""
-
-    __slots__ = ("__weakref__", "cache")
-
-    def __init__(self, cache: Any, pool: list) -> None:
-        self.cache = cache
-        weakref.finalize(self, pool.append, cache)
 
 
 class GRU(nn.Module):
@@ -129,20 +112,9 @@ class GRU(nn.Module):
     def _spec(self, training: bool):
         """The core's description of this stack, from the attributes as they are now (a script
         may set ``dropout`` after construction, as with nn.GRU); dropout only in training."""
-        return _stack_spec(self.input_size, self.hidden_size, self.num_layers,
-                           self.bidirectional, self.reset_after,
-                           float(self.dropout) if training else 0.0)
-
-    def _free_cache(self, dtype) -> _CacheLease:
-        """A training cache that no autograd graph holds any more, lent to this forward, so that
-        its memory (gate records, packed buffers) is reused instead of freshly faulted in on
-        every forward. ``_cache_pool`` holds the caches not lent."""
-        pool = self.__dict__.setdefault("_cache_pool", [])
-        for k, cache in enumerate(pool):
-            if isinstance(cache, _CACHES[dtype]):
-                del pool[k]
-                return _CacheLease(cache, pool)
-        return _CacheLease(_CACHES[dtype](), pool)
+        return stack_spec(self.input_size, self.hidden_size, self.num_layers,
+                          self.bidirectional, self.reset_after,
+                          float(self.dropout) if training else 0.0)
 
     def reset_parameters(self) -> None:
         """Uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in nn.GRU's order from torch's generator:
@@ -298,7 +270,7 @@ class GRU(nn.Module):
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
         dropout_seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout else 0
         training_path = needs_grad([x, hx, *weights]) or dropout or transforms_active()
-        lease = self._free_cache(x.dtype) if training_path else None
+        lease = free_cache(self.__dict__, x.dtype) if training_path else None
         if training_path:  # an optimiser step is likely next, perhaps through .data
             self.__dict__.pop("_step_packings", None)
         return _run_stack(self._spec(self.training), layout, dropout_seed, self.bias,
@@ -309,11 +281,3 @@ class GRU(nn.Module):
 @torch.compiler.disable
 def _opaque_forward(module: GRU, input: Any, hx: torch.Tensor | None):
     return module._eager_forward(input, hx)
-
-
-@functools.lru_cache(maxsize=64)
-def _stack_spec(input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
-                reset_after: bool, dropout: float) -> Any:
-    return _core.StackSpec(input_size, hidden_size, num_layers, bidirectional, reset_after,
-                           dropout)
-
