@@ -119,6 +119,53 @@ def test_double_backward_is_refused():
         dx.sum().backward()
 
 
+def test_autograd_utilities_give_nn_grus_gradients():
+    """Activation checkpointing (both kinds), anomaly mode, saved-tensor hooks and
+    torch.autograd.functional.jacobian, as training scripts use them; hessian and the vectorized
+    jacobian, which map or differentiate the backward, are refused by name."""
+    from torch.utils.checkpoint import checkpoint
+
+    reference, ours = twins(num_layers=2)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+
+    def gradients(module, loss):
+        module.zero_grad()
+        a = x.clone().requires_grad_(True)
+        loss(module, a).backward()
+        return [p.grad.clone() for p in module.parameters()] + [a.grad]
+
+    losses = {
+        "checkpoint": lambda m, a: checkpoint(lambda b: m(b)[0], a, use_reentrant=False).sum(),
+        "reentrant checkpoint": lambda m, a: checkpoint(lambda b: m(b)[0] ** 2, a,
+                                                        use_reentrant=True).sum(),
+        "saved-tensor hooks": lambda m, a: m(a)[0].square().sum(),
+    }
+    for name, loss in losses.items():
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
+            got, want = gradients(ours, loss), gradients(reference, loss)
+        for g, w in zip(got, want):
+            assert_close(g.numpy(), w.numpy(), np.float64, name)
+    square = losses["saved-tensor hooks"]
+    with torch.autograd.set_detect_anomaly(True):
+        got, want = gradients(ours, square), gradients(reference, square)
+    for g, w in zip(got, want):
+        assert_close(g.numpy(), w.numpy(), np.float64, "anomaly mode")
+    short = x[:3, :2]
+    jacobians = [torch.autograd.functional.jacobian(lambda a, m=m: m(a)[0], short)
+                 for m in (ours, reference)]
+    assert_close(jacobians[0].numpy(), jacobians[1].numpy(), np.float64, "jacobian")
+    cell = egt.GRUCell(I, H, dtype=torch.float64)
+    refused = [(lambda: torch.autograd.functional.jacobian(lambda a: ours(a)[0], short,
+                                                           vectorize=True), "vectorize=True"),
+               (lambda: torch.autograd.functional.jacobian(cell, short[0], vectorize=True),
+                "vectorize=True"),
+               (lambda: torch.autograd.functional.hessian(lambda a: ours(a)[0].sum(), short),
+                "do not support double backward")]
+    for call, message in refused:
+        with pytest.raises(RuntimeError, match=message):
+            call()
+
+
 def test_training_loss_curve_matches_nn_gru():
     reference, ours = twins(num_layers=2, batch_first=True)
     heads = [torch.nn.Linear(H, 1, dtype=torch.float64) for _ in range(2)]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import _core
-from ._torch_checks import array, layer_tuples, numpy_dtype, transforms_active
+from ._torch_checks import array, functorch_active, layer_tuples, numpy_dtype, transforms_active
 
 _NO_DOUBLE_BACKWARD = (
     "eigengru.torch.GRU and GRUCell do not support double backward (differentiating their "
@@ -73,6 +73,11 @@ def stack_spec(input_size: int, hidden_size: int, num_layers: int, bidirectional
     """The core's StackSpec of these attributes (one per combination, made once)."""
     return _core.StackSpec(input_size, hidden_size, num_layers, bidirectional, reset_after,
                            dropout)
+NO_VECTORIZED_JACOBIAN = (
+    "eigengru.torch.GRU and GRUCell: torch.autograd.functional.jacobian and hessian with "
+    "vectorize=True map the backward over its output gradients (vmap), which the core cannot; "
+    "use vectorize=False")
+is_legacy_batched = torch._C._functorch.is_legacy_batchedtensor
 
 
 def run_training_forward(spec: Any, layout: Any, dropout_seed: int, bias: bool, lease: Any,
@@ -104,9 +109,12 @@ def _keep(ctx, inputs) -> None:
 
 
 def _backward(ctx, grad_out, grad_h_n):
-    if torch.is_grad_enabled():
-        # create_graph=True, or torch.func.grad (which always asks for it): the gradients come
-        # out of a node of their own, which refuses to be differentiated
+    if any(g is not None and is_legacy_batched(g) for g in (grad_out, grad_h_n)):
+        raise RuntimeError(NO_VECTORIZED_JACOBIAN)
+    if torch.is_grad_enabled() or functorch_active():
+        # create_graph=True, torch.func.grad (which always asks for it), or a vmap over the
+        # backward (jacobian(vectorize=True)): the gradients come out of a node of their own,
+        # which refuses to be differentiated or mapped
         gradients = _StackGradients.apply(ctx.lease, ctx.layout, ctx.bias, grad_out, grad_h_n,
                                           *ctx.inputs)
     else:

@@ -12,7 +12,14 @@ from torch import nn
 
 from . import _core
 from ._checks import CELL_STATE, check_state, input_is_unbatched
-from ._torch_autograd import NO_FORWARD_MODE, free_cache, run_training_forward, stack_spec
+from ._torch_autograd import (
+    NO_FORWARD_MODE,
+    NO_VECTORIZED_JACOBIAN,
+    free_cache,
+    is_legacy_batched,
+    run_training_forward,
+    stack_spec,
+)
 from ._torch_checks import (
     array as _array,
     check_parameter_dtype,
@@ -134,6 +141,8 @@ class _CellStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_h_next):
+        if grad_h_next is not None and is_legacy_batched(grad_h_next):
+            raise RuntimeError(NO_VECTORIZED_JACOBIAN)
         if torch.is_grad_enabled():  # autograd enables grad mode here only for create_graph=True
             raise RuntimeError(
                 "eigengru.torch.GRUCell does not support double backward (create_graph=True): "
