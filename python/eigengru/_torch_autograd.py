@@ -1,5 +1,6 @@
-"""The autograd nodes of ``eigengru.torch.GRU``: the whole stack as one node whose backward is
-the C++ backward, in the two forms PyTorch has for them.
+"""The autograd nodes of ``eigengru.torch.GRU`` (and of ``GRUCell``'s steps under torch.func):
+the whole stack as one node whose backward is the C++ backward, in the two forms PyTorch has
+for them.
 
 Eager autograd runs ``_StackFunction`` (a forward that takes ``ctx``). torch.func's transforms
 (``grad``, ``grad_and_value``, ``vjp``) need a forward without ``ctx`` and a ``setup_context``,
@@ -37,7 +38,13 @@ _NO_VMAP = (
     "not over their gradients (jacrev, hessian, per-sample gradients: vmap of grad) nor their "
     "weights (model ensembles); torch.nn.GRU has no vmap at all. Loop over the mapped "
     "dimension instead")
+NO_VECTORIZED_JACOBIAN = (
+    "eigengru.torch.GRU and GRUCell: torch.autograd.functional.jacobian and hessian with "
+    "vectorize=True map the backward over its output gradients (vmap), which the core cannot; "
+    "use vectorize=False")
 
+# whether a tensor is one of the output gradients that jacobian(vectorize=True) maps
+is_legacy_batched = torch._C._functorch.is_legacy_batchedtensor
 
 _CACHES = {torch.float32: _core.TrainingCacheFloat32, torch.float64: _core.TrainingCacheFloat64}
 
@@ -73,11 +80,6 @@ def stack_spec(input_size: int, hidden_size: int, num_layers: int, bidirectional
     """The core's StackSpec of these attributes (one per combination, made once)."""
     return _core.StackSpec(input_size, hidden_size, num_layers, bidirectional, reset_after,
                            dropout)
-NO_VECTORIZED_JACOBIAN = (
-    "eigengru.torch.GRU and GRUCell: torch.autograd.functional.jacobian and hessian with "
-    "vectorize=True map the backward over its output gradients (vmap), which the core cannot; "
-    "use vectorize=False")
-is_legacy_batched = torch._C._functorch.is_legacy_batchedtensor
 
 
 def run_training_forward(spec: Any, layout: Any, dropout_seed: int, bias: bool, lease: Any,
