@@ -166,6 +166,73 @@ def test_autograd_utilities_give_nn_grus_gradients():
             call()
 
 
+def test_parametrized_weights_match_nn_gru():
+    """torch.nn.utils.parametrize on the weights (weight norm, spectral norm, an orthogonal
+    recurrent matrix, a parametrization of one's own), as on nn.GRU and nn.GRUCell: the module
+    computes with the weights they give, in training, in inference and one step at a time."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import orthogonal, spectral_norm, weight_norm
+
+    class Halved(torch.nn.Module):
+        def forward(self, w):
+            return 0.5 * w
+
+    parametrizations = {
+        "weight_norm": lambda m: weight_norm(m, "weight_hh_l0"),
+        "spectral_norm": lambda m: spectral_norm(m, "weight_ih_l0"),
+        "orthogonal": lambda m: orthogonal(m, "weight_hh_l0"),
+        "own": lambda m: parametrize.register_parametrization(m, "weight_ih_l1", Halved()),
+    }
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    for name, parametrized in parametrizations.items():
+        reference, ours = twins(num_layers=2)
+        for module in (reference, ours):
+            torch.manual_seed(1)  # the same random start for spectral_norm's power iteration
+            parametrized(module)
+            # nn.GRU computes its weights twice a call, where eigengru's module does once; in
+            # training mode each computation moves spectral_norm's power iteration on a step
+            module.eval()
+        reference.load_state_dict(ours.state_dict())
+        results = []
+        for module in (ours, reference):
+            out, h_n = module(x)
+            (out.square().sum() + h_n.sum()).backward()
+            with torch.no_grad():
+                step = module(x[:1], h_n)[0]
+            results.append([out, h_n, step] + [p.grad for p in module.parameters()])
+        for got, want in zip(*results):
+            assert_close(got.detach().numpy(), want.detach().numpy(), np.float64, name)
+        twin = ours.to_nn_gru()
+        assert_close(twin(x)[0].detach().numpy(), ours(x)[0].detach().numpy(), np.float64,
+                     f"{name}: to_nn_gru")
+    computed = []
+
+    class Counted(torch.nn.Module):
+        def forward(self, w):
+            computed.append(1)
+            return w
+
+    _, ours = twins(num_layers=2)
+    parametrize.register_parametrization(ours, "weight_hh_l1", Counted())
+    computed.clear()
+    _, h_n = ours(x)  # training path, then a one-step call in inference
+    with torch.no_grad():
+        ours(x[:1], h_n)
+    assert len(computed) == 2  # once a call: a parametrization may cost as much as the call
+    cells = []
+    for cls in (egt.GRUCell, torch.nn.GRUCell):
+        torch.manual_seed(0)
+        cell = cls(I, H, dtype=torch.float64)
+        weight_norm(cell, "weight_hh")
+        h = torch.zeros(B, H, dtype=torch.float64)
+        for t in range(T):
+            h = cell(x[t], h)
+        h.square().sum().backward()
+        cells.append([h] + [p.grad for p in cell.parameters()])
+    for got, want in zip(*cells):
+        assert_close(got.detach().numpy(), want.detach().numpy(), np.float64, "cell")
+
+
 def test_training_loss_curve_matches_nn_gru():
     reference, ours = twins(num_layers=2, batch_first=True)
     heads = [torch.nn.Linear(H, 1, dtype=torch.float64) for _ in range(2)]

@@ -29,16 +29,17 @@ def is_tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_exporting()
 
 
-def traced_forward(module: Any, x: torch.Tensor, hx: torch.Tensor | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stack on time-major ``x`` (T, B, I) and ``hx`` (L*D, B, H) or None, in operators the
-    running tracer records; returns ``out`` (T, B, D*H) and ``h_n`` (L*D, B, H)."""
+def traced_forward(module: Any, x: torch.Tensor, hx: torch.Tensor | None,
+                   weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stack on time-major ``x`` (T, B, I) and ``hx`` (L*D, B, H) or None, with the
+    module's flat ``weights``, in operators the running tracer records; returns ``out``
+    (T, B, D*H) and ``h_n`` (L*D, B, H)."""
     if module.training and module.dropout > 0 and module.num_layers > 1:
         raise RuntimeError(
             "eigengru.torch.GRU: a traced or exported model cannot apply dropout between "
             "layers; call model.eval() before exporting or tracing it")
     if torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing():
-        return _onnx_gru_nodes(module, x, hx)
+        return _onnx_gru_nodes(module, x, hx, weights)
     if not module.reset_after:
         raise RuntimeError(
             "eigengru.torch.GRU(reset_after=False) has no TorchScript or torch.export form "
@@ -48,7 +49,7 @@ def traced_forward(module: Any, x: torch.Tensor, hx: torch.Tensor | None
     if hx is None:
         hx = x.new_zeros(module.num_layers * (2 if module.bidirectional else 1), x.shape[1],
                          module.hidden_size)
-    out, h_n = torch._VF.gru(x, hx, module._flat_weights, module.bias, module.num_layers,
+    out, h_n = torch._VF.gru(x, hx, weights, module.bias, module.num_layers,
                              0.0, False, module.bidirectional, False)
     return out, h_n
 
@@ -58,12 +59,11 @@ def _zrn(blocks: torch.Tensor, hidden: int) -> torch.Tensor:
     return torch.cat([blocks[hidden:2 * hidden], blocks[:hidden], blocks[2 * hidden:]], 0)
 
 
-def _onnx_gru_nodes(module: Any, x: torch.Tensor, hx: torch.Tensor | None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def _onnx_gru_nodes(module: Any, x: torch.Tensor, hx: torch.Tensor | None,
+                    flat: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     H, D = module.hidden_size, 2 if module.bidirectional else 1
     steps, batch = x.shape[0], x.shape[1]
     per = 4 if module.bias else 2
-    flat = module._flat_weights
     layer_input, states = x, []
     for layer in range(module.num_layers):
         params = [flat[(layer * D + d) * per:(layer * D + d + 1) * per] for d in range(D)]

@@ -125,6 +125,8 @@ class GRU(nn.Module):
 
     @property
     def _flat_weights(self) -> list[torch.Tensor]:
+        if "parametrizations" in self._modules:  # torch.nn.utils.parametrize: computed weights
+            return [getattr(self, name) for name in self._flat_weights_names]
         parameters = self._parameters  # not getattr: nn.Module's lookup costs a step's time
         return [parameters[name] for name in self._flat_weights_names]
 
@@ -146,15 +148,18 @@ class GRU(nn.Module):
         return text
 
     def to_nn_gru(self) -> nn.GRU:
-        """An equivalent ``torch.nn.GRU`` with copies of these parameters, for tools that need
-        PyTorch's own module (CUDA, for one). Only ``reset_after=True`` has one."""
+        """An equivalent ``torch.nn.GRU`` with copies of these parameters (of the weights they
+        give, under parametrizations), for tools that need PyTorch's own module (CUDA, for
+        one). Only ``reset_after=True`` has one."""
         if not self.reset_after:
             raise ValueError("to_nn_gru: torch.nn.GRU computes the reset_after=True formulation "
                              "only; this module has reset_after=False")
-        dtype = self.weight_hh_l0.dtype
+        weights = self._flat_weights
         twin = nn.GRU(self.input_size, self.hidden_size, self.num_layers, self.bias,
-                      self.batch_first, self.dropout, self.bidirectional, dtype=dtype)
-        twin.load_state_dict(self.state_dict())
+                      self.batch_first, self.dropout, self.bidirectional, dtype=weights[1].dtype)
+        with torch.no_grad():
+            for name, weight in zip(self._flat_weights_names, weights):
+                getattr(twin, name).copy_(weight)
         twin.train(self.training)
         return twin
 
@@ -174,22 +179,22 @@ class GRU(nn.Module):
         return self._eager_forward(input, hx)
 
     def _eager_forward(self, input: Any, hx: torch.Tensor | None):
+        weights = self._flat_weights  # once a call: under parametrizations, each read computes
         if torch.jit.is_tracing():
             # The tracer warns of every size it sees compared; this module's checks compare
             # the example's sizes, which the traced graph does not depend on.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                return self._forward(input, hx)
-        stepped = self._one_step(input, hx)
-        return stepped if stepped is not None else self._forward(input, hx)
+                return self._forward(input, hx, weights)
+        stepped = self._one_step(input, hx, weights)
+        return stepped if stepped is not None else self._forward(input, hx, weights)
 
-    def _one_step(self, input: Any, hx: torch.Tensor | None):
+    def _one_step(self, input: Any, hx: torch.Tensor | None, flat: list[torch.Tensor]):
         """A single time step in inference (the loops of sampling and control) through the
         whole stack packed for single steps (C++ StackStep): weights packed once, and again only
         when they change (see ``_torch_cell.packing``). None where it does not apply: the caller
         then takes the general path, which also explains bad input."""
         try:
-            flat = self._flat_weights
             unbatched = input.dim() == 2
             if input.shape[1 if self.batch_first and not unbatched else 0] != 1 or \
                     input.shape[-1] != self.input_size or input.dim() not in (2, 3) or (
@@ -213,8 +218,8 @@ class GRU(nn.Module):
             return None
         return torch.from_numpy(out), torch.from_numpy(h_n[:, 0] if unbatched else h_n)
 
-    def _forward(self, input: Any, hx: torch.Tensor | None):
-        dtype = self.weight_hh_l0.dtype
+    def _forward(self, input: Any, hx: torch.Tensor | None, weights: list[torch.Tensor]):
+        dtype = weights[1].dtype  # weight_hh_l0's
         check_parameter_dtype(_NAME, dtype)
         packed = isinstance(input, PackedSequence)
         layout = None
@@ -248,9 +253,9 @@ class GRU(nn.Module):
             if packed:
                 raise RuntimeError("eigengru.torch.GRU: a PackedSequence cannot be traced or "
                                    "exported; pass a padded tensor")
-            out, h_n = _torch_export.traced_forward(self, x, hx)
+            out, h_n = _torch_export.traced_forward(self, x, hx, weights)
         else:
-            out, h_n = self._run(x, hx, layout)
+            out, h_n = self._run(x, hx, layout, weights)
         if packed:
             return PackedSequence(out, input.batch_sizes, input.sorted_indices,
                                   input.unsorted_indices), h_n
@@ -260,11 +265,10 @@ class GRU(nn.Module):
             out = out.transpose(0, 1)
         return out, h_n
 
-    def _run(self, x: torch.Tensor, hx: torch.Tensor | None, layout: _PackedLayout | None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, x: torch.Tensor, hx: torch.Tensor | None, layout: _PackedLayout | None,
+             weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The core's forward on time-major (or packed) x, through the autograd node when a
         gradient or dropout needs the training pass."""
-        weights = self._flat_weights
         dropout = self.training and self.dropout > 0 and self.num_layers > 1
         # Training mode with dropout takes the training path even without gradients, since
         # nn.GRU applies dropout whenever the module is training; under no_grad no graph is kept.
