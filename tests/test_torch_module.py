@@ -166,11 +166,12 @@ def test_autograd_utilities_give_nn_grus_gradients():
             call()
 
 
-def test_parametrized_weights_match_nn_gru():
-    """torch.nn.utils.parametrize on the weights (weight norm, spectral norm, an orthogonal
-    recurrent matrix, a parametrization of one's own), as on nn.GRU and nn.GRUCell: the module
-    computes with the weights they give, in training, in inference and one step at a time."""
-    from torch.nn.utils import parametrize
+def test_computed_weights_match_nn_gru():
+    """Weights computed from parameters, as on nn.GRU and nn.GRUCell: torch.nn.utils.parametrize
+    (weight norm, spectral norm, an orthogonal recurrent matrix, a parametrization of one's own)
+    and torch.nn.utils.prune. The module computes with the weights they give, in training, in
+    inference and one step at a time."""
+    from torch.nn.utils import parametrize, prune
     from torch.nn.utils.parametrizations import orthogonal, spectral_norm, weight_norm
 
     class Halved(torch.nn.Module):
@@ -182,6 +183,7 @@ def test_parametrized_weights_match_nn_gru():
         "spectral_norm": lambda m: spectral_norm(m, "weight_ih_l0"),
         "orthogonal": lambda m: orthogonal(m, "weight_hh_l0"),
         "own": lambda m: parametrize.register_parametrization(m, "weight_ih_l1", Halved()),
+        "prune": lambda m: prune.l1_unstructured(m, "weight_hh_l0", amount=0.5),
     }
     x = torch.randn(T, B, I, dtype=torch.float64)
     for name, parametrized in parametrizations.items():
@@ -224,6 +226,7 @@ def test_parametrized_weights_match_nn_gru():
         torch.manual_seed(0)
         cell = cls(I, H, dtype=torch.float64)
         weight_norm(cell, "weight_hh")
+        prune.l1_unstructured(cell, "weight_ih", amount=0.5)
         h = torch.zeros(B, H, dtype=torch.float64)
         for t in range(T):
             h = cell(x[t], h)

@@ -125,10 +125,11 @@ class GRU(nn.Module):
 
     @property
     def _flat_weights(self) -> list[torch.Tensor]:
-        if "parametrizations" in self._modules:  # torch.nn.utils.parametrize: computed weights
-            return [getattr(self, name) for name in self._flat_weights_names]
         parameters = self._parameters  # not getattr: nn.Module's lookup costs a step's time
-        return [parameters[name] for name in self._flat_weights_names]
+        try:
+            return [parameters[name] for name in self._flat_weights_names]
+        except KeyError:  # weights computed from parameters: torch.nn.utils.parametrize, prune
+            return [getattr(self, name) for name in self._flat_weights_names]
 
     @property
     def all_weights(self) -> list[list[torch.Tensor]]:
