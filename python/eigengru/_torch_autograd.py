@@ -102,9 +102,9 @@ def _forward(spec, layout, dropout_seed, bias, lease, x, hx, *weights):
 
 def _keep(ctx, inputs) -> None:
     """What the backward needs: the lease (the cache is this graph's until the graph is freed),
-    the layout, and the inputs, which the backward reads nothing from but which the gradients
-    depend on. Not save_for_backward: the cache holds what the backward reads, so an in-place
-    edit of an input after the forward changes no gradient."""
+    the layout, and the inputs, of which the backward reads only dtypes and shapes, and on
+    which its gradients depend. Not save_for_backward: the cache holds the values the backward
+    reads, so an in-place edit of an input after the forward changes no gradient."""
     _, layout, _, bias, lease, x, hx, *weights = inputs
     ctx.set_materialize_grads(False)
     ctx.lease, ctx.layout, ctx.bias, ctx.inputs = lease, layout, bias, (x, hx, *weights)
