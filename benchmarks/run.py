@@ -211,9 +211,10 @@ def main() -> None:
         for name, dims in shapes.items():
             bounds[(name, n)] = gemm_bound(program("gemm_bound"), dims, n, args.repeats)
             for mode in bench.MODES:
-                cell = bench.time_cell(name, dims, mode, n, peers, args.repeats)
+                cell = bench.time_cell(name, dims, mode, n, peers, args.repeats,
+                                       one_thread=True)
                 cells.append(cell)
-                print(bench.format_table([cell], *extras(bounds, cells)).splitlines()[-1],
+                print(bench.format_table([cell], *extras(bounds)).splitlines()[-1],
                       flush=True)
 
     streaming = stream_latency(program("stream_latency"))
@@ -233,7 +234,7 @@ def main() -> None:
     memory = {"eigengru": memory_probe("eigengru", bench.SHAPES["large"])}
     if "torch" in peers:
         memory["torch"] = memory_probe("torch", bench.SHAPES["large"])
-    table = bench.format_table(cells, *extras(bounds, cells))
+    table = bench.format_table(cells, *extras(bounds))
     print("\n" + table)
     for row in streaming:
         print(f"streaming step, I={row['input_size']}, H={row['hidden_size']}: "
@@ -397,17 +398,15 @@ def targets_table(cells, bounds) -> str:
     return "\n".join(lines)
 
 
-def extras(bounds, cells):
+def extras(bounds):
     """Extra columns: the GEMM bound, its fraction reached, and the speed-up over 1 thread."""
     def columns(cell):
         measured = bounds[(cell.shape, cell.threads)]
         bound = measured["bound_ms"] * cell.forward_equivalents
         packed = packed_bound_ms(bounds, cell)
         ms = cell.timings["eigengru"].median_ms
-        one = next((c for c in cells if c.shape == cell.shape and c.mode == cell.mode
-                    and c.threads == 1), None)
-        scaling = (f"{one.timings['eigengru'].median_ms / ms:.2f}x"
-                   if one is not None and cell.threads > 1 else "-")
+        one = cell.timings.get(bench.ONE_THREAD)
+        scaling = f"{one.median_ms / ms:.2f}x" if one is not None else "-"
         return [f"{bound:.3f}", f"{bound / ms:.0%}", f"{packed:.3f}", f"{packed / ms:.0%}", scaling]
     return columns, ["Eigen GEMM bound ms", "of bound", "packed-kernel bound ms", "of bound",
                      "vs 1 thread"]
@@ -476,7 +475,11 @@ by eigengru's own packed kernel (`PackedMatrix`, of the kernel set in use), a ti
 that kernel is faster than Eigen's generic product here, split over the threads as the library
 splits them (by rows; in inference with fewer rows than threads, by hidden units). "of bound" is
 a bound over eigengru's time (above 100% means faster than the bare products, which happens when
-the bound's products are slower than the library's).
+the bound's products are slower than the library's). "vs 1 thread" is eigengru's time at 1 thread
+over its time at this thread count, the 1-thread calls timed in the same cell, interleaved with
+the others: on this shared host the load on the second core changes from minute to minute, and
+cells timed minutes apart put the stream shape's inference, which runs on one thread at any
+setting, at 0.94x and at 1.10x of itself.
 
 {table}
 {round_trip_note}

@@ -46,3 +46,26 @@ def test_a_section_is_written_kept_and_replaced(suite, tmp_path):
                                                   "reduced precision@avx2": {"n": 2}}
     for _, section in kept.values():
         assert section in text and section.startswith("<!-- ") and section.endswith("-->\n")
+
+
+def test_a_cell_times_one_thread_beside_its_thread_count(monkeypatch):
+    """The suite's "vs 1 thread" comes from 1-thread calls timed in the same cell: those calls
+    run with the library at 1 thread, the others at the cell's count, which is restored."""
+    import eigengru
+    from eigengru import bench
+
+    seen = []
+    real_forward = eigengru.GRU.__call__
+
+    def forward(self, *args, **kwargs):
+        seen.append(eigengru.get_num_threads())
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(eigengru.GRU, "__call__", forward)
+    before = eigengru.get_num_threads()
+    cell = bench.time_cell("tiny", (3, 2, 4, 16), "inference", 2, repeats=2, one_thread=True)
+    assert set(cell.timings) == {"eigengru", bench.ONE_THREAD}
+    assert seen.count(1) == seen.count(2) > 0 and set(seen) == {1, 2}
+    assert eigengru.get_num_threads() == before
+    plain = bench.time_cell("tiny", (3, 2, 4, 16), "inference", 2, repeats=2)
+    assert set(plain.timings) == {"eigengru"}

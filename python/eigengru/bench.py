@@ -238,14 +238,21 @@ MIN_SECONDS = 1.0
 MAX_REPEATS = 101
 
 
+ONE_THREAD = "eigengru, 1 thread"
+
+
 def time_cell(shape: str, dims, mode: str, threads: int, peers: Iterable[str] = (),
-              repeats: int = 5, seed: int = 0) -> Cell:
+              repeats: int = 5, seed: int = 0, one_thread: bool = False) -> Cell:
     """Times one cell: every library on the same data, interleaved, after a warm-up; at least
-    `repeats` repeats, more for short cells (see MIN_SECONDS)."""
+    `repeats` repeats, more for short cells (see MIN_SECONDS). With `one_thread` and more than
+    one thread, eigengru at 1 thread too (timings[ONE_THREAD]), interleaved with the rest, so
+    that the speed-up over 1 thread compares calls made in the same minutes of a shared host."""
     before = get_num_threads()
     set_num_threads(threads)
     try:
         runners = _runners(dims, mode, threads, list(peers), seed)
+        if one_thread and threads > 1:
+            runners[ONE_THREAD] = _on_one_thread(runners["eigengru"], threads)
         for run in runners.values():  # warm-up: first-touch memory, thread pools, caches
             run()
             run()
@@ -264,6 +271,17 @@ def time_cell(shape: str, dims, mode: str, threads: int, peers: Iterable[str] = 
     cell = Cell(shape, tuple(dims), threads, mode)
     cell.timings = {name: Timing.of(s) for name, s in samples.items()}
     return cell
+
+
+def _on_one_thread(run: Callable[[], Any], threads: int) -> Callable[[], Any]:
+    """run() with the library set to 1 thread for the call, then back to `threads`."""
+    def one_thread() -> Any:
+        set_num_threads(1)
+        try:
+            return run()
+        finally:
+            set_num_threads(threads)
+    return one_thread
 
 
 def format_table(cells: list[Cell], extra: Callable[[Cell], list[str]] | None = None,
