@@ -187,6 +187,47 @@ def test_state_dict_repr_and_serialization():
         assert not torch.equal(ours.weight_hh, copied.weight_hh)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_create_graph_gives_gradients_and_refuses_to_differentiate_them(bias, reset_after):
+    """A loop of steps under torch.autograd.grad(create_graph=True), as code that builds a graph
+    of its gradients runs it: nn.GRUCell's gradients (the NumPy reference's for the reset
+    before the product), which require grad, and differentiating them raises by name."""
+    torch.manual_seed(0)
+    ours = egt.GRUCell(I, H, bias=bias, dtype=torch.float64, reset_after=reset_after)
+    xs = torch.randn(4, B, I, dtype=torch.float64)
+    h0 = torch.randn(B, H, dtype=torch.float64)
+
+    def gradients(cell, create_graph):
+        x, h = xs.clone().requires_grad_(True), h0.clone().requires_grad_(True)
+        state = h
+        for t in range(len(xs)):
+            state = cell(x[t], state)
+        inputs = [x, h, *cell.parameters()]
+        return torch.autograd.grad((state ** 2).sum(), inputs, create_graph=create_graph), inputs
+
+    got, inputs = gradients(ours, True)
+    if reset_after:
+        theirs = nn.GRUCell(I, H, bias=bias, dtype=torch.float64)
+        theirs.load_state_dict(ours.state_dict())
+        want = [w.numpy() for w in gradients(theirs, False)[0]]
+    else:
+        params = {f"{name}_l0": p.detach().numpy() for name, p in ours.named_parameters()}
+        weights = reference.weights_of(params, H)
+        _, h_n, saved = reference.forward(weights, xs.numpy(), h0.numpy(), False)
+        dx, dh0, rg = reference.backward(weights, saved, np.zeros((len(xs), B, H)), 2 * h_n,
+                                         False)
+        want = [dx, dh0, rg["w_ih"], rg["w_hh"]] + ([rg["b_ih"], rg["b_hh"]] if bias else [])
+    assert len(got) == len(want) == 2 + len(list(ours.parameters()))
+    for g, w in zip(got, want):
+        assert g.requires_grad  # joined to the graph, not silently constants
+        np.testing.assert_allclose(g.detach().numpy(), w, rtol=1e-10, atol=1e-12)
+    for g in got:  # every gradient depends on every input: none may come out as a constant
+        for wrt in inputs:
+            with pytest.raises(RuntimeError, match="do not support double backward"):
+                torch.autograd.grad((g ** 2).sum(), wrt, retain_graph=True)
+
+
 def test_retain_graph_and_refusals():
     _, ours = twins()
     x = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
@@ -195,8 +236,6 @@ def test_retain_graph_and_refusals():
     first = x.grad.clone()
     out.sum().backward()
     assert torch.allclose(x.grad, 2 * first)
-    with pytest.raises(RuntimeError, match="does not support double backward"):
-        torch.autograd.grad(ours(x).sum(), x, create_graph=True)
     with pytest.raises(ValueError, match=r"input: expected shape \(batch, input_size\) or "
                                          r"\(input_size,\) with input_size = 5, got \(3, 6\)"):
         ours(torch.randn(B, I + 1, dtype=torch.float64))

@@ -203,6 +203,30 @@ class _TransformedStackFunction(torch.autograd.Function):
     vmap = staticmethod(_folded_vmap)
 
 
+class _Underivable(torch.autograd.Function):
+    """Gradients that a backward recording a graph (create_graph=True) made outside autograd,
+    joined to the graph through the tensors they were made from: differentiating them raises
+    instead of treating them as constants."""
+
+    @staticmethod
+    def forward(ctx, count, *tensors):  # the first `count` are the gradients
+        return tuple(t.clone() for t in tensors[:count])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(_NO_DOUBLE_BACKWARD)
+
+
+def underivable(gradients: list, sources: list) -> list:
+    """``gradients`` (None where there is none) as outputs of an _Underivable node on
+    ``sources``, for a backward that records a graph."""
+    given = [g for g in gradients if g is not None]
+    if not given:
+        return gradients
+    made = iter(_Underivable.apply(len(given), *given, *sources))
+    return [None if g is None else next(made) for g in gradients]
+
+
 class _StackGradients(torch.autograd.Function):
     """The stack's backward as a node of its own, for a backward that records a graph: its
     gradients are right, and differentiating them raises instead of treating them as

@@ -19,6 +19,7 @@ from ._torch_autograd import (
     is_legacy_batched,
     run_training_forward,
     stack_spec,
+    underivable,
 )
 from ._torch_checks import (
     array as _array,
@@ -88,7 +89,8 @@ class _WeightGradients(torch.autograd.Function):
 
     Each step's backward leaves its gate gradients in its record (cell.hpp: [da_r, da_z, da_n,
     m'], m' = dL/d(W_hn h + b_hn) with reset_after, else m = r * h) and hands it here with the
-    step's x and h; autograd runs this node after every step that takes its output. Then
+    step's x and h (and, under create_graph=True, the tensors its gradients come from);
+    autograd runs this node after every step that takes its output. Then
       dW_ih = Σ [da_r, da_z, da_n]ᵀ x,  db_ih = Σ [da_r, da_z, da_n],
       dW_hh = Σ [da_r, da_z, m']ᵀ h,  db_hh = Σ [da_r, da_z, m']          (reset_after)
       dW_hh = [Σ [da_r, da_z]ᵀ h ; Σ da_nᵀ m],  db_hh = db_ih              (reset before)
@@ -106,10 +108,21 @@ class _WeightGradients(torch.autograd.Function):
         steps = ctx.packing.steps.pop(torch._C._current_graph_task_id(), [])
         if not steps:
             return (None,) * (1 + len(ctx.shapes))
-        H = ctx.shapes[1][1]
-        records, xs, hs = (torch.from_numpy(np.concatenate(part)) for part in zip(*steps))
+        grads = _weight_gradients(ctx.packing.reset_after, len(ctx.shapes), ctx.shapes[1][1],
+                                  steps)
+        if torch.is_grad_enabled():  # create_graph=True: joined to the graph on their sources
+            grads = underivable(grads, [w for w, _, _ in ctx.packing.kept] +
+                                [t for step in steps for t in step[3]])
+        return (None, *grads)
+
+
+def _weight_gradients(reset_after: bool, count: int, H: int, steps: list) -> list[torch.Tensor]:
+    """The parameter gradients of the steps (their records, x and h): see _WeightGradients."""
+    with torch.no_grad():
+        records, xs, hs = (torch.from_numpy(np.concatenate(part))
+                           for part in list(zip(*steps))[:3])
         da = records[:, :3 * H]
-        if ctx.packing.reset_after:
+        if reset_after:
             dgh = torch.cat([records[:, :2 * H], records[:, 3 * H:]], 1)
             w_hh = dgh.T @ hs
         else:
@@ -117,9 +130,9 @@ class _WeightGradients(torch.autograd.Function):
             w_hh = torch.cat([records[:, :2 * H].T @ hs,
                               records[:, 2 * H:3 * H].T @ records[:, 3 * H:]])
         grads = [da.T @ xs, w_hh]
-        if len(ctx.shapes) == 4:
+        if count == 4:
             grads += [da.sum(0), dgh.sum(0)]
-        return (None, *grads)
+        return grads
 
 
 class _CellStep(torch.autograd.Function):
@@ -143,11 +156,6 @@ class _CellStep(torch.autograd.Function):
     def backward(ctx, grad_h_next):
         if grad_h_next is not None and is_legacy_batched(grad_h_next):
             raise RuntimeError(NO_VECTORIZED_JACOBIAN)
-        if torch.is_grad_enabled():  # autograd enables grad mode here only for create_graph=True
-            raise RuntimeError(
-                "eigengru.torch.GRUCell does not support double backward (create_graph=True): "
-                "its backward is one C++ call that is not itself differentiable; use "
-                "torch.nn.GRUCell for higher-order gradients")
         x, h = ctx.saved_tensors
         needs = ctx.needs_input_grad
         # An optimizer step is likely next: pack afresh then. Graphs built on this packing
@@ -157,6 +165,10 @@ class _CellStep(torch.autograd.Function):
         if grad_h_next is None:
             return (None,) * len(needs)
         x_array, h_array = _array(x), _array(h)
+        # create_graph=True (autograd enables grad mode here only then): what the gradients
+        # are made from, which the graph of the gradients must reach
+        sources = ((x, h, grad_h_next, *(w for w, _, _ in ctx.packing.kept))
+                   if torch.is_grad_enabled() else ())
         dx = torch.empty(x.shape, dtype=x.dtype) if needs[2] else None
         dh = torch.empty(h.shape, dtype=h.dtype)
         record = ctx.record.copy()  # a copy: the graph may be walked again (retain_graph=True)
@@ -166,9 +178,12 @@ class _CellStep(torch.autograd.Function):
         node = ctx.token_node
         if node is not None and torch._C._will_engine_execute_node(node):
             task = torch._C._current_graph_task_id()
-            ctx.packing.steps.setdefault(task, []).append((record, x_array, h_array))
+            ctx.packing.steps.setdefault(task, []).append((record, x_array, h_array, sources))
         token_grad = None if node is None else x.new_empty(0)
-        return (None, token_grad, dx, dh if needs[3] else None)
+        grads = [dx, dh if needs[3] else None]
+        if sources:
+            grads = underivable(grads, list(sources))
+        return (None, token_grad, *grads)
 
 
 def _transformed_step(cell: GRUCell, x: torch.Tensor, h: torch.Tensor,
