@@ -185,6 +185,9 @@ def main() -> None:
     parser.add_argument("--threads", default=f"1,{os.cpu_count()}",
                         help="comma-separated thread counts (default: 1 and all cores)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="time every cell this many times, minutes apart, and keep each "
+                             "library's best round (default: 2)")
     parser.add_argument("--quick", action="store_true", help="small and medium, 3 repeats")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--section", action="store_true",
@@ -206,16 +209,22 @@ def main() -> None:
     print(f"{info['cpu']}, {info['cores']} cores, {', '.join(info['isa'])}; peers: "
           f"{', '.join(peers) or 'none'}", flush=True)
 
-    cells, bounds = [], {}
-    for n in threads:
-        for name, dims in shapes.items():
-            bounds[(name, n)] = gemm_bound(program("gemm_bound"), dims, n, args.repeats)
-            for mode in bench.MODES:
-                cell = bench.time_cell(name, dims, mode, n, peers, args.repeats,
-                                       one_thread=True)
-                cells.append(cell)
-                print(bench.format_table([cell], *extras(bounds)).splitlines()[-1],
-                      flush=True)
+    kept: dict[tuple, bench.Cell] = {}
+    bounds: dict[tuple, dict] = {}
+    for round_ in range(1, args.rounds + 1):
+        print(f"round {round_} of {args.rounds}", flush=True)
+        for n in threads:
+            for name, dims in shapes.items():
+                measured = gemm_bound(program("gemm_bound"), dims, n, args.repeats)
+                bounds[(name, n)] = faster_bound(bounds.get((name, n)), measured)
+                for mode in bench.MODES:
+                    cell = bench.time_cell(name, dims, mode, n, peers, args.repeats,
+                                           one_thread=True)
+                    print(bench.format_table([cell], *extras(bounds)).splitlines()[-1],
+                          flush=True)
+                    key = (name, n, mode)
+                    kept[key] = cell if key not in kept else best_rounds(kept[key], cell)
+    cells = list(kept.values())
 
     streaming = stream_latency(program("stream_latency"))
     packing = packed_versus_padded(args.repeats) if "torch" in peers else []
@@ -259,7 +268,7 @@ def main() -> None:
     if old_json.exists() and "kernel_sets" in json.loads(old_json.read_text()):
         results["kernel_sets"] = json.loads(old_json.read_text())["kernel_sets"]
     text = markdown(info, table, memory, streaming, packing, targets_table(cells, bounds),
-                    bounds, args.repeats) + step_loops_section(steps)
+                    bounds, args.repeats, args.rounds) + step_loops_section(steps)
     if jax_cells:
         import jax_peer
 
@@ -398,6 +407,31 @@ def targets_table(cells, bounds) -> str:
     return "\n".join(lines)
 
 
+def best_rounds(a: bench.Cell, b: bench.Cell) -> bench.Cell:
+    """One cell timed in two rounds: each library's round with the lower median. A round is the
+    same calls minutes apart; on this shared host another guest's load slows whole rounds,
+    the peers' as much as eigengru's, and a library's best round is its speed on a quiet
+    machine."""
+    best = bench.Cell(a.shape, a.dims, a.threads, a.mode)
+    for name in a.timings.keys() | b.timings.keys():
+        times = [c.timings[name] for c in (a, b) if name in c.timings]
+        best.timings[name] = min(times, key=lambda t: t.median_ms)
+    return best
+
+
+def faster_bound(kept: dict | None, measured: dict) -> dict:
+    """The bounds of two rounds' gemm_bound runs: each product's faster time (a bound is what
+    no implementation beats, so its fastest measurement counts), the higher multiply-add peak
+    and the shorter round trip between the cores."""
+    if kept is None:
+        return measured
+    faster = {k: min(kept[k], v) if k.endswith(("_ms", "_us", "_ns")) else v
+              for k, v in measured.items()}
+    faster["multiply_add_peak_gflops"] = max(kept["multiply_add_peak_gflops"],
+                                             measured["multiply_add_peak_gflops"])
+    return faster
+
+
 def extras(bounds):
     """Extra columns: the GEMM bound, its fraction reached, and the speed-up over 1 thread."""
     def columns(cell):
@@ -429,7 +463,8 @@ under `no_grad` (microseconds per call). Medians of the repeats, libraries inter
 {step_loops.markdown(steps)}"""
 
 
-def markdown(info, table, memory, streaming, packing, targets, bounds, repeats) -> str:
+def markdown(info, table, memory, streaming, packing, targets, bounds, repeats,
+             rounds) -> str:
     def packed_ms(library, layout):
         return next(r["ms"] for r in packing if r["library"] == library and r["input"] == layout)
 
@@ -461,7 +496,11 @@ Written by `python benchmarks/run.py` on {info['date']}.
 
 float32, the same weights and inputs for every library. Median of the repeats after a warm-up (at
 least {repeats}; a cell repeats until its timed calls add up to {bench.MIN_SECONDS:g} s, at most
-{bench.MAX_REPEATS} times), libraries interleaved repeat by repeat (min-max in brackets), each
+{bench.MAX_REPEATS} times), every cell timed in {rounds} rounds minutes apart, each library's
+round with the lower median kept (with its min-max, in brackets; the bounds likewise take each
+round's faster products): on this shared host another guest's load slows whole minutes, and in
+one round of a run the stream shape's inference took 0.66 ms (0.51-1.00) where the next round
+took 0.50 ms. Libraries are interleaved repeat by repeat, each
 timed call right after an untimed call of the same library: every library is timed as in a loop of
 its own calls, not while the core recovers from the previous library's work (right after torch's
 GRU, a 0.56 ms eigengru call took 0.1 ms longer and ONNX Runtime's 1.0 ms call 0.13 ms longer).

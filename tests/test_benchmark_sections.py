@@ -69,3 +69,24 @@ def test_a_cell_times_one_thread_beside_its_thread_count(monkeypatch):
     assert eigengru.get_num_threads() == before
     plain = bench.time_cell("tiny", (3, 2, 4, 16), "inference", 2, repeats=2)
     assert set(plain.timings) == {"eigengru"}
+
+
+def test_rounds_keep_each_librarys_best_and_the_fastest_bound(suite):
+    from eigengru import bench
+
+    def cell(**medians):
+        c = bench.Cell("s", (1, 1, 1, 1), 2, "inference")
+        c.timings = {k: bench.Timing(m, m - 0.1, m + 0.1) for k, m in medians.items()}
+        return c
+
+    best = suite.best_rounds(cell(eigengru=2.0, torch=5.0), cell(eigengru=3.0, torch=4.0))
+    assert {k: t.median_ms for k, t in best.timings.items()} == {"eigengru": 2.0, "torch": 4.0}
+    assert best.timings["torch"].min_ms == 3.9  # the kept round's own spread
+    first = {"threads": 2, "bound_ms": 5.0, "packed_step_us": 2.0, "core_round_trip_ns": 90,
+             "multiply_add_peak_gflops": 200.0}
+    second = {"threads": 2, "bound_ms": 4.0, "packed_step_us": 3.0, "core_round_trip_ns": 120,
+              "multiply_add_peak_gflops": 230.0}
+    assert suite.faster_bound(first, second) == {
+        "threads": 2, "bound_ms": 4.0, "packed_step_us": 2.0, "core_round_trip_ns": 90,
+        "multiply_add_peak_gflops": 230.0}
+    assert suite.faster_bound(None, first) is first
