@@ -509,7 +509,8 @@ Training: eigengru's training forward + backward against torch autograd with the
 grad (both compute dx and every weight gradient). GFLOP/s counts 2·T·B·3H·(I+H) per forward, 3x
 that for training. "x vs" is how many times faster eigengru is. The Eigen GEMM bound is one
 input-projection product plus T recurrent products, timed in C++ with the same Eigen build
-(`benchmarks/gemm_bound.cpp`), 3x for training; the packed-kernel bound is the same products done
+(`benchmarks/gemm_bound.cpp`, the fastest of its repeats), 3x for training; the packed-kernel
+bound is the same products done
 by eigengru's own packed kernel (`PackedMatrix`, of the kernel set in use), a tighter bound since
 that kernel is faster than Eigen's generic product here, split over the threads as the library
 splits them (by rows; in inference with fewer rows than threads, by hidden units). "of bound" is
