@@ -498,9 +498,9 @@ float32, the same weights and inputs for every library. Median of the repeats af
 least {repeats}; a cell repeats until its timed calls add up to {bench.MIN_SECONDS:g} s, at most
 {bench.MAX_REPEATS} times), every cell timed in {rounds} rounds minutes apart, each library's
 round with the lower median kept (with its min-max, in brackets; the bounds likewise take each
-round's faster products): on this shared host another guest's load slows whole minutes, and in
-one round of a run the stream shape's inference took 0.66 ms (0.51-1.00) where the next round
-took 0.50 ms. Libraries are interleaved repeat by repeat, each
+round's faster products): on this shared host another guest's load slows whole minutes, and a
+run of one round timed the stream shape's inference at 0.66 ms (0.51-1.00) where runs minutes
+before and after took 0.50-0.52 ms. Libraries are interleaved repeat by repeat, each
 timed call right after an untimed call of the same library: every library is timed as in a loop of
 its own calls, not while the core recovers from the previous library's work (right after torch's
 GRU, a 0.56 ms eigengru call took 0.1 ms longer and ONNX Runtime's 1.0 ms call 0.13 ms longer).
@@ -510,8 +510,8 @@ grad (both compute dx and every weight gradient). GFLOP/s counts 2·T·B·3H·(I
 that for training. "x vs" is how many times faster eigengru is. The Eigen GEMM bound is one
 input-projection product plus T recurrent products, timed in C++ with the same Eigen build
 (`benchmarks/gemm_bound.cpp`, the fastest of its repeats), 3x for training; the packed-kernel
-bound is the same products done
-by eigengru's own packed kernel (`PackedMatrix`, of the kernel set in use), a tighter bound since
+bound is the same products done by eigengru's own packed kernel (`PackedMatrix`, of the kernel
+set in use), a tighter bound since
 that kernel is faster than Eigen's generic product here, split over the threads as the library
 splits them (by rows; in inference with fewer rows than threads, by hidden units). "of bound" is
 a bound over eigengru's time (above 100% means faster than the bare products, which happens when
