@@ -90,3 +90,34 @@ def test_rounds_keep_each_librarys_best_and_the_fastest_bound(suite):
         "threads": 2, "bound_ms": 4.0, "packed_step_us": 2.0, "core_round_trip_ns": 90,
         "multiply_add_peak_gflops": 230.0}
     assert suite.faster_bound(None, first) is first
+
+
+def test_every_cell_at_the_limit_names_what_each_cell_misses(suite):
+    """The section's status per cell: met; short of its share of the bound; slower than at 1
+    thread; behind the target over the fastest peer, out of reach where the peer's time over the
+    bound is below it (JAX's ratio taken from its own process)."""
+    from eigengru import bench
+
+    def cell(shape, threads, ms, **peers):
+        c = bench.Cell(shape, (10, 1, 4, 16), threads, "inference")
+        c.timings = {k: bench.Timing(v, v, v) for k, v in {"eigengru": ms, **peers}.items()}
+        return c
+
+    # bound_ms 1.0 and no packed products: packed_bound_ms reads the packed fields
+    bound = {"bound_ms": 1.0, "packed_projection_ms": 0.0, "packed_step_us": 100.0,
+             "packed_units_step_us": 100.0}
+    cells = [cell("a", 1, 1.05, torch=2.0),  # 95% of the bound, 1.9x: met
+             cell("b", 1, 1.25, torch=2.0),  # 80%: short
+             cell("c", 2, 1.05, onnxruntime=1.2, **{bench.ONE_THREAD: 1.0}),  # slower, behind
+             cell("d", 1, 1.05, torch=3.0)]  # JAX, the fastest peer, 1.1x in its process
+    bounds = {(c.shape, c.threads): bound for c in cells}
+    jax = [{"shape": "d", "threads": 1, "mode": "inference",
+            "timings": {"eigengru": {"median_ms": 2.0}, "jax": {"median_ms": 2.2}}}]
+    rows = {line.split(" | ")[0][2:]: line for line in
+            suite.limits_section(cells, bounds, jax).splitlines() if line.startswith("| ")}
+    assert rows["a"].endswith("| met |")
+    assert "80% of the bound, short of 90%" in rows["b"]
+    assert "0.95x its 1-thread time" in rows["c"]
+    assert "1.14x onnxruntime: out of reach, the bound is below the target" in rows["c"]
+    assert "| jax | 1.10x | 2.20x |" in rows["d"] and "1.10x jax" in rows["d"]
+    assert "out of reach" not in rows["d"]  # 2.2 ms over a 1.0 ms bound allows 2.2x
