@@ -56,6 +56,10 @@ class _Packing:
     def core(self) -> Any:
         return self.cores[0]
 
+    def weights(self) -> list[torch.Tensor]:
+        """The parameters this packing was made from."""
+        return [w for w, _, _ in self.kept]
+
     def weight_token(self, weights: list[torch.Tensor]) -> torch.Tensor:
         """The output of this packing's _WeightGradients node, which every training step takes
         as an input: autograd then runs that node once, after all of a loop's steps."""
@@ -89,7 +93,8 @@ class _WeightGradients(torch.autograd.Function):
 
     Each step's backward leaves its gate gradients in its record (cell.hpp: [da_r, da_z, da_n,
     m'], m' = dL/d(W_hn h + b_hn) with reset_after, else m = r * h) and hands it here with the
-    step's x and h (and, under create_graph=True, the tensors its gradients come from);
+    step's x and h (and, under create_graph=True, the x, h and output gradient its gradients
+    come from);
     autograd runs this node after every step that takes its output. Then
       dW_ih = Σ [da_r, da_z, da_n]ᵀ x,  db_ih = Σ [da_r, da_z, da_n],
       dW_hh = Σ [da_r, da_z, m']ᵀ h,  db_hh = Σ [da_r, da_z, m']          (reset_after)
@@ -111,7 +116,7 @@ class _WeightGradients(torch.autograd.Function):
         grads = _weight_gradients(ctx.packing.reset_after, len(ctx.shapes), ctx.shapes[1][1],
                                   steps)
         if torch.is_grad_enabled():  # create_graph=True: joined to the graph on their sources
-            grads = underivable(grads, [w for w, _, _ in ctx.packing.kept] +
+            grads = underivable(grads, ctx.packing.weights() +
                                 [t for step in steps for t in step[3]])
         return (None, *grads)
 
@@ -165,10 +170,9 @@ class _CellStep(torch.autograd.Function):
         if grad_h_next is None:
             return (None,) * len(needs)
         x_array, h_array = _array(x), _array(h)
-        # create_graph=True (autograd enables grad mode here only then): what the gradients
-        # are made from, which the graph of the gradients must reach
-        sources = ((x, h, grad_h_next, *(w for w, _, _ in ctx.packing.kept))
-                   if torch.is_grad_enabled() else ())
+        # create_graph=True (autograd enables grad mode here only then): what the step's
+        # gradients are made from beside the weights, which the graph of the gradients must reach
+        sources = (x, h, grad_h_next) if torch.is_grad_enabled() else ()
         dx = torch.empty(x.shape, dtype=x.dtype) if needs[2] else None
         dh = torch.empty(h.shape, dtype=h.dtype)
         record = ctx.record.copy()  # a copy: the graph may be walked again (retain_graph=True)
@@ -182,7 +186,7 @@ class _CellStep(torch.autograd.Function):
         token_grad = None if node is None else x.new_empty(0)
         grads = [dx, dh if needs[3] else None]
         if sources:
-            grads = underivable(grads, list(sources))
+            grads = underivable(grads, [*sources, *ctx.packing.weights()])
         return (None, token_grad, *grads)
 
 
