@@ -154,6 +154,48 @@ def test_backward_product_paths_match_the_reference(rng, threads, reset_after, w
             assert_close(gru.grads[name], expected, np.float64, f"{name}, {n} thread(s)")
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_shared_backward_products_give_the_one_thread_gradients(rng, threads, reset_after, dtype):
+    """With two threads and too few rows each for partial gradients of their own, the threads
+    make each share of steps' products together, each a slice of the rows of dx and of every
+    weight gradient (12 units: a slice ends inside a row block of the kernel), over two shares
+    (7 steps of 32 rows, shares of 4 steps): the path runs and matches the NumPy reference. With
+    16 rows a thread, whole row blocks of the kernel, the gate gradients are the one-thread
+    ones, and so are dx, dh0 and the weight gradients, bit for bit (the bias gradients are the
+    threads' column sums, added in thread order)."""
+    from . import reference
+
+    steps, batch, inputs, hidden = 7, 32, 5, 12
+    gru = eigengru.GRU(inputs, hidden, reset_after=reset_after, dtype=dtype, seed=6)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-0.6, 0.6, p.shape).astype(dtype))
+    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden)).astype(dtype)
+    grad_out = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+    grad_h_n = rng.standard_normal((1, batch, hidden)).astype(dtype)
+    params = {name: p.astype(np.float64) for name, p in gru.parameters()}
+    ref = reference.stack(params, 1, False, reset_after, x.astype(np.float64),
+                          h0.astype(np.float64), np.full(batch, steps),
+                          grad_out.astype(np.float64), grad_h_n.astype(np.float64))
+    results = {}
+    for n, path in ((1, "backward_products_in_loop"), (2, "backward_shared_products")):
+        eigengru.set_num_threads(n)
+        gru.zero_grad()
+        gru.forward(x, h0, train=True)
+        before = path_count(path)
+        dx, dh0 = gru.backward(grad_out, grad_h_n)
+        assert path_count(path) == before + 1, f"{path} did not run"
+        results[n] = {"dx": dx, "dh0": dh0, **{k: g.copy() for k, g in gru.grads.items()}}
+        assert_close(dx, ref[2], dtype, f"dx, {n} thread(s)")
+        assert_close(dh0, ref[3], dtype, f"dh0, {n} thread(s)")
+        for name, expected in ref[4].items():
+            assert_close(gru.grads[name], expected, dtype, f"{name}, {n} thread(s)")
+    for name, one in results[1].items():
+        if not name.startswith("bias"):
+            np.testing.assert_array_equal(results[2][name], one, err_msg=name)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_single_rows_with_lengths_match_the_reference(rng, threads, dtype):
     """Two rows of different lengths: one thread steps both together, two threads one row each

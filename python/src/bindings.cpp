@@ -575,6 +575,8 @@ PYBIND11_MODULE(_core, m) {
     counts["backward_products_in_loop"] =
         eigengru::path_count(eigengru::Path::kBackwardProductsInLoop);
     counts["backward_partials"] = eigengru::path_count(eigengru::Path::kBackwardPartials);
+    counts["backward_shared_products"] =
+        eigengru::path_count(eigengru::Path::kBackwardSharedProducts);
     counts["backward_products_after"] =
         eigengru::path_count(eigengru::Path::kBackwardProductsAfter);
     counts["directions_side_by_side"] = eigengru::path_count(eigengru::Path::kDirectionsSideBySide);

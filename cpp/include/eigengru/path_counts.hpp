@@ -12,6 +12,7 @@ enum class Path : int {
   kForwardByUnits,          ///< inference split over hidden units (fewer rows than threads)
   kBackwardProductsInLoop,  ///< backward's dx and weight gradients made in its time loop
   kBackwardPartials,        ///< ... into per-thread partial weight gradients (several threads)
+  kBackwardSharedProducts,  ///< ... by all the threads together, each a slice of every product
   kBackwardProductsAfter,   ///< ... in one pass after the loop (lengths, large weights, thin rows)
   kDirectionsSideBySide,    ///< a layer's two directions run at once (fewer rows than threads)
   /// a quantized layer's single-row steps fused with their gates: per thread that runs one row

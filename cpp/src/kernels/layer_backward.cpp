@@ -41,22 +41,46 @@ struct GradientProducts {
   /// scratch: transposed_product_scratch(max(I, H), threads) elements.
   void run(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int threads,
            Scalar* scratch) const {
-    const Index G = 3 * H, R = 4 * H;
-    const Scalar* d = gates + first * R;
+    const Scalar* d = gates + first * 4 * H;
     if (w_ih != nullptr)
-      w_ih->multiply_parallel(d, R, count, grad_x + first * I, I, accumulate_grad_x, threads);
-    if (dw_ih != nullptr)
-      add_transposed_product(d, R, G, inputs + first * I, I, I, count, dw_ih, I, threads, scratch);
-    if (dw_hh != nullptr) {
-      const Scalar* h = states + first * H;
-      add_transposed_product(d, R, 2 * H, h, H, H, count, dw_hh, H, threads, scratch);
-      if (reset_after)
-        add_transposed_product(d + 3 * H, R, H, h, H, H, count, dw_hh + 2 * H * H, H, threads,
-                               scratch);
-      else
-        add_transposed_product(d + 2 * H, R, H, d + 3 * H, R, H, count, dw_hh + 2 * H * H, H,
-                               threads, scratch);
-    }
+      w_ih->multiply_parallel(d, 4 * H, count, grad_x + first * I, I, accumulate_grad_x, threads);
+    add_weight_gradients(first, count, dw_ih, dw_hh, 0, 1, threads, scratch);
+  }
+
+  /// Part `part` of `parts` of run(first, count, ..., 1, ...): a slice of the rows of dx, and of
+  /// each weight gradient's, cut on the kernel's row blocks. The parts together make what run()
+  /// makes, bit for bit: each row by the same operations.
+  void run_part(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int part, int parts,
+                Scalar* scratch) const {
+    const Slice rows = share(count, part, parts, kRowBlock);
+    if (w_ih != nullptr && rows.size() > 0)
+      w_ih->multiply(gates + (first + rows.begin) * 4 * H, 4 * H, rows.size(),
+                     grad_x + (first + rows.begin) * I, I, accumulate_grad_x);
+    add_weight_gradients(first, count, dw_ih, dw_hh, part, parts, 1, scratch);
+  }
+
+ private:
+  /// Part `part` of `parts` of each weight gradient's rows += over the gate gradients of rows
+  /// [first, first + count), with `threads` threads.
+  void add_weight_gradients(Index first, Index count, Scalar* dw_ih, Scalar* dw_hh, int part,
+                            int parts, int threads, Scalar* scratch) const {
+    const Index R = 4 * H;
+    const Scalar* d = gates + first * R;
+    const Scalar* h = states + first * H;
+    // C (m x n) += the columns [column, column + m) of d, transposed, times b: a slice of C's rows
+    auto add = [&](Index column, Index m, const Scalar* b, Index ldb, Index n, Scalar* c) {
+      const Slice mine = share(m, part, parts, kRowBlock);
+      if (mine.size() > 0)
+        add_transposed_product(d + column + mine.begin, R, mine.size(), b, ldb, n, count,
+                               c + mine.begin * n, n, threads, scratch);
+    };
+    if (dw_ih != nullptr) add(0, 3 * H, inputs + first * I, I, I, dw_ih);
+    if (dw_hh == nullptr) return;
+    add(0, 2 * H, h, H, H, dw_hh);
+    if (reset_after)  // dW_hn += m'ᵀ h
+      add(3 * H, H, h, H, H, dw_hh + 2 * H * H);
+    else  // dW_hn += da_nᵀ (r * h), r * h held in the fourth block
+      add(2 * H, H, d + 3 * H, R, H, dw_hh + 2 * H * H);
   }
 };
 
@@ -65,12 +89,14 @@ struct GradientProducts {
 /// (cell.hpp) and completes dh_{t-1} with the products by W_hh.
 ///
 /// dx and the weight gradients are products over the gate gradients of all rows and steps.
-/// Without lengths, a thread's rows of a step are contiguous, so each thread makes its share
-/// every few steps from the rows it has just made, while they are in cache, into its own partial
-/// weight gradients when there are several threads, if those fit in L2 (each share reads and
-/// writes them whole). With lengths, a row's steps lie apart in time, and one pass after the loop
-/// makes them, as it does for weights too large for per-thread partials and for slices of a step
-/// too thin to multiply efficiently.
+/// Without lengths, a step's rows are contiguous, so they are made every few steps (a share)
+/// from the rows just made, while they are in cache: on one thread, from its rows; on several,
+/// each thread from its own rows into partial weight gradients of its own, if those fit in L2
+/// (each share reads and writes them whole) and its slice of a step is thick enough to multiply
+/// efficiently; else the threads wait for each other at the end of each share, and each makes a
+/// slice of the rows of dx and of every weight gradient from all the share's rows, which gives
+/// the one-thread products bit for bit. With lengths, a row's steps lie apart in time, and one
+/// pass after the loop makes them.
 template <typename Scalar>
 class BackwardPass {
  public:
@@ -118,11 +144,16 @@ class BackwardPass {
                  grad_x,
                  accumulate_grad_x};
     const bool small_weights = G * (I_ + H_) * static_cast<Index>(sizeof(Scalar)) <= 512 * 1024;
-    in_loop_ =
-        lengths == nullptr && (loop_threads_ == 1 || (small_weights && B_ / loop_threads_ >= 64));
-    partials_ = in_loop_ && loop_threads_ > 1;
+    partials_ =
+        lengths == nullptr && loop_threads_ > 1 && small_weights && B_ / loop_threads_ >= 64;
+    // Shared shares pay for their waits only while a share's gate gradients are still in cache.
+    const Index share_bytes =
+        batch_share_steps() * B_ * 4 * H_ * static_cast<Index>(sizeof(Scalar));
+    shared_ = lengths == nullptr && loop_threads_ > 1 && !partials_ && share_bytes <= 1024 * 1024;
+    in_loop_ = lengths == nullptr && (loop_threads_ == 1 || partials_ || shared_);
     eigengru::detail::count_path(!in_loop_   ? Path::kBackwardProductsAfter
                                  : partials_ ? Path::kBackwardPartials
+                                 : shared_   ? Path::kBackwardSharedProducts
                                              : Path::kBackwardProductsInLoop);
     thread_scratch_ = transposed_product_scratch<Scalar>(std::max(I_, H_), 1);
     // threads_: as many as the loop or the products after it use
@@ -136,7 +167,7 @@ class BackwardPass {
     {
       const FlushDenormals flush;
       const Slice rows = my_share(B_);
-      if (rows.size() > 0) thread_loop(rows, omp_get_thread_num());
+      if (rows.size() > 0 || shared_) thread_loop(rows, omp_get_thread_num());  // shared_: meets
     }
     if (grad_h0 != nullptr) std::copy_n(dh_.data(), B_ * H_, grad_h0);
     const FlushDenormals flush;  // on this thread; the products' threads set their own
@@ -157,10 +188,8 @@ class BackwardPass {
       my_dw_ih = my_dw_ih != nullptr ? partial_ih_.data() + me * G * I_ : nullptr;
       my_dw_hh = my_dw_hh != nullptr ? partial_hh_.data() + me * G * H_ : nullptr;
     }
-    // Rows per share of the products: enough depth for them to be efficient and for the
-    // partials' reads and writes to be small beside the multiply-adds.
-    const Index share_rows = std::max<Index>(128, G * (I_ + H_) / 2048);
-    const Index share_steps = std::max<Index>(1, share_rows / n);
+    const Index share_steps =
+        partials_ ? std::max<Index>(1, share_rows() / n) : batch_share_steps();
     Index share_end = T_;  // steps [s, share_end) are made and not yet multiplied
     Scalar* scratch = product_scratch_.data() + me * thread_scratch_;
     BiasSums sums{has_bias_ ? bias_sums_.data() + me * (1 + bias_levels_) * 4 * H_ : nullptr, 0, 0};
@@ -170,14 +199,28 @@ class BackwardPass {
       if (!in_loop_ || (share_end - s < share_steps && s > 0)) continue;
       const Index t_first = std::min(clock_.time(b0, s), clock_.time(b0, share_end - 1));
       const Index t_count = share_end - s;
-      if (n == B_)  // the whole batch: one run of rows
+      if (shared_) {  // once every thread has made the share's rows
+#pragma omp barrier
+        products_.run_part(t_first * B_, t_count * B_, my_dw_ih, my_dw_hh, me,
+                           omp_get_num_threads(), scratch);
+      } else if (n == B_) {  // the whole batch: one run of rows
         products_.run(t_first * B_, t_count * B_, my_dw_ih, my_dw_hh, 1, scratch);
-      else
+      } else {
         for (Index t = t_first; t < t_first + t_count; ++t)
           products_.run(t * B_ + b0, n, my_dw_ih, my_dw_hh, 1, scratch);
+      }
       share_end = s;
     }
     if (has_bias_) finish_sums(sums);
+  }
+
+  /// Rows per share of the products: enough depth for them to be efficient and for partials'
+  /// reads and writes to be small beside the multiply-adds.
+  Index share_rows() const { return std::max<Index>(128, 3 * H_ * (I_ + H_) / 2048); }
+
+  /// Steps per share when a share is made from the whole batch's rows.
+  Index batch_share_steps() const {
+    return std::max<Index>(1, share_rows() / std::max<Index>(1, B_));
   }
 
   /// Step s of rows [b0, b0 + n): their gate gradients (over the records) and dh_{t-1}.
@@ -326,7 +369,7 @@ class BackwardPass {
   const LayerGradients<Scalar>& grads_;
   const BackwardWeights<Scalar>& recurrent_;  // the cache's
   GradientProducts<Scalar> products_{};
-  bool in_loop_ = false, partials_ = false;
+  bool in_loop_ = false, partials_ = false, shared_ = false;
   RowMatrix<Scalar> dh_;
   RowMatrix<Scalar> dgh_;         // the left factor of the product with W_hh
   RowMatrix<Scalar> dq_;          // dL/d(r * h), reset before the product
