@@ -127,8 +127,10 @@ def multiply_adds(dims) -> float:
     return T * B * 3 * H * (I + H)
 
 
-def status(ok: bool) -> str:
-    return "met" if ok else "**not met**"
+def status(ok: bool, reachable: bool = True) -> str:
+    """met; not met; or out of reach, where a bound measured in the same run is already past
+    the target (the note beside the figure names it)."""
+    return "met" if ok else "**not met**" if reachable else "**out of reach**"
 
 
 def markdown(result: dict) -> str:
@@ -187,7 +189,7 @@ def markdown(result: dict) -> str:
         ms = c["ms"]
         for precision in ("bfloat16", "int8"):
             ratio = ms[f"torch {precision}"] / ms[f"eigengru {precision}"]
-            note = ""
+            note, ceiling = "", None
             rate = peaks.get(precision)
             if ratio < 1.5 and rate:
                 ceiling = ms[f"torch {precision}"] / (multiply_adds(c["dims"]) / rate /
@@ -195,19 +197,23 @@ def markdown(result: dict) -> str:
                 note = (f" (the {precision} dot product's peak rate allows at most "
                         f"{ceiling:.2f}x: the multiply-adds alone take "
                         f"{multiply_adds(c['dims']) / rate / c['threads'] / 1e6:.1f} ms)")
+            reachable = ceiling is None or ceiling >= 1.5
             lines.append(f"| {precision} >= 1.5x torch {precision} | {c['shape']}, "
-                         f"{c['threads']}t | {ratio:.2f}x{note} | {status(ratio >= 1.5)} |")
+                         f"{c['threads']}t | {ratio:.2f}x{note} | "
+                         f"{status(ratio >= 1.5, reachable)} |")
         if c["shape"] == "large":
             for precision, target in (("int8", 2.5), ("bfloat16", 1.6)):
                 ratio = ms["eigengru float32"] / ms[f"eigengru {precision}"]
-                rate, note = peaks.get(precision), ""
+                rate, note, reachable = peaks.get(precision), "", True
                 if ratio < target and rate:
                     alone = multiply_adds(c["dims"]) / rate / c["threads"] / 1e6
                     note = (f" (the {precision} peak rate allows at most "
                             f"{ms['eigengru float32'] / alone:.2f}x: the multiply-adds alone "
                             f"take {alone:.1f} ms)")
+                    reachable = ms["eigengru float32"] / alone >= target
                 lines.append(f"| {precision} >= {target}x eigengru float32 | large, "
-                             f"{c['threads']}t | {ratio:.2f}x{note} | {status(ratio >= target)} |")
+                             f"{c['threads']}t | {ratio:.2f}x{note} | "
+                             f"{status(ratio >= target, reachable)} |")
     for c in cells:
         if c["errors"]:
             e = c["errors"]
@@ -221,15 +227,16 @@ def markdown(result: dict) -> str:
             row = next(s for s in steps if s["precision"] == precision and
                        (s["input_size"], s["hidden_size"]) == (i, h))
             got, read = row["step_mean_ns"], row["weights_read_ns"]
-            note = ""
+            note, least = "", read
             if got > target:
                 note = f" (reading the weights alone takes {read:.0f} ns"
                 if peaks.get(precision):
                     alone = 3 * h * (i + h) / peaks[precision]
                     note += f"; its {3 * h * (i + h)} multiply-adds alone, {alone:.0f} ns"
+                    least = max(read, alone)
                 note += ")"
             lines.append(f"| Stream step <= {target} ns | {precision}, ({i}, {h}) | "
-                         f"{got:.0f} ns{note} | {status(got <= target)} |")
+                         f"{got:.0f} ns{note} | {status(got <= target, least <= target)} |")
     lines.append(END)
     return "\n".join(lines) + "\n"
 

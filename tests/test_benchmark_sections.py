@@ -121,3 +121,37 @@ def test_every_cell_at_the_limit_names_what_each_cell_misses(suite):
     assert "1.14x onnxruntime: out of reach, the bound is below the target" in rows["c"]
     assert "| jax | 1.10x | 2.20x |" in rows["d"] and "1.10x jax" in rows["d"]
     assert "out of reach" not in rows["d"]  # 2.2 ms over a 1.0 ms bound allows 2.2x
+
+
+def test_reduced_precision_targets_say_which_a_measured_bound_rules_out(suite):
+    """A target that is missed reads "not met", or "out of reach" where a bound measured in the
+    same run is past it: the dot product's peak rate for a ratio, reading the weights (or their
+    multiply-adds at the peak rate) for a batch-1 step."""
+    reduced = importlib.import_module("reduced_precision")
+    large = (50, 64, 512, 1024)  # 1.51e10 multiply-adds: 128.9 ms at 117 per ns, 64.8 at 233
+    ms = {"eigengru float32": 300.0, "eigengru bfloat16": 150.0, "eigengru int8": 90.0,
+          "torch bfloat16": 180.0, "torch int8": 116.0}
+    steps = [{"precision": p, "input_size": i, "hidden_size": h, "step_mean_ns": got,
+              "weights_read_ns": read, "weight_bytes": 1024}
+             for p, i, h, got, read in [("float", 16, 64, 600, 500), ("int8", 16, 64, 222, 121),
+                                        ("bfloat16", 16, 64, 240, 145),
+                                        ("float", 64, 128, 3000, 2600),
+                                        ("int8", 64, 128, 928, 639),
+                                        ("bfloat16", 64, 128, 1635, 1337)]]
+    result = {"machine": {"date": "today", "cpu": "a CPU", "cores": 2},
+              "cells": [{"shape": "large", "dims": large, "threads": 1, "ms": ms, "errors": None}],
+              "steps": steps, "peaks": {"float": 58.0, "bfloat16": 117.0, "int8": 233.0}}
+    rows = [line for line in reduced.markdown(result).splitlines() if line.startswith("| ")]
+
+    def status(target, cell):
+        (row,) = [r for r in rows if r.startswith(f"| {target} | {cell} |")]
+        return row.rsplit(" | ", 1)[1].rstrip(" |")
+
+    assert status("bfloat16 >= 1.5x torch bfloat16", "large, 1t") == "**out of reach**"  # 1.40x
+    assert status("int8 >= 1.5x torch int8", "large, 1t") == "**not met**"  # 1.79x allowed
+    assert status("bfloat16 >= 1.6x eigengru float32", "large, 1t") == "met"
+    assert status("Stream step <= 150 ns", "int8, (16, 64)") == "**not met**"  # 121 ns read
+    assert status("Stream step <= 250 ns", "bfloat16, (16, 64)") == "met"
+    assert status("Stream step <= 600 ns", "int8, (64, 128)") == "**out of reach**"
+    assert status("Stream step <= 1000 ns", "bfloat16, (64, 128)") == "**out of reach**"
+    sys.modules.pop("reduced_precision", None)
