@@ -8,7 +8,7 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 
 template <typename Scalar>
 ForwardWeights<Scalar>::ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit,
-                                       Index unit_count)
+                                       Index unit_count, int threads)
     : input_size(w.input_size),
       first(first_unit),
       units(unit_count < 0 ? w.hidden_size - first_unit : unit_count) {
@@ -25,13 +25,13 @@ ForwardWeights<Scalar>::ForwardWeights(const LayerWeights<Scalar>& w, Index firs
           Eigen::Map<const RowMatrix<Scalar>>(source + (g * H + first) * cols, m, cols);
     return rows.data();
   };
-  w_ih_t.pack(gate_rows(w.weight_ih, I), I, G, 1, I);  // B(k, j) = W(j, k)
+  w_ih_t.pack(gate_rows(w.weight_ih, I), I, G, 1, I, threads);  // B(k, j) = W(j, k)
   const Scalar* w_hh = gate_rows(w.weight_hh, H);
   if (w.reset_after) {
-    w_hh_t.pack(w_hh, H, G, 1, H);
+    w_hh_t.pack(w_hh, H, G, 1, H, threads);
   } else {  // r must be known before W_hn can be applied: two products
-    w_hh_t.pack(w_hh, H, 2 * m, 1, H);
-    w_hn_t.pack(w_hh + 2 * m * H, H, m, 1, H);
+    w_hh_t.pack(w_hh, H, 2 * m, 1, H, threads);
+    w_hn_t.pack(w_hh + 2 * m * H, H, m, 1, H, threads);
   }
   input_bias = Vector<Scalar>::Zero(G);
   if (w.has_bias()) {

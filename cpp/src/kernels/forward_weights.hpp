@@ -28,8 +28,9 @@ struct ForwardWeights {
   std::optional<GateFunctions<Scalar>> functions;  ///< none: sigmoid and tanh
 
   /// Packs and copies: nothing of w is referenced afterwards. unit_count < 0: up to the last.
+  /// Large weights are packed by up to `threads` threads.
   explicit ForwardWeights(const LayerWeights<Scalar>& w, Index first_unit = 0,
-                          Index unit_count = -1);
+                          Index unit_count = -1, int threads = 1);
 
   /// b_hn for the gate pass, or nullptr when there is none.
   const Scalar* bias_hn_or_null() const { return bias_hn.size() > 0 ? bias_hn.data() : nullptr; }

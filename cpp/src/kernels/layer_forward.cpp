@@ -79,7 +79,7 @@ class RowsForward {
         // be efficient even for a batch of one, few enough to stay in cache until the gates
         // read them.
         ahead_(std::clamp<Index>(48 / std::max<Index>(1, B_ / threads_), 1, T_ > 0 ? T_ : 1)),
-        prepared_(w),
+        prepared_(w, 0, -1, threads_),
         state_{RowMatrix<Scalar>::Zero(B_, H_), RowMatrix<Scalar>(B_, H_)},
         records_(RowMatrix<Scalar>::Zero(B_, 4 * H_)) {
     if (h0 != nullptr) state_[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B_, H_);
