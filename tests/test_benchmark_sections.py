@@ -109,7 +109,8 @@ def test_every_cell_at_the_limit_names_what_each_cell_misses(suite):
     cells = [cell("a", 1, 1.05, torch=2.0),  # 95% of the bound, 1.9x: met
              cell("b", 1, 1.25, torch=2.0),  # 80%: short
              cell("c", 2, 1.05, onnxruntime=1.2, **{bench.ONE_THREAD: 1.0}),  # slower, behind
-             cell("d", 1, 1.05, torch=3.0)]  # JAX, the fastest peer, 1.1x in its process
+             cell("d", 1, 1.05, torch=3.0),  # JAX, the fastest peer, 1.1x in its process
+             cell("e", 2, 1.004, torch=2.0, **{bench.ONE_THREAD: 1.0})]  # 1.00x as shown: met
     bounds = {(c.shape, c.threads): bound for c in cells}
     jax = [{"shape": "d", "threads": 1, "mode": "inference",
             "timings": {"eigengru": {"median_ms": 2.0}, "jax": {"median_ms": 2.2}}}]
@@ -121,6 +122,7 @@ def test_every_cell_at_the_limit_names_what_each_cell_misses(suite):
     assert "1.14x onnxruntime: out of reach, the bound is below the target" in rows["c"]
     assert "| jax | 1.10x | 2.20x |" in rows["d"] and "1.10x jax" in rows["d"]
     assert "out of reach" not in rows["d"]  # 2.2 ms over a 1.0 ms bound allows 2.2x
+    assert rows["e"].endswith("| met |") and "| 1.00x |" in rows["e"]
 
 
 def test_reduced_precision_targets_say_which_a_measured_bound_rules_out(suite):
