@@ -196,6 +196,38 @@ def test_shared_backward_products_give_the_one_thread_gradients(rng, threads, re
             np.testing.assert_array_equal(results[2][name], one, err_msg=name)
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_streamed_records_give_the_reference_gradients(rng, threads, n):
+    """A training forward whose gate records pass 8 MB (32 steps of 64 rows of 128 units,
+    float64) writes them past the caches, by non-temporal stores: the path runs, the outputs
+    are inference's bit for bit, and the gradients match the NumPy reference."""
+    from . import reference
+
+    steps, batch, inputs, hidden = 32, 64, 3, 128
+    gru = eigengru.GRU(inputs, hidden, dtype=np.float64, seed=7)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-0.2, 0.2, p.shape))
+    x = rng.standard_normal((steps, batch, inputs))
+    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden))
+    grad_out = rng.standard_normal((steps, batch, hidden))
+    params = {name: p.copy() for name, p in gru.parameters()}
+    ref = reference.stack(params, 1, False, True, x, h0, np.full(batch, steps), grad_out,
+                          np.zeros((1, batch, hidden)))
+    eigengru.set_num_threads(n)
+    gru.zero_grad()
+    before = path_count("streamed_records")
+    out, h_n = gru.forward(x, h0, train=True)
+    assert path_count("streamed_records") == before + 1, "the records were not streamed"
+    inferred, inferred_h_n = gru(x, h0)
+    np.testing.assert_array_equal(out, inferred)
+    np.testing.assert_array_equal(h_n, inferred_h_n)
+    dx, dh0 = gru.backward(grad_out)
+    assert_close(dx, ref[2], np.float64, "dx")
+    assert_close(dh0, ref[3], np.float64, "dh0")
+    for name, expected in ref[4].items():
+        assert_close(gru.grads[name], expected, np.float64, name)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_single_rows_with_lengths_match_the_reference(rng, threads, dtype):
     """Two rows of different lengths: one thread steps both together, two threads one row each

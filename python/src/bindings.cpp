@@ -580,6 +580,7 @@ PYBIND11_MODULE(_core, m) {
     counts["backward_products_after"] =
         eigengru::path_count(eigengru::Path::kBackwardProductsAfter);
     counts["directions_side_by_side"] = eigengru::path_count(eigengru::Path::kDirectionsSideBySide);
+    counts["streamed_records"] = eigengru::path_count(eigengru::Path::kStreamedRecords);
     counts["quantized_row_step"] = eigengru::path_count(eigengru::Path::kQuantizedRowStep);
     return counts;
   });

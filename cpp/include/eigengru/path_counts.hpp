@@ -12,12 +12,15 @@ enum class Path : int {
   kForwardByUnits,          ///< inference split over hidden units (fewer rows than threads)
   kBackwardProductsInLoop,  ///< backward's dx and weight gradients made in its time loop
   kBackwardPartials,        ///< ... into per-thread partial weight gradients (several threads)
-  kBackwardSharedProducts,  ///< ... by all the threads together, each a slice of every product
-  kBackwardProductsAfter,   ///< ... in one pass after the loop (lengths, large weights, thin rows)
+  kBackwardProductsAfter,   ///< ... in one pass after the loop (lengths, or shares out of cache)
   kDirectionsSideBySide,    ///< a layer's two directions run at once (fewer rows than threads)
   /// a quantized layer's single-row steps fused with their gates: per thread that runs one row
   /// through a layer-direction's sequence, and per layer of a batch-1 Stream when it is made
   kQuantizedRowStep,
+  /// backward's dx and weight gradients made in its time loop by all the threads together, each
+  /// a slice of every product (several threads, too few rows each for partial gradients)
+  kBackwardSharedProducts,
+  kStreamedRecords,  ///< a training forward's gate records written by non-temporal stores
   kCount
 };
 

@@ -17,9 +17,14 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include <Eigen/Core>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "gate_functions.hpp"
 #include "matrix_types.hpp"
@@ -46,6 +51,47 @@ __attribute__((always_inline)) inline void store(Scalar* p, Index j, Length len,
     Eigen::Map<Chunk<Scalar>>(p + j) = c;
   else
     std::copy(c.data(), c.data() + len, p + j);
+}
+
+/// Elements [j, j + len) of p = c, by a non-temporal store where the chunk is whole and p + j is
+/// aligned to the vector (the cache line is written without being read, and not kept), else
+/// by store(). For a training forward's gate records when there are more of them than the
+/// caches keep: nothing reads them until the backward, which reads them from memory either way.
+template <typename Scalar, typename Length>
+__attribute__((always_inline)) inline void store_streaming(Scalar* p, Index j, Length len,
+                                                           const Chunk<Scalar>& c) {
+#if defined(__SSE2__)
+  static_assert(sizeof(Chunk<Scalar>) == kVectorBytes);
+  if (len == kLanes<Scalar> && reinterpret_cast<std::uintptr_t>(p + j) % kVectorBytes == 0) {
+    constexpr bool kFloat = std::is_same_v<Scalar, float>;
+#if defined(__AVX512F__)
+    if constexpr (kFloat)
+      _mm512_stream_ps(p + j, _mm512_loadu_ps(c.data()));
+    else
+      _mm512_stream_pd(p + j, _mm512_loadu_pd(c.data()));
+#elif defined(__AVX__)
+    if constexpr (kFloat)
+      _mm256_stream_ps(p + j, _mm256_loadu_ps(c.data()));
+    else
+      _mm256_stream_pd(p + j, _mm256_loadu_pd(c.data()));
+#else
+    if constexpr (kFloat)
+      _mm_stream_ps(p + j, _mm_loadu_ps(c.data()));
+    else
+      _mm_stream_pd(p + j, _mm_loadu_pd(c.data()));
+#endif
+    return;
+  }
+#endif
+  store(p, j, len, c);
+}
+
+/// Orders the non-temporal stores of store_streaming() before the calling thread's later
+/// stores (an OpenMP barrier or join after it then publishes them to the other threads).
+inline void finish_streaming_stores() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 /// Calls step(j, len) for consecutive chunks covering [0, n): len is a FullChunk for all but a
@@ -78,10 +124,18 @@ struct ResetAfterChunk {
     h_next = n + z * (h_prev - n);  // (1 - z) n + z h
   }
 
-  /// Writes [r, z, n, m] to a gate record of 4 blocks of H.
+  /// Writes [r, z, n, m] to a gate record of 4 blocks of H, by non-temporal stores when
+  /// `streaming` (store_streaming()).
   template <typename Length>
-  __attribute__((always_inline)) void store_record(Scalar* rec, Index H, Index j,
-                                                   Length len) const {
+  __attribute__((always_inline)) void store_record(Scalar* rec, Index H, Index j, Length len,
+                                                   bool streaming = false) const {
+    if (streaming) {
+      store_streaming(rec, j, len, r);
+      store_streaming(rec + H, j, len, z);
+      store_streaming(rec + 2 * H, j, len, n);
+      store_streaming(rec + 3 * H, j, len, m);
+      return;
+    }
     store(rec, j, len, r);
     store(rec + H, j, len, z);
     store(rec + 2 * H, j, len, n);
@@ -90,18 +144,20 @@ struct ResetAfterChunk {
 };
 
 /// Forward, reset_after: gx = input projection with b_ih and b_hr, b_hz folded in; gh = W_hh h.
-/// rec may be nullptr (inference: nothing reads the record).
+/// rec may be nullptr (inference: nothing reads the record); stream_record: written by
+/// non-temporal stores (store_streaming()).
 template <typename Scalar>
 inline void forward_reset_after(Index H, const Scalar* gx, const Scalar* gh, const Scalar* bias_hn,
                                 const Scalar* h_prev, Scalar* rec, Scalar* h_next,
-                                const GateFunctions<Scalar>* f_or_null) {
+                                const GateFunctions<Scalar>* f_or_null,
+                                bool stream_record = false) {
   with_functions(f_or_null, [&](const auto& f) __attribute__((always_inline)) {
     for_each_chunk<Scalar>(H, [&](Index j, auto len) __attribute__((always_inline)) {
       const ResetAfterChunk<Scalar> g(
           load(gx, j, len), load(gx + H, j, len), load(gx + 2 * H, j, len), load(gh, j, len),
           load(gh + H, j, len), load(gh + 2 * H, j, len), bias_hn, j, len, load(h_prev, j, len), f);
       store(h_next, j, len, g.h_next);
-      if (rec != nullptr) g.store_record(rec, H, j, len);
+      if (rec != nullptr) g.store_record(rec, H, j, len, stream_record);
     });
   });
 }

@@ -17,7 +17,9 @@ namespace eigengru::EIGENGRU_KERNEL_SET::detail {
 /// by a backward) at rec + i * ldr, or rec nullptr (inference with the reset after the product;
 /// the reset before it needs the record as scratch); gh: (n, G) scratch for the products' sums.
 /// With recurrent dropout, the state as the recurrent products read it, h times the rows'
-/// masks, at masked + i * ldm (nullptr: h itself).
+/// masks, at masked + i * ldm (nullptr: h itself). stream_records: the reset after the
+/// product, several rows, and records that nothing reads before the time loop ends, written by
+/// non-temporal stores (store_streaming()).
 template <typename Scalar>
 struct StepRows {
   Index n;
@@ -31,6 +33,7 @@ struct StepRows {
   Scalar* gh;
   const Scalar* masked = nullptr;
   Index ldm = 0;
+  bool stream_records = false;
 
   /// What the recurrent products read: row i at product_input() + i * product_stride().
   const Scalar* product_input() const { return masked != nullptr ? masked : h; }
@@ -58,7 +61,8 @@ void step_gates(const ForwardWeights<Scalar>& w, bool reset_after, const StepRow
     Scalar* rec = rows.rec == nullptr ? nullptr : rows.rec + i * rows.ldr;
     if (reset_after)
       forward_reset_after<Scalar>(U, gx, gh, w.bias_hn_or_null(), rows.h + i * rows.ldh, rec,
-                                  rows.h_next + i * rows.ldn, w.functions_or_null());
+                                  rows.h_next + i * rows.ldn, w.functions_or_null(),
+                                  rows.stream_records);
     else  // r times the state W_hn will read
       forward_gates_rz(U, gx, gh, rows.product_input() + i * rows.product_stride(), rec,
                        w.functions_or_null());

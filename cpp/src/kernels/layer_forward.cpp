@@ -44,6 +44,10 @@ void check_arguments(const char* fn, const LayerWeights<Scalar>& w, const Sequen
   check_lengths(fn, seq.lengths, batch, steps);
 }
 
+/// A training forward's gate records from this size on are written by non-temporal stores:
+/// more than the caches keep for the backward, which reads them from memory either way.
+constexpr Index kStreamedRecordBytes = Index{8} << 20;
+
 /// One call of the forward by rows. Each step works on contiguous per-step buffers (the state,
 /// the recurrent product, the gate records), so that the products see contiguous rows even when
 /// rows are at different times (reverse runs, unequal lengths); a training forward then keeps
@@ -79,9 +83,15 @@ class RowsForward {
         // be efficient even for a batch of one, few enough to stay in cache until the gates
         // read them.
         ahead_(std::clamp<Index>(48 / std::max<Index>(1, B_ / threads_), 1, T_ > 0 ? T_ : 1)),
+        // Records beyond what the caches keep go past them (store_streaming()); a single row's
+        // step (the fused step) writes its own.
+        stream_records_(in_place_ && w.reset_after && B_ / threads_ >= 2 &&
+                        T_ * B_ * 4 * H_ * static_cast<Index>(sizeof(Scalar)) >=
+                            kStreamedRecordBytes),
         prepared_(w, 0, -1, threads_),
         state_{RowMatrix<Scalar>::Zero(B_, H_), RowMatrix<Scalar>(B_, H_)},
         records_(RowMatrix<Scalar>::Zero(B_, 4 * H_)) {
+    if (stream_records_) eigengru::detail::count_path(Path::kStreamedRecords);
     if (h0 != nullptr) state_[0] = Eigen::Map<const RowMatrix<Scalar>>(h0, B_, H_);
     if (in_place_ && T_ > 0)  // the first step's state is h0, copied in
       std::copy_n(state_[0].data(), B_ * H_, kept_states_ + clock_.time(0, 0) * B_ * H_);
@@ -111,6 +121,7 @@ class RowsForward {
       }
 #pragma omp barrier
       if (!scratch_failed && rows.size() > 0) thread_loop(rows, gx, gathered, gh, masked);
+      if (stream_records_) finish_streaming_stores();
     }
     if (scratch_failed) throw std::bad_alloc();
     if (out_ != nullptr) zero_padded_outputs(clock_, B_, H_, out_, ldo_);
@@ -170,6 +181,7 @@ class RowsForward {
       const Index at = clock_.time(b0, s) * B_ + b0;
       rows.h = kept_states_ + at * H;
       rows.rec = kept_gates_ + at * R;
+      rows.stream_records = stream_records_;
       if (s + 1 < T_) rows.h_next = kept_states_ + (clock_.time(b0, s + 1) * B_ + b0) * H;
     } else if (into_out_) {
       rows.h_next = out_ + (clock_.time(b0, s) * B_ + b0) * ldo_;
@@ -215,6 +227,7 @@ class RowsForward {
   const bool in_place_, into_out_;
   const int threads_;
   const Index ahead_;
+  const bool stream_records_;
   const ForwardWeights<Scalar> prepared_;
   RowMatrix<Scalar> state_[2];
   RowMatrix<Scalar> records_;  // this step's records, when not in place
