@@ -154,6 +154,29 @@ def test_backward_product_paths_match_the_reference(rng, threads, reset_after, w
             assert_close(gru.grads[name], expected, np.float64, f"{name}, {n} thread(s)")
 
 
+def reference_case(rng, steps, batch, inputs, hidden, *, dtype, seed, reset_after=True,
+                   scale=0.6, lengths=None):
+    """A layer with uniform(-scale, scale) weights, random inputs, h0 and output gradients
+    (zero past each row's length), and the NumPy reference's out, h_n, dx, dh0 and weight
+    gradients for them: (gru, x, h0, grad_out, grad_h_n, ref)."""
+    from . import reference
+
+    gru = eigengru.GRU(inputs, hidden, reset_after=reset_after, dtype=dtype, seed=seed)
+    for name, p in gru.parameters():
+        setattr(gru, name, rng.uniform(-scale, scale, p.shape).astype(dtype))
+    lengths = np.full(batch, steps) if lengths is None else lengths
+    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
+    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden)).astype(dtype)
+    grad_out = (rng.standard_normal((steps, batch, hidden)) * mask).astype(dtype)
+    grad_h_n = rng.standard_normal((1, batch, hidden)).astype(dtype)
+    params = {name: p.astype(np.float64) for name, p in gru.parameters()}
+    ref = reference.stack(params, 1, False, reset_after, x.astype(np.float64),
+                          h0.astype(np.float64), lengths, grad_out.astype(np.float64),
+                          grad_h_n.astype(np.float64))
+    return gru, x, h0, grad_out, grad_h_n, ref
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_shared_backward_products_give_the_one_thread_gradients(rng, threads, reset_after, dtype):
@@ -164,20 +187,8 @@ def test_shared_backward_products_give_the_one_thread_gradients(rng, threads, re
     16 rows a thread, whole row blocks of the kernel, the gate gradients are the one-thread
     ones, and so are dx, dh0 and the weight gradients, bit for bit (the bias gradients are the
     threads' column sums, added in thread order)."""
-    from . import reference
-
-    steps, batch, inputs, hidden = 7, 32, 5, 12
-    gru = eigengru.GRU(inputs, hidden, reset_after=reset_after, dtype=dtype, seed=6)
-    for name, p in gru.parameters():
-        setattr(gru, name, rng.uniform(-0.6, 0.6, p.shape).astype(dtype))
-    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
-    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden)).astype(dtype)
-    grad_out = rng.standard_normal((steps, batch, hidden)).astype(dtype)
-    grad_h_n = rng.standard_normal((1, batch, hidden)).astype(dtype)
-    params = {name: p.astype(np.float64) for name, p in gru.parameters()}
-    ref = reference.stack(params, 1, False, reset_after, x.astype(np.float64),
-                          h0.astype(np.float64), np.full(batch, steps),
-                          grad_out.astype(np.float64), grad_h_n.astype(np.float64))
+    gru, x, h0, grad_out, grad_h_n, ref = reference_case(rng, 7, 32, 5, 12, dtype=dtype, seed=6,
+                                                         reset_after=reset_after)
     results = {}
     for n, path in ((1, "backward_products_in_loop"), (2, "backward_shared_products")):
         eigengru.set_num_threads(n)
@@ -201,18 +212,8 @@ def test_streamed_records_give_the_reference_gradients(rng, threads, n):
     """A training forward whose gate records pass 8 MB (32 steps of 64 rows of 128 units,
     float64) writes them past the caches, by non-temporal stores: the path runs, the outputs
     are inference's bit for bit, and the gradients match the NumPy reference."""
-    from . import reference
-
-    steps, batch, inputs, hidden = 32, 64, 3, 128
-    gru = eigengru.GRU(inputs, hidden, dtype=np.float64, seed=7)
-    for name, p in gru.parameters():
-        setattr(gru, name, rng.uniform(-0.2, 0.2, p.shape))
-    x = rng.standard_normal((steps, batch, inputs))
-    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden))
-    grad_out = rng.standard_normal((steps, batch, hidden))
-    params = {name: p.copy() for name, p in gru.parameters()}
-    ref = reference.stack(params, 1, False, True, x, h0, np.full(batch, steps), grad_out,
-                          np.zeros((1, batch, hidden)))
+    gru, x, h0, grad_out, grad_h_n, ref = reference_case(rng, 32, 64, 3, 128, dtype=np.float64,
+                                                         seed=7, scale=0.2)
     eigengru.set_num_threads(n)
     gru.zero_grad()
     before = path_count("streamed_records")
@@ -221,7 +222,7 @@ def test_streamed_records_give_the_reference_gradients(rng, threads, n):
     inferred, inferred_h_n = gru(x, h0)
     np.testing.assert_array_equal(out, inferred)
     np.testing.assert_array_equal(h_n, inferred_h_n)
-    dx, dh0 = gru.backward(grad_out)
+    dx, dh0 = gru.backward(grad_out, grad_h_n)
     assert_close(dx, ref[2], np.float64, "dx")
     assert_close(dh0, ref[3], np.float64, "dh0")
     for name, expected in ref[4].items():
@@ -233,21 +234,9 @@ def test_single_rows_with_lengths_match_the_reference(rng, threads, dtype):
     """Two rows of different lengths: one thread steps both together, two threads one row each
     (the fused batch-1 step, H a multiple of the vector width), training and inference; every
     output matches the NumPy reference, and steps past a row's length leave it alone."""
-    from . import reference
-
-    steps, batch, inputs, hidden = 9, 2, 5, 32
-    gru = eigengru.GRU(inputs, hidden, reset_after=True, dtype=dtype, seed=3)
-    for name, p in gru.parameters():
-        setattr(gru, name, rng.uniform(-0.5, 0.5, p.shape).astype(dtype))
-    x = rng.standard_normal((steps, batch, inputs)).astype(dtype)
-    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden)).astype(dtype)
-    lengths = np.array([steps, 4])
-    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
-    grad_out = (rng.standard_normal((steps, batch, hidden)) * mask).astype(dtype)
-    grad_h_n = rng.standard_normal((1, batch, hidden)).astype(dtype)
-    params = {name: p.astype(np.float64) for name, p in gru.parameters()}
-    ref = reference.stack(params, 1, False, True, x.astype(np.float64), h0.astype(np.float64),
-                          lengths, grad_out.astype(np.float64), grad_h_n.astype(np.float64))
+    lengths = np.array([9, 4])
+    gru, x, h0, grad_out, grad_h_n, ref = reference_case(rng, 9, 2, 5, 32, dtype=dtype, seed=3,
+                                                         scale=0.5, lengths=lengths)
     for n in (1, 2):
         eigengru.set_num_threads(n)
         out, h_n = gru(x, h0, lengths=lengths)
