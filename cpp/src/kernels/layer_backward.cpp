@@ -94,9 +94,9 @@ struct GradientProducts {
 /// each thread from its own rows into partial weight gradients of its own, if those fit in L2
 /// (each share reads and writes them whole) and its slice of a step is thick enough to multiply
 /// efficiently; else the threads wait for each other at the end of each share, and each makes a
-/// slice of the rows of dx and of every weight gradient from all the share's rows, which gives
-/// the one-thread products bit for bit. With lengths, a row's steps lie apart in time, and one
-/// pass after the loop makes them.
+/// slice of the rows of dx and of every weight gradient from all the share's rows, the products
+/// one thread would make from the same gate gradients, bit for bit. With lengths, a row's steps lie
+/// apart in time, and one pass after the loop makes them.
 template <typename Scalar>
 class BackwardPass {
  public:
@@ -167,7 +167,8 @@ class BackwardPass {
     {
       const FlushDenormals flush;
       const Slice rows = my_share(B_);
-      if (rows.size() > 0 || shared_) thread_loop(rows, omp_get_thread_num());  // shared_: meets
+      // Sharing, every thread takes part in every share's wait, rows or none.
+      if (rows.size() > 0 || shared_) thread_loop(rows, omp_get_thread_num());
     }
     if (grad_h0 != nullptr) std::copy_n(dh_.data(), B_ * H_, grad_h0);
     const FlushDenormals flush;  // on this thread; the products' threads set their own
