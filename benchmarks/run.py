@@ -368,6 +368,13 @@ def packed_bound_ms(bounds, cell) -> float:
     return (measured["packed_projection_ms"] + steps_ms) * cell.forward_equivalents
 
 
+def one_thread_speedup(cell) -> float | None:
+    """eigengru's time at 1 thread over its time in the cell ("vs 1 thread"), from the 1-thread
+    calls timed in the cell; None for a cell without them."""
+    one = cell.timings.get(bench.ONE_THREAD)
+    return one.median_ms / cell.timings["eigengru"].median_ms if one is not None else None
+
+
 def peak_gflops(bounds, threads: int) -> float:
     """The cores' multiply-add peak at this thread count: the best of the run's measurements
     (one per shape), since a measurement taken while a neighbour held a core reads low."""
@@ -435,8 +442,7 @@ def limits_section(cells, bounds, jax_cells) -> str:
             peer_ms["jax"] = timings["jax"]["median_ms"]
             leads["jax"] = peer_ms["jax"] / timings["eigengru"]["median_ms"]
         peer = min(leads, key=leads.get) if leads else None
-        one = cell.timings.get(bench.ONE_THREAD)
-        scaling = one.median_ms / ms if one is not None else None
+        scaling = one_thread_speedup(cell)
         status = []
         if packed / ms < share_goal:
             status.append(f"{packed / ms:.0%} of the bound, short of {share_goal:.0%}")
@@ -503,9 +509,9 @@ def extras(bounds):
         bound = measured["bound_ms"] * cell.forward_equivalents
         packed = packed_bound_ms(bounds, cell)
         ms = cell.timings["eigengru"].median_ms
-        one = cell.timings.get(bench.ONE_THREAD)
-        scaling = f"{one.median_ms / ms:.2f}x" if one is not None else "-"
-        return [f"{bound:.3f}", f"{bound / ms:.0%}", f"{packed:.3f}", f"{packed / ms:.0%}", scaling]
+        scaling = one_thread_speedup(cell)
+        return [f"{bound:.3f}", f"{bound / ms:.0%}", f"{packed:.3f}", f"{packed / ms:.0%}",
+                "-" if scaling is None else f"{scaling:.2f}x"]
     return columns, ["Eigen GEMM bound ms", "of bound", "packed-kernel bound ms", "of bound",
                      "vs 1 thread"]
 
