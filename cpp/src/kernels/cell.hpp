@@ -129,17 +129,16 @@ struct ResetAfterChunk {
   template <typename Length>
   __attribute__((always_inline)) void store_record(Scalar* rec, Index H, Index j, Length len,
                                                    bool streaming = false) const {
-    if (streaming) {
-      store_streaming(rec, j, len, r);
-      store_streaming(rec + H, j, len, z);
-      store_streaming(rec + 2 * H, j, len, n);
-      store_streaming(rec + 3 * H, j, len, m);
-      return;
-    }
-    store(rec, j, len, r);
-    store(rec + H, j, len, z);
-    store(rec + 2 * H, j, len, n);
-    store(rec + 3 * H, j, len, m);
+    const auto put = [&](Scalar* p, const Chunk<Scalar>& c) __attribute__((always_inline)) {
+      if (streaming)
+        store_streaming(p, j, len, c);
+      else
+        store(p, j, len, c);
+    };
+    put(rec, r);
+    put(rec + H, z);
+    put(rec + 2 * H, n);
+    put(rec + 3 * H, m);
   }
 };
 
