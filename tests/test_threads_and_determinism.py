@@ -118,42 +118,6 @@ def test_units_are_split_only_with_64_or_more_a_thread(rng, threads, hidden, spl
     assert_close(out, one, np.float32, "out vs one thread")
 
 
-@pytest.mark.parametrize("reset_after", [True, False])
-@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-def test_backward_product_paths_match_the_reference(rng, threads, reset_after, with_lengths):
-    """Backward makes dx and the weight gradients in its time loop (one thread; two threads with
-    at least 64 rows each, into per-thread partial gradients) or after it (with lengths): each
-    path matches the NumPy reference."""
-    from . import reference
-
-    steps, batch, inputs, hidden = 5, 130, 3, 8
-    gru = eigengru.GRU(inputs, hidden, reset_after=reset_after, dtype=np.float64, seed=5)
-    for name, p in gru.parameters():
-        setattr(gru, name, rng.uniform(-0.6, 0.6, p.shape))
-    x = rng.standard_normal((steps, batch, inputs))
-    h0 = rng.uniform(-0.8, 0.8, (1, batch, hidden))
-    lengths = rng.integers(1, steps + 1, batch) if with_lengths else np.full(batch, steps)
-    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None]
-    grad_out = rng.standard_normal((steps, batch, hidden)) * mask
-    grad_h_n = rng.standard_normal((1, batch, hidden))
-    params = {name: p.copy() for name, p in gru.parameters()}
-    ref = reference.stack(params, 1, False, reset_after, x, h0, lengths, grad_out, grad_h_n)
-    for n in (1, 2):
-        eigengru.set_num_threads(n)
-        gru.zero_grad()
-        out, h_n = gru.forward(x, h0, lengths=lengths if with_lengths else None, train=True)
-        path = ("backward_products_after" if with_lengths else
-                "backward_partials" if n == 2 else "backward_products_in_loop")
-        before = path_count(path)
-        dx, dh0 = gru.backward(grad_out, grad_h_n)
-        assert path_count(path) == before + 1, f"{path} did not run"
-        for what, actual, expected in [("out", out, ref[0]), ("h_n", h_n, ref[1]),
-                                       ("dx", dx, ref[2]), ("dh0", dh0, ref[3])]:
-            assert_close(actual, expected, np.float64, f"{what}, {n} thread(s)")
-        for name, expected in ref[4].items():
-            assert_close(gru.grads[name], expected, np.float64, f"{name}, {n} thread(s)")
-
-
 def reference_case(rng, steps, batch, inputs, hidden, *, dtype, seed, reset_after=True,
                    scale=0.6, lengths=None):
     """A layer with uniform(-scale, scale) weights, random inputs, h0 and output gradients
@@ -175,6 +139,33 @@ def reference_case(rng, steps, batch, inputs, hidden, *, dtype, seed, reset_afte
                           h0.astype(np.float64), lengths, grad_out.astype(np.float64),
                           grad_h_n.astype(np.float64))
     return gru, x, h0, grad_out, grad_h_n, ref
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_backward_product_paths_match_the_reference(rng, threads, reset_after, with_lengths):
+    """Backward makes dx and the weight gradients in its time loop (one thread; two threads with
+    at least 64 rows each, into per-thread partial gradients) or after it (with lengths): each
+    path matches the NumPy reference."""
+    steps, batch = 5, 130
+    lengths = rng.integers(1, steps + 1, batch) if with_lengths else np.full(batch, steps)
+    gru, x, h0, grad_out, grad_h_n, ref = reference_case(
+        rng, steps, batch, 3, 8, dtype=np.float64, seed=5, reset_after=reset_after,
+        lengths=lengths)
+    for n in (1, 2):
+        eigengru.set_num_threads(n)
+        gru.zero_grad()
+        out, h_n = gru.forward(x, h0, lengths=lengths if with_lengths else None, train=True)
+        path = ("backward_products_after" if with_lengths else
+                "backward_partials" if n == 2 else "backward_products_in_loop")
+        before = path_count(path)
+        dx, dh0 = gru.backward(grad_out, grad_h_n)
+        assert path_count(path) == before + 1, f"{path} did not run"
+        for what, actual, expected in [("out", out, ref[0]), ("h_n", h_n, ref[1]),
+                                       ("dx", dx, ref[2]), ("dh0", dh0, ref[3])]:
+            assert_close(actual, expected, np.float64, f"{what}, {n} thread(s)")
+        for name, expected in ref[4].items():
+            assert_close(gru.grads[name], expected, np.float64, f"{name}, {n} thread(s)")
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
